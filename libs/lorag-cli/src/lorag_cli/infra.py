@@ -1,0 +1,68 @@
+"""`lorag up | down | status`: the local Kafka, Postgres and S3 servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import typer
+
+from lorag_cli.output import console, fail, print_json, print_table
+from lorag_core.db import migrations
+from lorag_core.messaging.topics import ensure_topics
+from lorag_core.settings import Settings
+
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def up(json_out: bool = JsonOpt) -> None:
+    """Start the local Kafka, Postgres and S3 servers, with the schema, topics and buckets.
+
+    The first run downloads Kafka (Maven Central) and builds the S3 server (Go); later runs
+    take seconds.
+    """
+    from lorag_local.stack import LocalStack, LocalStackError
+
+    started = time.perf_counter()
+    stack = LocalStack.from_env()
+    try:
+        endpoints = stack.up(progress=(lambda _m: None) if json_out else console.print)
+    except LocalStackError as exc:
+        fail(str(exc), hint="see the logs under " + str(stack.state_dir / "logs"))
+    settings = Settings()  # the local profile: the servers' own credentials
+    migrations.upgrade(settings.postgres_dsn)
+    asyncio.run(ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.partitions))
+    from lorag_core.storage import ObjectStore
+
+    ObjectStore.from_settings(settings.s3).ensure_buckets(settings.s3.buckets)
+    elapsed = time.perf_counter() - started
+    if json_out:
+        print_json({"endpoints": endpoints.__dict__, "seconds": round(elapsed, 2)})
+    else:
+        console.print(f"[green]lorag is up[/] in {elapsed:.1f}s: kafka {endpoints.kafka_bootstrap}, "
+                      f"postgres {endpoints.postgres_dsn}, s3 {endpoints.s3_endpoint}")
+
+
+def down() -> None:
+    """Stop the local servers that `lorag up` started."""
+    from lorag_local.stack import LocalStack
+
+    LocalStack.from_env().down()
+    console.print("lorag is down")
+
+
+def status(json_out: bool = JsonOpt) -> None:
+    """Show each local server: endpoint, whether it runs and answers, its log."""
+    from lorag_local.stack import LocalStack
+
+    report = LocalStack.from_env().status()
+    if json_out:
+        print_json(report)
+        return
+    print_table(
+        "local infrastructure",
+        ["component", "endpoint", "running", "ready", "log"],
+        ([name, c.get("endpoint"), c.get("running"), c.get("ready"), c.get("log")] for name, c in report.items()),
+    )
+    if not all(c.get("ready") for c in report.values()):
+        raise typer.Exit(1)

@@ -1,0 +1,20 @@
+"""The `lorag` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from lorag_cli import db, infra, jobs, services, submit
+
+app = typer.Typer(
+    help="lorag turns datasets into better AI agents (minions): RAG and LoRA, separate or combined.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.command()(infra.up)
+app.command()(infra.down)
+app.command()(infra.status)
+app.command()(services.serve)
+app.command()(submit.submit)
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(db.app, name="db")

@@ -1,0 +1,87 @@
+"""`lorag serve SERVICE|all`: run services as separate processes, supervised."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import typer
+
+from lorag_cli.output import console, fail
+
+SERVICES = {
+    "rag-service": "lorag_rag",
+    "lora-service": "lorag_lora",
+    "hybrid-orchestrator": "lorag_hybrid",
+    "migration-service": "lorag_migration",
+    "gateway": "lorag_gateway",
+}
+STOP_GRACE_S = 30.0
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+
+
+def _spawn(name: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", SERVICES[name]], env=os.environ.copy())
+
+
+def serve(service: str = typer.Argument(..., help=f"One of: {', '.join(SERVICES)}, or all.")) -> None:
+    """Run one service in the foreground, or `all` as supervised child processes.
+
+    With `all`, a child that exits is restarted with backoff; SIGTERM or Ctrl-C stops every
+    child gracefully (in-flight messages finish) and then exits.
+    """
+    if service != "all" and service not in SERVICES:
+        fail(f"unknown service {service!r}", hint=f"choose one of: {', '.join(SERVICES)}, all")
+    if service != "all":
+        os.execv(sys.executable, [sys.executable, "-m", SERVICES[service]])
+    children = {name: Child(name, _spawn(name)) for name in SERVICES}
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    console.print(f"supervising {', '.join(children)} (pids {', '.join(str(c.process.pid) for c in children.values())})")
+    while not stopping:
+        time.sleep(0.5)
+        for child in children.values():
+            code = child.process.poll()
+            if code is None or stopping:
+                continue
+            delay = min(MAX_BACKOFF_S, 2.0**child.restarts)
+            if time.monotonic() - child.started > 60:
+                child.restarts, delay = 0, 1.0  # it ran fine for a while: start the backoff over
+            console.print(f"[yellow]{child.name} exited with {code}; restarting in {delay:.0f}s[/]")
+            time.sleep(delay)
+            child.process, child.started = _spawn(child.name), time.monotonic()
+            child.restarts += 1
+    _stop_all(list(children.values()))
+
+
+def _stop_all(children: list[Child]) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for child in children:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            console.print(f"[red]{child.name} did not stop in {STOP_GRACE_S:.0f}s; killing it[/]")
+            child.process.kill()
+            child.process.wait()
+    console.print("all services stopped")

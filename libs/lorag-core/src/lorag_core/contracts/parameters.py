@@ -1,0 +1,98 @@
+"""Typed parameters per training type, carried by `job.requested`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from lorag_core.contracts.base import Contract
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+class RagParameters(Contract):
+    """How to build an EXTERNAL_RAG knowledge base."""
+
+    kind: Literal["rag"] = Field(default="rag", description="Discriminator: RAG parameters.")
+    kb: Name | None = Field(
+        default=None, description="Knowledge base name; default: the minion id or the job id."
+    )
+    chunk_tokens: int = Field(default=256, ge=16, le=4096, description="Tokens per chunk.")
+    chunk_overlap: int = Field(default=32, ge=0, le=1024, description="Tokens shared by neighbours.")
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="sentence-transformers model (name, hub id or folder); locked per knowledge base.",
+    )
+    text_field: str | None = Field(default=None, description="JSONL field or CSV column with text.")
+    question_field: str = Field(default="question", description="JSONL/CSV question field.")
+    answer_field: str = Field(default="answer", description="JSONL/CSV answer field.")
+    eval_file: str | None = Field(
+        default=None, description="URI of a JSONL of {question, answer} pairs for hit rate and MRR."
+    )
+    on_bad_file: Literal["fail", "skip"] = Field(
+        default="fail", description="What one unreadable file in a multi-file dataset does to the job."
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> RagParameters:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("chunk_overlap must be smaller than chunk_tokens")
+        return self
+
+
+class LoraParameters(Contract):
+    """How to train a LOCAL_LORA adapter."""
+
+    kind: Literal["lora"] = Field(default="lora", description="Discriminator: LoRA parameters.")
+    base_model: str | None = Field(
+        default=None, description="Hub id or folder of the base model; default: the local model."
+    )
+    adapter: Name | None = Field(default=None, description="Adapter name; default: the job id.")
+    r: int = Field(default=8, ge=1, le=256, description="LoRA rank.")
+    alpha: float = Field(default=16.0, gt=0, description="LoRA scaling numerator (lora_alpha).")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: tuple[str, ...] | None = Field(
+        default=None, description="Module names to adapt; default: per architecture."
+    )
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps.")
+    epochs: float = Field(default=1.0, gt=0, le=100, description="Passes over the training split.")
+    lr: float = Field(default=2e-4, gt=0, lt=1, description="Peak learning rate.")
+    batch_size: int = Field(default=8, ge=1, le=1024, description="Sequences per step.")
+    max_seq_len: int = Field(default=256, ge=8, le=32768, description="Tokens per sequence.")
+    seed: int = Field(default=0, ge=0, description="Seed for data order and initialisation.")
+    eval_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share held out for evaluation.")
+
+
+class FineTuningParameters(Contract):
+    """How to fine-tune all weights of a small LOCAL_FINE_TUNING model."""
+
+    kind: Literal["fine_tuning"] = Field(
+        default="fine_tuning", description="Discriminator: full fine-tuning parameters."
+    )
+    base_model: str | None = Field(default=None, description="Hub id or folder of the model.")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps.")
+    epochs: float = Field(default=1.0, gt=0, le=100, description="Passes over the training split.")
+    lr: float = Field(default=5e-5, gt=0, lt=1, description="Peak learning rate.")
+    batch_size: int = Field(default=8, ge=1, le=1024, description="Sequences per step.")
+    max_seq_len: int = Field(default=256, ge=8, le=32768, description="Tokens per sequence.")
+    seed: int = Field(default=0, ge=0, description="Seed for data order and initialisation.")
+    eval_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share held out for evaluation.")
+
+
+class HybridParameters(Contract):
+    """How to run a hybrid saga: its RAG and LoRA stages and the minion it produces."""
+
+    kind: Literal["hybrid"] = Field(default="hybrid", description="Discriminator: hybrid parameters.")
+    minion: Name | None = Field(default=None, description="Name of the minion the hybrid produces.")
+    rag: RagParameters = Field(default_factory=RagParameters, description="RAG stage parameters.")
+    lora: LoraParameters = Field(default_factory=LoraParameters, description="LoRA stage parameters.")
+    llm_model: str | None = Field(
+        default=None, description="External LLM model name (EXTERNAL_HYBRID); default from settings."
+    )
+
+
+JobParameters = Annotated[
+    RagParameters | LoraParameters | FineTuningParameters | HybridParameters,
+    Field(discriminator="kind"),
+]

@@ -1,0 +1,214 @@
+"""The job store: jobs as their events describe them, the progress log, handled-event records.
+
+Every function takes an open connection and leaves the transaction to the caller, so a
+consumer commits its effects together and acknowledges the message only afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from lorag_core.contracts import JobProgress, JobRequested
+from lorag_core.domain.job_state import JobPosition, JobState, Verdict
+
+Row = dict[str, Any]
+
+UPSERT_REQUESTED = """
+INSERT INTO jobs (job_id, requested_type, effective_type, owner, minion_id, parent_job_id,
+                  stage_name, request, trace_id, requested_at)
+VALUES (%(job_id)s, %(requested_type)s, %(effective_type)s, %(owner)s, %(minion_id)s,
+        %(parent_job_id)s, %(stage_name)s, %(request)s, %(trace_id)s, %(requested_at)s)
+ON CONFLICT (job_id) DO UPDATE SET
+    requested_type = EXCLUDED.requested_type, effective_type = EXCLUDED.effective_type,
+    owner = EXCLUDED.owner, minion_id = EXCLUDED.minion_id,
+    parent_job_id = EXCLUDED.parent_job_id, stage_name = EXCLUDED.stage_name,
+    request = EXCLUDED.request, trace_id = COALESCE(jobs.trace_id, EXCLUDED.trace_id),
+    requested_at = EXCLUDED.requested_at, updated_at = now()
+WHERE jobs.request IS NULL
+RETURNING (xmax = 0) AS created
+"""
+
+INSERT_PROGRESS = """
+INSERT INTO job_progress (job_id, seq, event_id, state, producer, stage, percent, eta_seconds,
+                          metrics, message, result, error, verdict, occurred_at)
+VALUES (%(job_id)s, %(seq)s, %(event_id)s, %(state)s, %(producer)s, %(stage)s, %(percent)s,
+        %(eta_seconds)s, %(metrics)s, %(message)s, %(result)s, %(error)s, %(verdict)s,
+        %(occurred_at)s)
+ON CONFLICT (job_id, seq) DO NOTHING
+"""
+
+UPDATE_POSITION = """
+UPDATE jobs SET state = %(state)s, last_seq = %(seq)s, stage = COALESCE(%(stage)s, stage),
+    percent = COALESCE(%(percent)s, percent), eta_seconds = %(eta_seconds)s,
+    metrics = metrics || %(metrics)s, message = COALESCE(%(message)s, message),
+    result = COALESCE(%(result)s, result), error = COALESCE(%(error)s, error),
+    finished_at = CASE WHEN %(terminal)s THEN COALESCE(finished_at, now()) END,
+    updated_at = now()
+WHERE job_id = %(job_id)s
+"""
+
+
+@dataclass(frozen=True)
+class ProgressOutcome:
+    job_id: str
+    seq: int
+    verdict: Verdict
+    state: JobState
+
+
+async def record_requested(
+    conn: AsyncConnection, event: JobRequested, *, trace_id: str | None = None
+) -> bool:
+    """Create the QUEUED job for a request; a redelivered request changes nothing. True if new."""
+    resolved = event.resolved
+    cur = await conn.execute(
+        UPSERT_REQUESTED,
+        {
+            "job_id": event.job_id,
+            "requested_type": resolved.requested.value,
+            "effective_type": resolved.effective.value,
+            "owner": event.owner,
+            "minion_id": event.minion_id,
+            "parent_job_id": event.parent_job_id,
+            "stage_name": event.stage,
+            "request": Jsonb(event.model_dump(mode="json")),
+            "trace_id": trace_id,
+            "requested_at": event.occurred_at,
+        },
+    )
+    row = await cur.fetchone()
+    if row is not None and resolved.deprecation_notice:
+        # Sequence 0 is the request itself; the notice sits first in the job's progress log.
+        await conn.execute(
+            INSERT_PROGRESS,
+            _progress_row(
+                event.job_id, 0, event.event_id, JobState.QUEUED, "job-tracker",
+                message=resolved.deprecation_notice, occurred_at=event.occurred_at,
+                verdict=Verdict.APPLIED,
+            ),
+        )
+    return bool(row and row["created"])
+
+
+async def apply_progress(
+    conn: AsyncConnection, events: Sequence[JobProgress]
+) -> list[ProgressOutcome]:
+    """Fold progress events into their jobs and the log; duplicates and late events change nothing."""
+    if not events:
+        return []
+    job_ids = sorted({e.job_id for e in events})
+    # Progress may overtake its request (different topics): the request fills the row in later.
+    await conn.execute(
+        "INSERT INTO jobs (job_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (job_ids,)
+    )
+    cur = await conn.execute(
+        "SELECT job_id, state, last_seq FROM jobs WHERE job_id = ANY(%s) ORDER BY job_id FOR UPDATE",
+        (job_ids,),
+    )
+    positions = {r["job_id"]: JobPosition(JobState(r["state"]), r["last_seq"]) for r in await cur.fetchall()}
+
+    log_rows, updates, outcomes = [], {}, []
+    for event in sorted(events, key=lambda e: (e.job_id, e.seq)):
+        position, verdict = positions[event.job_id].advance(event.seq, event.state)
+        positions[event.job_id] = position
+        log_rows.append(_event_row(event, verdict))
+        if verdict is Verdict.APPLIED:
+            updates[event.job_id] = _position_row(event, position)
+        outcomes.append(ProgressOutcome(event.job_id, event.seq, verdict, position.state))
+
+    async with conn.cursor() as c:
+        await c.executemany(INSERT_PROGRESS, log_rows)
+        if updates:
+            await c.executemany(UPDATE_POSITION, list(updates.values()))
+    return outcomes
+
+
+async def request_cancel(conn: AsyncConnection, job_id: str, reason: str) -> Row | None:
+    """Note that someone asked to cancel; the running service stops and reports CANCELLED."""
+    cur = await conn.execute(
+        "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, now()),"
+        " cancel_reason = COALESCE(cancel_reason, %s), updated_at = now()"
+        " WHERE job_id = %s RETURNING job_id, state, cancel_requested_at",
+        (reason, job_id),
+    )
+    return await cur.fetchone()
+
+
+async def get_job(conn: AsyncConnection, job_id: str) -> Row | None:
+    cur = await conn.execute("SELECT * FROM jobs WHERE job_id = %s", (job_id,))
+    return await cur.fetchone()
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    *,
+    owner: str | None = None,
+    state: JobState | None = None,
+    training_type: str | None = None,
+    limit: int = 50,
+) -> list[Row]:
+    """Newest jobs first, filtered by owner, state and effective type."""
+    cur = await conn.execute(
+        "SELECT job_id, requested_type, effective_type, owner, minion_id, state, stage, percent,"
+        " eta_seconds, parent_job_id, created_at, updated_at, finished_at FROM jobs"
+        " WHERE (%(owner)s::text IS NULL OR owner = %(owner)s)"
+        " AND (%(state)s::text IS NULL OR state = %(state)s)"
+        " AND (%(type)s::text IS NULL OR effective_type = %(type)s)"
+        " ORDER BY created_at DESC, job_id LIMIT %(limit)s",
+        {"owner": owner, "state": state, "type": training_type, "limit": limit},
+    )
+    return await cur.fetchall()
+
+
+async def progress_log(conn: AsyncConnection, job_id: str) -> list[Row]:
+    """A job's progress events in sequence order, with what each did to the job."""
+    cur = await conn.execute(
+        "SELECT seq, state, verdict, producer, stage, percent, eta_seconds, metrics, message,"
+        " result, error, occurred_at FROM job_progress WHERE job_id = %s ORDER BY seq",
+        (job_id,),
+    )
+    return await cur.fetchall()
+
+
+async def mark_processed(conn: AsyncConnection, consumer: str, event_id: object) -> bool:
+    """Record that a consumer handled an event; False when it already had (a redelivery)."""
+    cur = await conn.execute(
+        "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (consumer, event_id),
+    )
+    return cur.rowcount == 1
+
+
+def _event_row(event: JobProgress, verdict: Verdict) -> Row:
+    return _progress_row(
+        event.job_id, event.seq, event.event_id, event.state, event.producer,
+        stage=event.stage, percent=event.percent, eta_seconds=event.eta_seconds,
+        metrics=event.metrics, message=event.message,
+        result=event.result.model_dump(mode="json") if event.result else None,
+        error=event.error.model_dump(mode="json") if event.error else None,
+        occurred_at=event.occurred_at, verdict=verdict,
+    )
+
+
+def _progress_row(job_id, seq, event_id, state, producer, *, verdict, occurred_at, stage=None,
+                  percent=None, eta_seconds=None, metrics=None, message=None, result=None,
+                  error=None) -> Row:  # fmt: skip
+    return {
+        "job_id": job_id, "seq": seq, "event_id": event_id, "state": state.value,
+        "producer": producer, "stage": stage, "percent": percent, "eta_seconds": eta_seconds,
+        "metrics": Jsonb(metrics or {}), "message": message,
+        "result": Jsonb(result) if result is not None else None,
+        "error": Jsonb(error) if error is not None else None,
+        "verdict": verdict.value, "occurred_at": occurred_at,
+    }  # fmt: skip
+
+
+def _position_row(event: JobProgress, position: JobPosition) -> Row:
+    row = _event_row(event, Verdict.APPLIED)
+    row.update(state=position.state.value, seq=position.seq, terminal=position.state.is_terminal)
+    return row

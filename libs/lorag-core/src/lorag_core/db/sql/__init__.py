@@ -1,0 +1,1 @@
+"""SQL migrations of the core tables, applied in file order."""

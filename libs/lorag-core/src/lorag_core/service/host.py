@@ -1,0 +1,120 @@
+"""The scaffolding of a service process: broker, Postgres pool, object store, health, SIGTERM.
+
+A service's composition root creates a `ServiceHost`, registers its subscribers on
+`host.broker`, and calls `host.run()`. Connections open in the lifespan, never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from faststream import FastStream
+from psycopg_pool import AsyncConnectionPool
+
+from lorag_core.db import migrations
+from lorag_core.db.pool import open_pool
+from lorag_core.messaging.broker import make_broker
+from lorag_core.messaging.delivery import Delivery
+from lorag_core.messaging.topics import ensure_topics
+from lorag_core.service.health import HealthServer
+from lorag_core.settings import Settings
+from lorag_core.storage import ObjectStore
+from lorag_core.telemetry import setup_logging, setup_tracing
+
+log = logging.getLogger(__name__)
+Hook = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    """The heavy, shared things of one process; filled in when the process starts."""
+
+    settings: Settings
+    service: str
+    pool: AsyncConnectionPool | None = None
+    objects: ObjectStore | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def db(self) -> AsyncConnectionPool:
+        if self.pool is None:
+            raise RuntimeError("the Postgres pool is opened when the service starts")
+        return self.pool
+
+
+class ServiceHost:
+    """Builds the broker and runs a service until SIGTERM, then stops it cleanly."""
+
+    def __init__(
+        self, service: str, settings: Settings, *, health_host: str = "127.0.0.1", health_port: int = 0
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.tracer_provider = setup_tracing(settings.telemetry, service)
+        self.broker = make_broker(
+            settings.kafka, client_id=service, tracer_provider=self.tracer_provider,
+            logger=logging.getLogger(f"lorag.{service}.broker"),
+        )  # fmt: skip
+        self.runtime = Runtime(settings=settings, service=service)
+        self.health = HealthServer(health_host, health_port, service, self._readiness)
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+
+    def delivery(self, consumer_group: str) -> Delivery:
+        """At-least-once delivery with dead letters for one of this service's consumer groups."""
+        return Delivery(
+            self.broker, consumer_group,
+            max_message_bytes=self.settings.kafka.max_message_bytes,
+            max_attempts=self.settings.kafka.max_attempts,
+        )  # fmt: skip
+
+    def on_start(self, hook: Hook) -> Hook:
+        self._on_start.append(hook)
+        return hook
+
+    def on_stop(self, hook: Hook) -> Hook:
+        self._on_stop.append(hook)
+        return hook
+
+    @asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        settings = self.settings
+        await asyncio.to_thread(migrations.upgrade, settings.postgres_dsn)
+        self.runtime.pool = await open_pool(
+            settings.postgres_dsn, min_size=settings.postgres.pool_min, max_size=settings.postgres.pool_max
+        )
+        self.runtime.objects = ObjectStore.from_settings(settings.s3)
+        await asyncio.to_thread(self.runtime.objects.ensure_buckets, settings.s3.buckets)
+        await ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.partitions)
+        for hook in self._on_start:
+            await hook(self.runtime)
+        await self.health.start()
+        try:
+            yield
+        finally:
+            log.info("%s stopping", self.service)
+            await self.health.stop()
+            for hook in reversed(self._on_stop):
+                await hook(self.runtime)
+            await self.runtime.db.close()
+            self.tracer_provider.shutdown()
+
+    async def _readiness(self) -> dict[str, object]:
+        checks: dict[str, object] = {"kafka": await self.broker.ping(timeout=2.0)}
+        try:
+            async with self.runtime.db.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+            checks["postgres"] = True
+        except Exception as exc:
+            checks["postgres"] = f"{type(exc).__name__}: {exc}"
+        return checks
+
+    async def run(self) -> None:
+        """Run until SIGTERM or SIGINT; in-flight messages finish before the broker closes."""
+        setup_logging(self.settings.telemetry, self.service)
+        app = FastStream(self.broker, lifespan=self._lifespan, logger=log)
+        await app.run()

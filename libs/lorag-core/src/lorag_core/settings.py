@@ -1,0 +1,112 @@
+"""Settings shared by every service, read from LORAG_* environment variables.
+
+The local profile (the default) fills in the credentials of the servers `lorag up` starts;
+any other profile requires every secret to be given and refuses placeholders.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_POSTGRES_DSN = "postgresql://lorag:lorag@127.0.0.1:5432/lorag"
+LOCAL_S3_ACCESS_KEY = "lorag-local"
+LOCAL_S3_SECRET_KEY = "lorag-local-secret"
+PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "lorag", LOCAL_S3_SECRET_KEY}
+
+
+class Profile(StrEnum):
+    LOCAL = "local"
+    PRODUCTION = "production"
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LORAG_KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
+    partitions: int = Field(default=3, ge=1, description="Partitions of topics lorag creates.")
+    max_message_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Larger messages are dead-lettered unread."
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, description="Tries of a failing handler before the message is dead-lettered."
+    )
+
+
+class PostgresSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LORAG_POSTGRES_", extra="ignore")
+
+    dsn: SecretStr | None = Field(default=None, description="libpq connection string or URI.")
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=8, ge=1)
+
+
+class S3Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LORAG_S3_", extra="ignore")
+
+    endpoint: str = Field(default="127.0.0.1:9000", description="host:port of the S3 server.")
+    access_key: str | None = None
+    secret_key: SecretStr | None = None
+    secure: bool = Field(default=False, description="Use TLS.")
+    region: str | None = None
+    buckets: tuple[str, ...] = Field(
+        default=("lorag-datasets", "lorag-adapters", "lorag-artifacts"),
+        description="Buckets ensured at start.",
+    )
+
+
+class TelemetrySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LORAG_OTEL_", extra="ignore")
+
+    endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP endpoint, e.g. http://otel-collector:4318."
+    )
+    jsonl_path: Path | None = Field(
+        default=None, description="Also write finished spans as JSON lines to this file."
+    )
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+
+class Settings(BaseSettings):
+    """Everything a lorag process needs to reach Kafka, Postgres, S3 and the tracing backend."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAG_", extra="ignore")
+
+    profile: Profile = Profile.LOCAL
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @model_validator(mode="after")
+    def _secrets_for_profile(self) -> Settings:
+        if self.profile is Profile.LOCAL:
+            self.postgres.dsn = self.postgres.dsn or SecretStr(LOCAL_POSTGRES_DSN)
+            self.s3.access_key = self.s3.access_key or LOCAL_S3_ACCESS_KEY
+            self.s3.secret_key = self.s3.secret_key or SecretStr(LOCAL_S3_SECRET_KEY)
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("LORAG_POSTGRES_DSN", self.postgres.dsn),
+                ("LORAG_S3_ACCESS_KEY", self.s3.access_key),
+                ("LORAG_S3_SECRET_KEY", self.s3.secret_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"profile {self.profile.value} needs {', '.join(missing)} to be set")
+        assert self.s3.secret_key is not None
+        if self.s3.secret_key.get_secret_value().lower() in PLACEHOLDERS:
+            raise ValueError("LORAG_S3_SECRET_KEY is a placeholder; set a real secret")
+        return self
+
+    @property
+    def postgres_dsn(self) -> str:
+        assert self.postgres.dsn is not None  # filled in or required by the validator
+        return self.postgres.dsn.get_secret_value()

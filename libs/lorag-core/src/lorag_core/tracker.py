@@ -1,0 +1,84 @@
+"""Job state follows the events: the one projection of `job.requested`, `job.progress` and
+`job.cancel` into Postgres.
+
+Every service process hosts it (`register_job_tracker`), in shared consumer groups, so whatever
+subset of services a deployment runs, the jobs table stays current and each event is projected
+by exactly one member. Delivery is at least once; the projection is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from faststream import AckPolicy
+from faststream.kafka.annotations import KafkaMessage
+
+from lorag_core.contracts import JobCancelRequested, JobProgress, JobRequested
+from lorag_core.db import jobs
+from lorag_core.domain.job_state import Verdict
+from lorag_core.messaging.delivery import raw_body, records_of
+from lorag_core.messaging.topics import JOB_CANCEL, JOB_PROGRESS, JOB_REQUESTED
+from lorag_core.service.host import Runtime, ServiceHost
+from lorag_core.telemetry import current_trace_id, job_context
+
+TRACKER_GROUP = "lorag.job-tracker"
+PROGRESS_BATCH = 500
+log = logging.getLogger(__name__)
+
+
+async def record_request(runtime: Runtime, event: JobRequested) -> None:
+    """A request becomes a QUEUED job (once, however often it is delivered)."""
+    with job_context(event.job_id):
+        async with runtime.db.connection() as conn:
+            created = await jobs.record_requested(conn, event, trace_id=current_trace_id())
+        if created:
+            resolved = event.resolved
+            log.info("job queued: %s (requested %s)", resolved.effective, resolved.requested)
+            if resolved.deprecation_notice:
+                log.warning(resolved.deprecation_notice)
+
+
+async def record_progress(runtime: Runtime, events: list[JobProgress]) -> None:
+    """Fold a batch of progress events into the jobs in one transaction."""
+    async with runtime.db.connection() as conn:
+        outcomes = await jobs.apply_progress(conn, events)
+    for outcome in outcomes:
+        if outcome.state.is_terminal and outcome.verdict is Verdict.APPLIED:
+            with job_context(outcome.job_id):
+                log.info("job finished: %s", outcome.state)
+
+
+async def record_cancel_request(runtime: Runtime, event: JobCancelRequested) -> None:
+    """Note the request; the service running the job stops it and reports CANCELLED."""
+    with job_context(event.job_id):
+        async with runtime.db.connection() as conn:
+            row = await jobs.request_cancel(conn, event.job_id, event.reason)
+        log.info("cancel requested (%s): %s", event.reason, "noted" if row else "no such job")
+
+
+def register_job_tracker(host: ServiceHost) -> None:
+    """Subscribe this process to the tracker's consumer groups."""
+    broker, runtime = host.broker, host.runtime
+    requests, progress, cancels = (
+        host.delivery(f"{TRACKER_GROUP}.{name}") for name in ("requested", "progress", "cancel")
+    )
+    common = {"ack_policy": AckPolicy.NACK_ON_ERROR, "auto_offset_reset": "earliest", "decoder": raw_body}
+
+    @broker.subscriber(JOB_REQUESTED, group_id=requests.consumer, **common)
+    async def on_job_requested(message: KafkaMessage) -> None:
+        """At least once; idempotent by job id."""
+        (record,) = records_of(message)
+        await requests.one(record, JobRequested, lambda e: record_request(runtime, e))
+
+    @broker.subscriber(
+        JOB_PROGRESS, group_id=progress.consumer, batch=True, max_records=PROGRESS_BATCH, **common
+    )
+    async def on_job_progress(message: KafkaMessage) -> None:
+        """At least once, in batches; idempotent by (job id, sequence)."""
+        await progress.batch(records_of(message), JobProgress, lambda es: record_progress(runtime, es))
+
+    @broker.subscriber(JOB_CANCEL, group_id=cancels.consumer, **common)
+    async def on_job_cancel(message: KafkaMessage) -> None:
+        """At least once; idempotent (the first request's time and reason are kept)."""
+        (record,) = records_of(message)
+        await cancels.one(record, JobCancelRequested, lambda e: record_cancel_request(runtime, e))

@@ -1,0 +1,18 @@
+"""Entry point of the hybrid-orchestrator: wire its subscribers and run until SIGTERM."""
+
+from lorag_core.domain.training_types import TrainingType
+from lorag_core.service.entry import serve
+from lorag_core.service.host import ServiceHost
+from lorag_core.service.intake import no_worker_yet, register_intake
+from lorag_core.settings import Settings
+
+HEALTH_PORT = 8103
+OWNED = frozenset({TrainingType.EXTERNAL_HYBRID, TrainingType.LOCAL_HYBRID})
+
+
+def register(host: ServiceHost) -> None:
+    register_intake(host, OWNED, no_worker_yet)
+
+
+def run() -> None:
+    serve("hybrid-orchestrator", Settings(), register, health_port=HEALTH_PORT)

@@ -1,0 +1,1 @@
+"""lorag_migration."""

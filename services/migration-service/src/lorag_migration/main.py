@@ -1,0 +1,15 @@
+"""Entry point of the migration-service: schema migrations run at start; then it hosts the job tracker."""
+
+from lorag_core.service.entry import serve
+from lorag_core.service.host import ServiceHost
+from lorag_core.settings import Settings
+
+HEALTH_PORT = 8104
+
+
+def register(host: ServiceHost) -> None:
+    """The schema is upgraded by every host at start; legacy conversion arrives with its issue."""
+
+
+def run() -> None:
+    serve("migration-service", Settings(), register, health_port=HEALTH_PORT)

@@ -1,0 +1,28 @@
+import pytest
+from pydantic import ValidationError
+
+from lorag_core.settings import LOCAL_POSTGRES_DSN, Settings
+
+
+def test_local_profile_fills_in_the_local_servers_credentials(monkeypatch):
+    monkeypatch.delenv("LORAG_POSTGRES_DSN", raising=False)
+    monkeypatch.setenv("LORAG_PROFILE", "local")
+    assert Settings().postgres_dsn == LOCAL_POSTGRES_DSN
+
+
+def test_production_needs_every_secret(monkeypatch):
+    monkeypatch.setenv("LORAG_PROFILE", "production")
+    monkeypatch.delenv("LORAG_POSTGRES_DSN", raising=False)
+    with pytest.raises(ValidationError, match="LORAG_POSTGRES_DSN"):
+        Settings()
+
+
+def test_production_refuses_placeholder_secrets(monkeypatch):
+    monkeypatch.setenv("LORAG_PROFILE", "production")
+    monkeypatch.setenv("LORAG_POSTGRES_DSN", "postgresql://u:p@db/lorag")
+    monkeypatch.setenv("LORAG_S3_ACCESS_KEY", "ak")
+    monkeypatch.setenv("LORAG_S3_SECRET_KEY", "changeme")
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings()
+    monkeypatch.setenv("LORAG_S3_SECRET_KEY", "a-real-secret-8c1f")
+    assert Settings().s3.access_key == "ak"
