@@ -36,6 +36,8 @@ async def record_request(runtime: Runtime, event: JobRequested) -> None:
             log.info("job queued: %s (requested %s)", resolved.effective, resolved.requested)
             if resolved.deprecation_notice:
                 log.warning(resolved.deprecation_notice)
+        else:
+            log.info("request already recorded; this delivery changes nothing")
 
 
 async def record_progress(runtime: Runtime, events: list[JobProgress]) -> None:

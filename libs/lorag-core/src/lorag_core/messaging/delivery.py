@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -78,6 +79,8 @@ class Delivery:
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s
         self._attempts: dict[tuple[str, int, int], int] = {}
+        # Fault injection for crash tests: hold after the effects commit, before the ack.
+        self._hold_before_ack_s = float(os.environ.get("LORAG_FAULT_HOLD_BEFORE_ACK_S", "0"))
 
     async def one(
         self, record: ConsumerRecord, event_type: type[E], handler: Callable[[E], Awaitable[None]]
@@ -135,6 +138,9 @@ class Delivery:
             raise  # nack: the consumer seeks back and the record comes again
         for k in keys:
             self._attempts.pop(k, None)
+        if self._hold_before_ack_s:
+            log.warning("%s: holding %.0fs before the ack (fault injection)", self.consumer, self._hold_before_ack_s)
+            await asyncio.sleep(self._hold_before_ack_s)
 
     async def dead_letter(
         self, record: ConsumerRecord, code: str, reason: str, attempts: int = 1

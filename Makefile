@@ -1,0 +1,53 @@
+# lorag: `make demo` runs the main job end to end; `make test` runs the whole suite.
+# Both work from a fresh clone: they install uv (from PyPI) and the locked environment in .venv.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+LORAG := $(VENV)/bin/lorag
+PYTEST := $(VENV)/bin/python -m pytest
+
+.PHONY: help install up down status demo test test-unit test-integration test-e2e bench lint schemas
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet "uv>=0.9,<0.14"
+
+$(VENV)/.synced: uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml) | $(UV)
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+install: $(VENV)/.synced ## Create .venv with every package and the lorag command
+
+up: install ## Start local Kafka, Postgres and S3 (first run downloads them)
+	$(LORAG) up
+
+down: install ## Stop the local servers
+	$(LORAG) down
+
+status: install ## Show the local servers
+	$(LORAG) status
+
+demo: install ## Run the main job end to end on the bundled corpus
+	$(VENV)/bin/python deploy/demo/run_demo.py
+
+test: install ## Unit, integration and e2e tests; starts and stops real servers on free ports
+	$(PYTEST) tests -q -ra
+
+test-unit: install ## Unit tests only (no servers)
+	$(PYTEST) tests/unit -q
+
+bench: install ## Benchmarks: one JSON line per figure, each with an in-run baseline
+	$(VENV)/bin/python -m bench
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check libs services tests bench deploy
+	$(VENV)/bin/ruff format --check libs services tests bench deploy
+	$(VENV)/bin/mypy libs/*/src services/*/src
+
+schemas: install ## Re-export the event contracts' JSON Schemas after a contract change
+	$(VENV)/bin/python -m lorag_core.contracts.schemas

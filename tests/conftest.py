@@ -1,0 +1,33 @@
+"""Session-wide fixtures: the real servers for integration and e2e tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Real Kafka, Postgres and S3 for the whole session, and the environment pointed at them."""
+    from tests.support.stack import export, real_servers
+
+    with real_servers() as (found, _state_dir):
+        export(found)
+        yield found
+
+
+@pytest.fixture(scope="session")
+def settings(endpoints: object):
+    from lorag_core.db import migrations
+    from lorag_core.settings import Settings
+
+    current = Settings()
+    migrations.upgrade(current.postgres_dsn)
+    return current
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("service-logs")

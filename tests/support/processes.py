@@ -1,0 +1,67 @@
+"""Service processes for tests: started for real, waited on until ready, stopped or killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from lorag_local.stack import free_port
+
+
+@dataclass
+class ServiceProcess:
+    module: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.module} exited {self.process.returncode}:\n{self.log()}")
+            if self.ready():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.module} not ready in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def stop(self, timeout: float = 35) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+def start_service(module: str, log_dir: Path, **env: str) -> ServiceProcess:
+    """Start `python -m module` with the session's endpoints plus `env`; wait until it is ready."""
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{module}-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env={**os.environ, "LORAG_HEALTH_PORT": str(port), **env},
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    service = ServiceProcess(module, port, process, log_path)
+    service.wait_ready()
+    return service
