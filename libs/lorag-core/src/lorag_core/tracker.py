@@ -22,7 +22,7 @@ from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.telemetry import current_trace_id, job_context
 
 TRACKER_GROUP = "lorag.job-tracker"
-PROGRESS_BATCH = 500
+PROGRESS_BATCH = 2000
 log = logging.getLogger(__name__)
 
 

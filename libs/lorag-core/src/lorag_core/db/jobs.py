@@ -6,6 +6,7 @@ consumer commits its effects together and acknowledges the message only afterwar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,23 @@ INSERT INTO job_progress (job_id, seq, event_id, state, producer, stage, percent
 VALUES (%(job_id)s, %(seq)s, %(event_id)s, %(state)s, %(producer)s, %(stage)s, %(percent)s,
         %(eta_seconds)s, %(metrics)s, %(message)s, %(result)s, %(error)s, %(verdict)s,
         %(occurred_at)s)
+ON CONFLICT (job_id, seq) DO NOTHING
+"""
+
+PROGRESS_COLUMNS = (
+    "job_id", "seq", "event_id", "state", "producer", "stage", "percent", "eta_seconds",
+    "metrics", "message", "result", "error", "verdict", "occurred_at",
+)  # fmt: skip
+# Batches arrive by COPY into a per-connection scratch table, then move over in one statement:
+# several times faster than row-by-row inserts, and duplicates are still skipped by the key.
+STAGE_PROGRESS = """
+CREATE TEMP TABLE IF NOT EXISTS incoming_progress
+    (LIKE job_progress INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+COPY_PROGRESS = f"COPY incoming_progress ({', '.join(PROGRESS_COLUMNS)}) FROM STDIN"
+MOVE_PROGRESS = f"""
+INSERT INTO job_progress ({', '.join(PROGRESS_COLUMNS)})
+SELECT {', '.join(PROGRESS_COLUMNS)} FROM incoming_progress
 ON CONFLICT (job_id, seq) DO NOTHING
 """
 
@@ -112,17 +130,22 @@ async def apply_progress(
     )
     positions = {r["job_id"]: JobPosition(JobState(r["state"]), r["last_seq"]) for r in await cur.fetchall()}
 
-    log_rows, updates, outcomes = [], {}, []
+    log_rows, newest, outcomes = [], {}, []
     for event in sorted(events, key=lambda e: (e.job_id, e.seq)):
         position, verdict = positions[event.job_id].advance(event.seq, event.state)
         positions[event.job_id] = position
-        log_rows.append(_event_row(event, verdict))
+        log_rows.append(_copy_row(event, verdict))
         if verdict is Verdict.APPLIED:
-            updates[event.job_id] = _position_row(event, position)
+            newest[event.job_id] = (event, position)
         outcomes.append(ProgressOutcome(event.job_id, event.seq, verdict, position.state))
+    updates = {job_id: _position_row(event, position) for job_id, (event, position) in newest.items()}
 
     async with conn.cursor() as c:
-        await c.executemany(INSERT_PROGRESS, log_rows)
+        await c.execute(STAGE_PROGRESS)
+        async with c.copy(COPY_PROGRESS) as copy:
+            for row in log_rows:
+                await copy.write_row(row)
+        await c.execute(MOVE_PROGRESS)
         if updates:
             await c.executemany(UPDATE_POSITION, list(updates.values()))
     return outcomes
@@ -193,6 +216,17 @@ def _event_row(event: JobProgress, verdict: Verdict) -> Row:
         error=event.error.model_dump(mode="json") if event.error else None,
         occurred_at=event.occurred_at, verdict=verdict,
     )
+
+
+def _copy_row(event: JobProgress, verdict: Verdict) -> tuple[Any, ...]:
+    """A progress event as a COPY row, in PROGRESS_COLUMNS order; JSON columns as JSON text."""
+    return (
+        event.job_id, event.seq, event.event_id, event.state.value, event.producer, event.stage,
+        event.percent, event.eta_seconds, json.dumps(event.metrics), event.message,
+        event.result.model_dump_json() if event.result else None,
+        event.error.model_dump_json() if event.error else None,
+        verdict.value, event.occurred_at,
+    )  # fmt: skip
 
 
 def _progress_row(job_id, seq, event_id, state, producer, *, verdict, occurred_at, stage=None,

@@ -1,0 +1,166 @@
+"""Event round trip (request published -> job QUEUED in Postgres) and progress projection rate."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from lorag_core.contracts import JobProgress, JobRequested
+from lorag_core.db.jobs import INSERT_PROGRESS, _event_row
+from lorag_core.domain.job_state import JobState, Verdict
+from lorag_core.messaging.topics import JOB_PROGRESS, JOB_REQUESTED
+from lorag_core.settings import Settings
+from tests.support.processes import start_service
+
+ROUND_TRIPS = 500
+PROJECTION_JOBS = 2_000
+EVENTS_PER_JOB = 10
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def raw_kafka_round_trips(bootstrap: str, n: int) -> list[float]:
+    """Baseline: a bare aiokafka produce -> consume of the same payloads, no lorag in between."""
+    topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic, auto_offset_reset="earliest")
+    await producer.start()
+    await producer.send_and_wait(topic, b"warm-up")
+    await consumer.start()
+    await consumer.getone()
+    latencies = []
+    try:
+        for i in range(n):
+            payload = JobRequested(job_id=f"raw-{i}", training_type="EXTERNAL_RAG",
+                                   datasets=[{"uri": "s3://b/k"}]).to_bytes()  # fmt: skip
+            started = time.perf_counter()
+            await producer.send_and_wait(topic, payload)
+            await consumer.getone()
+            latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return latencies
+
+
+async def lorag_round_trips(settings: Settings, n: int) -> list[float]:
+    """Publish a request, poll Postgres until its job is QUEUED; one at a time."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    latencies = []
+    async with await psycopg.AsyncConnection.connect(settings.postgres_dsn, autocommit=True) as conn:
+        try:
+            for i in range(n + 20):
+                job_id = f"bench-rt-{uuid.uuid4().hex[:12]}"
+                payload = JobRequested(job_id=job_id, training_type="EXTERNAL_RAG",
+                                       datasets=[{"uri": "s3://b/k"}]).to_bytes()  # fmt: skip
+                started = time.perf_counter()
+                await producer.send_and_wait(JOB_REQUESTED, payload, key=job_id.encode())
+                while not await (await conn.execute(
+                    "SELECT 1 FROM jobs WHERE job_id = %s AND state = 'QUEUED'", (job_id,)
+                )).fetchone():  # fmt: skip
+                    await asyncio.sleep(0.001)
+                if i >= 20:  # the first few warm up connections and the consumer's fetch loop
+                    latencies.append((time.perf_counter() - started) * 1000)
+        finally:
+            await producer.stop()
+    return latencies
+
+
+def progress_events() -> list[JobProgress]:
+    run = uuid.uuid4().hex[:8]
+    out = []
+    for j in range(PROJECTION_JOBS):
+        job_id = f"bench-pj-{run}-{j}"
+        for seq in range(1, EVENTS_PER_JOB + 1):
+            state = JobState.VALIDATING if seq == 1 else JobState.RUNNING
+            if seq == EVENTS_PER_JOB:
+                state = JobState.SUCCEEDED
+            out.append(JobProgress(job_id=job_id, seq=seq, state=state, producer="bench",
+                                   percent=seq * 100 / EVENTS_PER_JOB, metrics={"loss": 1.0 / seq}))  # fmt: skip
+    return out
+
+
+async def projection_rate(settings: Settings, events: list[JobProgress], logs: Path) -> float:
+    """Publish every event with the tracker down, then time the tracker projecting them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        sends = [await producer.send(JOB_PROGRESS, e.to_bytes(), key=e.job_id.encode()) for e in events]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    job_ids = sorted({e.job_id for e in events})
+    tracker = await asyncio.to_thread(start_service, "lorag_migration", logs)
+    try:
+        async with await psycopg.AsyncConnection.connect(settings.postgres_dsn, autocommit=True) as conn:
+            first: tuple[float, int] | None = None
+            while True:
+                count = (await (await conn.execute(
+                    "SELECT count(*) FROM job_progress WHERE job_id = ANY(%s)", (job_ids,)
+                )).fetchone())[0]  # fmt: skip
+                now = time.perf_counter()
+                if count and first is None:
+                    first = (now, count)
+                if count >= len(events):
+                    assert first is not None
+                    return (count - first[1]) / (now - first[0])
+                await asyncio.sleep(0.1)  # a light poll: the server is busy projecting
+    finally:
+        await asyncio.to_thread(tracker.stop)
+
+
+async def raw_executemany_rate(settings: Settings, events: list[JobProgress]) -> float:
+    """Baseline: the same rows written by one executemany into a copy of the progress table."""
+    rows = [_event_row(e, Verdict.APPLIED) for e in events]
+    sql = INSERT_PROGRESS.replace("INSERT INTO job_progress", "INSERT INTO bench_progress_raw")
+    async with await psycopg.AsyncConnection.connect(settings.postgres_dsn) as conn:
+        await conn.execute("DROP TABLE IF EXISTS bench_progress_raw")
+        await conn.execute("CREATE TABLE bench_progress_raw (LIKE job_progress INCLUDING ALL)")
+        await conn.commit()
+        started = time.perf_counter()
+        async with conn.cursor() as cur:
+            await cur.executemany(sql, rows)
+        await conn.commit()
+        elapsed = time.perf_counter() - started
+        await conn.execute("DROP TABLE bench_progress_raw")
+        await conn.commit()
+    return len(rows) / elapsed
+
+
+async def run(settings: Settings, work: Path) -> list[dict[str, Any]]:
+    figures = []
+    tracker = await asyncio.to_thread(start_service, "lorag_migration", work / "logs")
+    try:
+        raw = await raw_kafka_round_trips(settings.kafka.bootstrap_servers, ROUND_TRIPS)
+        ours = await lorag_round_trips(settings, ROUND_TRIPS)
+    finally:
+        await asyncio.to_thread(tracker.stop)
+    for q, name in ((0.5, "p50"), (0.99, "p99")):
+        figures.append({
+            "bench": "event_round_trip", "figure": f"{name}_ms", "n": len(ours),
+            "value": round(percentile(ours, q), 2), "baseline": "raw aiokafka produce->consume",
+            "baseline_value": round(percentile(raw, q), 2),
+            "ratio": round(percentile(ours, q) / percentile(raw, q), 2),
+            "target": 50 if name == "p50" else 250,
+        })  # fmt: skip
+    events = progress_events()
+    projected = await projection_rate(settings, events, work / "logs")
+    baseline = await raw_executemany_rate(settings, events)
+    figures.append({
+        "bench": "state_projection", "figure": "events_per_s", "n": len(events),
+        "value": round(projected), "baseline": "raw executemany of the same rows",
+        "baseline_value": round(baseline), "ratio": round(projected / baseline, 2),
+        "target": ">= 2000 events/s and ratio >= 0.5",
+    })  # fmt: skip
+    return figures
