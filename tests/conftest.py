@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,10 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Real Kafka, Postgres and S3 for the whole session, and the environment pointed at them."""
     from tests.support.stack import export, real_servers
 
-    with real_servers() as (found, _state_dir):
+    with real_servers() as (found, state_dir):
         export(found)
+        if state_dir is not None:
+            os.environ["LORAG_STATE_DIR"] = str(state_dir)
         yield found
 
 

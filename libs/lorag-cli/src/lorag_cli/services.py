@@ -33,14 +33,18 @@ class Child:
 
 
 def _spawn(name: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", SERVICES[name]], env=os.environ.copy())
+    env = os.environ.copy()
+    if base := env.get("LORAG_HEALTH_PORT_BASE"):  # several stacks on one machine
+        env["LORAG_HEALTH_PORT"] = str(int(base) + list(SERVICES).index(name))
+    return subprocess.Popen([sys.executable, "-m", SERVICES[name]], env=env)
 
 
 def serve(service: str = typer.Argument(..., help=f"One of: {', '.join(SERVICES)}, or all.")) -> None:
     """Run one service in the foreground, or `all` as supervised child processes.
 
     With `all`, a child that exits is restarted with backoff; SIGTERM or Ctrl-C stops every
-    child gracefully (in-flight messages finish) and then exits.
+    child gracefully (in-flight messages finish) and then exits. Health ports are each
+    service's default, or LORAG_HEALTH_PORT_BASE + its index in the order listed.
     """
     if service != "all" and service not in SERVICES:
         fail(f"unknown service {service!r}", hint=f"choose one of: {', '.join(SERVICES)}, all")

@@ -1,0 +1,117 @@
+"""The lorag command and `lorag serve all` against the real servers, as a person would use them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from lorag_cli.services import SERVICES
+from lorag_core.storage import ObjectStore
+from lorag_local.stack import free_port
+from tests.support.db import wait_for_job
+
+pytestmark = pytest.mark.e2e
+
+
+def lorag(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lorag_cli", *args], capture_output=True, text=True,
+                          check=check, timeout=120)  # fmt: skip
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
+            return r.status == 200 and json.load(r)["checks"] == {"kafka": True, "postgres": True}
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def serve_all(settings, logs_dir):
+    base = free_port()
+    while any(free_port() == base + i for i in range(1, 5)):
+        base = free_port()
+    log = (logs_dir / "serve-all.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "lorag_cli", "serve", "all"], stdout=log,
+                               stderr=subprocess.STDOUT, env={**os.environ, "LORAG_HEALTH_PORT_BASE": str(base)})  # fmt: skip
+    ports = [base + i for i in range(len(SERVICES))]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(ready(p) for p in ports):
+        time.sleep(0.5)
+    assert all(ready(p) for p in ports), (logs_dir / "serve-all.log").read_text()[-5000:]
+    yield process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def test_status_reports_every_component(settings):
+    if os.environ.get("LORAG_TEST_USE_ENV") == "1":
+        pytest.skip("the servers were given by environment, not started by lorag")
+    report = json.loads(lorag("status", "--json").stdout)
+    assert set(report) == {"kafka", "postgres", "s3"}
+    assert all(component["ready"] is True for component in report.values()), report
+
+
+async def test_submit_list_show_cancel(settings, serve_all, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\nalpha")
+    (tmp_path / "docs" / "b.txt").write_text("beta")
+    submitted = json.loads(lorag("submit", "RAG", "--dataset", str(tmp_path / "docs"), "--param", "kb=e2e",
+                                 "--json").stdout)  # fmt: skip
+    job_id = submitted["job_id"]
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="QUEUED")
+    assert (job["requested_type"], job["effective_type"]) == ("RAG", "EXTERNAL_RAG")
+    assert job["request"]["parameters"]["kb"] == "e2e"
+    uri = job["request"]["datasets"][0]["uri"]
+    bucket, prefix = uri[5:].split("/", 1)
+    keys = sorted(ObjectStore.from_settings(settings.s3).list_keys(bucket, prefix))
+    assert keys == [f"{job_id}/a.md", f"{job_id}/b.txt"]
+
+    listed = json.loads(lorag("jobs", "ls", "--json", "--limit", "500").stdout)
+    assert job_id in {row["job_id"] for row in listed}
+
+    cancelled = json.loads(lorag("jobs", "cancel", job_id, "--json").stdout)
+    assert cancelled["cancel_requested"] is True
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        shown = json.loads(lorag("jobs", "show", job_id, "--json").stdout)
+        if shown["cancel_requested_at"]:
+            break
+        time.sleep(0.3)
+    assert shown["cancel_requested_at"] and shown["cancel_reason"] == "cancelled by user"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["submit", "QUANTUM", "--dataset", "."], "unknown training type 'QUANTUM'; valid types: EXTERNAL_RAG"),
+        (["submit", "LOCAL_LORA", "--dataset", ".", "--param", "r=0"], "invalid parameters for LOCAL_LORA"),
+        (["submit", "LOCAL_LORA", "--dataset", ".", "--param", "colour=red"], "valid keys: base_model"),
+        (["submit", "EXTERNAL_RAG", "--dataset", "/no/such/dir"], "dataset /no/such/dir does not exist"),
+        (["jobs", "show", "job-does-not-exist"], "no job 'job-does-not-exist'"),
+        (["jobs", "cancel", "job-does-not-exist"], "no job 'job-does-not-exist'"),
+        (["serve", "chat-service"], "unknown service 'chat-service'"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(settings, args, message):
+    done = lorag(*args, check=False)
+    assert done.returncode != 0
+    assert message in " ".join(done.stderr.split()), done.stderr
+
+
+def test_every_command_has_help():
+    for command in (["--help"], ["up", "--help"], ["down", "--help"], ["status", "--help"], ["serve", "--help"],
+                    ["submit", "--help"], ["jobs", "ls", "--help"], ["jobs", "show", "--help"],
+                    ["jobs", "cancel", "--help"], ["db", "upgrade", "--help"], ["db", "status", "--help"]):  # fmt: skip
+        assert "Usage" in lorag(*command).stdout
+
+
+def test_serve_all_stops_cleanly_on_sigterm(serve_all):
+    serve_all.send_signal(signal.SIGTERM)
+    assert serve_all.wait(timeout=60) == 0
