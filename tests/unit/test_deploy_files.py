@@ -1,0 +1,483 @@
+"""The deployment files parse and agree with the code: docker-compose.yml, deploy/docker,
+deploy/otel, deploy/grafana and the kustomize base in deploy/k8s.
+
+Each check is a function that returns the problems it finds, so the same check runs against
+the real files (no problems expected) and against deliberately broken copies (the problem must
+be reported): a check that cannot fail would prove nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+K8S_DIR = ROOT / "deploy" / "k8s"
+
+# lorag service -> (module run with `python -m`, health port)
+SERVICES: dict[str, tuple[str, int]] = {
+    "rag-service": ("lorag_rag", 8101),
+    "lora-service": ("lorag_lora", 8102),
+    "hybrid-orchestrator": ("lorag_hybrid", 8103),
+    "migration-service": ("lorag_migration", 8104),
+    "gateway": ("lorag_gateway", 8105),
+}
+SERVERS = {"kafka", "postgres", "minio", "chroma", "otel-collector"}
+NEEDED_BY_ALL = {"kafka", "postgres", "minio"}
+AUTOSCALED = {"rag-service", "lora-service", "hybrid-orchestrator"}
+REQUIRED_ENV = (
+    "LORAG_KAFKA_BOOTSTRAP_SERVERS",
+    "LORAG_POSTGRES_DSN",
+    "LORAG_S3_ENDPOINT",
+    "LORAG_S3_ACCESS_KEY",
+    "LORAG_S3_SECRET_KEY",
+    "LORAG_OTEL_ENDPOINT",
+)
+Resources = dict[str, list[dict[str, Any]]]  # k8s file name -> its documents
+
+
+def load_compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def load_kustomization() -> dict[str, Any]:
+    return yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+
+
+def load_k8s_resources(kustomization: dict[str, Any]) -> Resources:
+    """file name -> its documents, for every resource the kustomization names."""
+    return {
+        name: [doc for doc in yaml.safe_load_all((K8S_DIR / name).read_text()) if doc]
+        for name in kustomization["resources"]
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# docker-compose.yml
+# ------------------------------------------------------------------------------------------
+
+
+def module_problems(where: str, command: Any, module: str) -> list[str]:
+    """The command must be `python -m MODULE` for the service's own module, and that module
+    must be importable and runnable with -m (a renamed package fails here)."""
+    if not (isinstance(command, list) and len(command) == 3 and command[:2] == ["python", "-m"]):
+        return [f"{where}: command {command!r} is not `python -m MODULE`"]
+    named = command[2]
+    if importlib.util.find_spec(named) is None:
+        return [f"{where}: module {named} is not importable"]
+    if importlib.util.find_spec(f"{named}.__main__") is None:
+        return [f"{where}: module {named} has no __main__, `python -m {named}` cannot run it"]
+    if named != module:
+        return [f"{where}: runs {named}, the service's module is {module}"]
+    return []
+
+
+def compose_problems(compose: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    services = compose.get("services") or {}
+
+    missing = (set(SERVICES) | SERVERS) - set(services)
+    if missing:
+        problems.append(f"compose lacks services {sorted(missing)}")
+
+    for name, service in services.items():
+        check = service.get("healthcheck") or {}
+        test = check.get("test")
+        if check.get("disable") or not test or test[0] not in ("CMD", "CMD-SHELL"):
+            problems.append(f"{name}: no healthcheck")
+
+    for name, (module, port) in SERVICES.items():
+        service = services.get(name)
+        if service is None:
+            continue
+        problems += module_problems(f"compose {name}", service.get("command"), module)
+
+        depends = service.get("depends_on")
+        if not isinstance(depends, dict):
+            # The list form of depends_on only waits for the containers to start.
+            problems.append(f"{name}: depends_on must be a mapping with conditions")
+            depends = {}
+        for dependency, spec in depends.items():
+            if (spec or {}).get("condition") != "service_healthy":
+                problems.append(f"{name}: depends_on {dependency} is not service_healthy")
+        needed = set(NEEDED_BY_ALL)
+        if name == "rag-service":
+            needed.add("chroma")
+        if name != "migration-service":
+            needed.add("migration-service")
+        if needed - set(depends):
+            problems.append(f"{name}: does not wait for {sorted(needed - set(depends))}")
+
+        env = service.get("environment") or {}
+        if not isinstance(env, dict):
+            problems.append(f"{name}: environment should be a mapping")
+            env = {}
+        if str(env.get("LORAG_HEALTH_PORT")) != str(port):
+            problems.append(f"{name}: LORAG_HEALTH_PORT should be {port}")
+        if env.get("LORAG_PROFILE") != "local":
+            problems.append(f"{name}: LORAG_PROFILE should be local in compose")
+        if env.get("LORAG_HEALTH_HOST") != "0.0.0.0":
+            problems.append(f"{name}: LORAG_HEALTH_HOST should be 0.0.0.0 in a container")
+        for key in REQUIRED_ENV:
+            if not env.get(key):
+                problems.append(f"{name}: {key} is not set")
+
+        probe = " ".join(map(str, (service.get("healthcheck") or {}).get("test") or []))
+        if "/ready" not in probe:
+            problems.append(f"{name}: healthcheck does not call /ready")
+        if service.get("stop_grace_period") != "35s":
+            problems.append(f"{name}: stop_grace_period should be 35s")
+        build = service.get("build") or {}
+        if build.get("dockerfile") != "deploy/docker/Dockerfile":
+            problems.append(f"{name}: not built from deploy/docker/Dockerfile")
+
+    return problems
+
+
+def test_compose_file_is_consistent() -> None:
+    assert compose_problems(load_compose()) == []
+
+
+def test_lorag_services_share_one_image() -> None:
+    services = load_compose()["services"]
+    assert {services[name]["image"] for name in SERVICES} == {"lorag:local"}
+
+
+def test_health_ports_match_the_code() -> None:
+    for name, (module, port) in SERVICES.items():
+        main = importlib.import_module(f"{module}.main")
+        assert port == main.HEALTH_PORT, f"{name}: {module}.main.HEALTH_PORT changed"
+
+
+def test_gateway_exposes_its_future_http_port() -> None:
+    gateway = load_compose()["services"]["gateway"]
+    assert any(str(p).endswith(":8000") for p in gateway.get("ports", []))
+
+
+def test_compose_paths_exist() -> None:
+    """Build contexts, Dockerfiles and bind-mounted config files are where compose looks."""
+    for name, service in load_compose()["services"].items():
+        build = service.get("build")
+        if build:
+            context = ROOT / build.get("context", ".")
+            assert context.is_dir(), f"{name}: build context {context}"
+            assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: mounts missing {source}"
+
+
+def test_infrastructure_images() -> None:
+    services = load_compose()["services"]
+
+    def image(name: str) -> str:
+        build = services[name].get("build") or {}
+        return (build.get("args") or {}).get("BASE_IMAGE") or services[name]["image"]
+
+    assert image("kafka").startswith("apache/kafka:")
+    assert image("postgres").startswith("postgres:16")
+    assert image("minio").startswith("minio/minio")
+    assert image("chroma").startswith("chromadb/chroma")
+    assert image("otel-collector").startswith("otel/opentelemetry-collector-contrib:")
+    assert image("tempo").startswith("grafana/tempo:")
+    assert image("grafana").startswith("grafana/grafana:")
+    kafka_probe = " ".join(services["kafka"]["healthcheck"]["test"])
+    assert "/opt/kafka/bin/kafka-topics.sh" in kafka_probe
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+    assert "/minio/health/live" in " ".join(services["minio"]["healthcheck"]["test"])
+    assert "/api/v2/heartbeat" in " ".join(services["chroma"]["healthcheck"]["test"])
+
+
+# ------------------------------------------------------------------------------------------
+# Tracing configuration
+# ------------------------------------------------------------------------------------------
+
+
+def test_collector_receives_otlp_and_exports_to_tempo() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "otel" / "collector.yaml").read_text())
+    protocols = config["receivers"]["otlp"]["protocols"]
+    assert protocols["http"]["endpoint"].endswith(":4318")
+    assert protocols["grpc"]["endpoint"].endswith(":4317")
+    traces = config["service"]["pipelines"]["traces"]
+    assert "batch" in traces["processors"]
+    for kind in ("receivers", "processors", "exporters"):
+        for component in traces[kind]:
+            assert component in config[kind], f"pipeline uses undefined {kind[:-1]} {component}"
+    endpoints = [config["exporters"][e]["endpoint"] for e in traces["exporters"]]
+    assert any(e.startswith("tempo:") for e in endpoints)
+    assert "health_check" in config["service"]["extensions"]
+
+
+def test_tempo_and_grafana_datasource() -> None:
+    tempo = yaml.safe_load((ROOT / "deploy" / "otel" / "tempo.yaml").read_text())
+    assert tempo["server"]["http_listen_port"] == 3200
+    assert "otlp" in tempo["distributor"]["receivers"]
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning" / "datasources"
+    sources = [
+        source
+        for path in provisioning.glob("*.yaml")
+        for source in yaml.safe_load(path.read_text())["datasources"]
+    ]
+    assert [s["url"] for s in sources if s["type"] == "tempo"] == ["http://tempo:3200"]
+
+
+# ------------------------------------------------------------------------------------------
+# Image
+# ------------------------------------------------------------------------------------------
+
+
+def test_dockerfile() -> None:
+    text = DOCKERFILE.read_text()
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["python:3.11-slim", "python:3.11-slim"]
+    assert "uv sync --frozen --no-dev" in text
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must not run as root"
+    for sources in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
+        for source in sources.split():
+            assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+    packages = set(re.findall(r"--package ([\w-]+)", text))
+    for name in SERVICES:
+        directory = ROOT / "services" / name
+        project = (directory / "pyproject.toml").read_text()
+        declared = re.search(r'^name = "(.+)"', project, re.M)
+        assert declared and declared[1] in packages, f"the image does not install {name}"
+
+
+def test_dockerignore_keeps_local_state_out() -> None:
+    entries = (ROOT / ".dockerignore").read_text().split()
+    for entry in (".venv", ".git", ".lorag"):
+        assert entry in entries
+
+
+# ------------------------------------------------------------------------------------------
+# Kubernetes
+# ------------------------------------------------------------------------------------------
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes quantity as a number (bytes or cores)."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 1e3, "M": 1e6, "G": 1e9}
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(value))
+    assert match, f"not a quantity: {value!r}"
+    return float(match[1]) * units.get(match[2], 1)
+
+
+def k8s_problems(kustomization: dict[str, Any], resources: Resources) -> list[str]:
+    problems: list[str] = []
+    docs = [doc for file_docs in resources.values() for doc in file_docs]
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+
+    for name in kustomization.get("resources", []):
+        if not (K8S_DIR / name).is_file():
+            problems.append(f"kustomization names missing {name}")
+    for kind in ("Namespace", "ConfigMap", "Secret"):
+        if kind not in by_kind:
+            problems.append(f"no {kind}")
+
+    deployments = by_kind.get("Deployment", {})
+    services = by_kind.get("Service", {})
+    for name, (module, port) in SERVICES.items():
+        deployment = deployments.get(name)
+        if deployment is None:
+            problems.append(f"no Deployment {name}")
+            continue
+        if name not in services:
+            problems.append(f"no Service {name}")
+        template = deployment["spec"]["template"]
+        labels = template["metadata"].get("labels", {})
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        if not selector.items() <= labels.items():
+            problems.append(f"{name}: selector does not match the pod labels")
+        if name in services and not services[name]["spec"]["selector"].items() <= labels.items():
+            problems.append(f"{name}: Service selector does not match the pods")
+        containers = template["spec"]["containers"]
+        if len(containers) != 1:
+            problems.append(f"{name}: expected one container")
+            continue
+        container = containers[0]
+        problems += module_problems(f"k8s {name}", container.get("command"), module)
+        ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+        if port not in ports.values():
+            problems.append(f"{name}: container does not declare port {port}")
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        if env.get("LORAG_HEALTH_PORT") != str(port):
+            problems.append(f"{name}: LORAG_HEALTH_PORT should be {port}")
+        for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/health")):
+            http = (container.get(probe) or {}).get("httpGet") or {}
+            if http.get("path") != path:
+                problems.append(f"{name}: {probe} should GET {path}")
+            elif http.get("port") not in (port, *[n for n, p in ports.items() if p == port]):
+                problems.append(f"{name}: {probe} probes the wrong port")
+        resources_ = container.get("resources") or {}
+        for bound in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                if resource not in (resources_.get(bound) or {}):
+                    problems.append(f"{name}: no {resource} {bound}")
+        if template["spec"].get("terminationGracePeriodSeconds", 30) < 30:
+            problems.append(f"{name}: less than 30 s to stop gracefully")
+
+    migration = deployments.get("migration-service")
+    if migration is not None and migration["spec"].get("replicas") != 1:
+        problems.append("migration-service: should run exactly 1 replica")
+
+    hpas = by_kind.get("HorizontalPodAutoscaler", {})
+    for name in AUTOSCALED:
+        hpa = hpas.get(name)
+        if hpa is None:
+            problems.append(f"no HorizontalPodAutoscaler for {name}")
+            continue
+        target = hpa["spec"]["scaleTargetRef"]
+        if (target["kind"], target["name"]) != ("Deployment", name):
+            problems.append(f"HPA {name} scales {target['kind']} {target['name']}")
+        metrics = hpa["spec"].get("metrics", [])
+        if [m.get("resource", {}).get("name") for m in metrics] != ["cpu"]:
+            problems.append(f"HPA {name} should scale on CPU")
+        if name in deployments and "replicas" in deployments[name]["spec"]:
+            problems.append(f"{name}: replicas is owned by its HPA, leave it out of the Deployment")
+    return problems
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = set(load_kustomization()["resources"])
+    on_disk = {p.name for p in K8S_DIR.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+
+
+def test_k8s_manifests_are_consistent() -> None:
+    kustomization = load_kustomization()
+    assert k8s_problems(kustomization, load_k8s_resources(kustomization)) == []
+
+
+def test_lora_service_gets_the_most_memory() -> None:
+    kustomization = load_kustomization()
+    resources = load_k8s_resources(kustomization)
+    limits = {
+        name: quantity(_container(resources, name)["resources"]["limits"]["memory"])
+        for name in SERVICES
+    }
+    assert max(limits, key=lambda name: limits[name]) == "lora-service"
+
+
+def test_secrets_stay_out_of_the_configmap() -> None:
+    resources = load_k8s_resources(load_kustomization())
+    docs = [doc for file_docs in resources.values() for doc in file_docs]
+    config = next(doc for doc in docs if doc["kind"] == "ConfigMap")["data"]
+    secret = next(doc for doc in docs if doc["kind"] == "Secret")["stringData"]
+    assert config["LORAG_PROFILE"] == "production"
+    secret_keys = {"LORAG_POSTGRES_DSN", "LORAG_S3_ACCESS_KEY", "LORAG_S3_SECRET_KEY"}
+    assert secret_keys <= set(secret)
+    assert not secret_keys & set(config)
+
+
+# ------------------------------------------------------------------------------------------
+# The checks themselves catch mistakes
+# ------------------------------------------------------------------------------------------
+
+
+def _compose_mutations() -> list[tuple[str, Callable[[dict[str, Any]], None], str]]:
+    def rename_module(c: dict[str, Any]) -> None:
+        c["services"]["rag-service"]["command"] = ["python", "-m", "lorag_rag_renamed"]
+
+    def wrong_module(c: dict[str, Any]) -> None:
+        c["services"]["lora-service"]["command"] = ["python", "-m", "lorag_rag"]
+
+    def drop_healthcheck(c: dict[str, Any]) -> None:
+        del c["services"]["postgres"]["healthcheck"]
+
+    def started_only(c: dict[str, Any]) -> None:
+        c["services"]["gateway"]["depends_on"]["kafka"] = {"condition": "service_started"}
+
+    def list_form(c: dict[str, Any]) -> None:
+        c["services"]["gateway"]["depends_on"] = ["kafka", "postgres", "minio", "migration-service"]
+
+    def forget_chroma(c: dict[str, Any]) -> None:
+        del c["services"]["rag-service"]["depends_on"]["chroma"]
+
+    def forget_migration(c: dict[str, Any]) -> None:
+        del c["services"]["hybrid-orchestrator"]["depends_on"]["migration-service"]
+
+    def drop_server(c: dict[str, Any]) -> None:
+        del c["services"]["chroma"]
+
+    return [
+        ("renamed module", rename_module, "lorag_rag_renamed is not importable"),
+        ("wrong module", wrong_module, "lora-service: runs lorag_rag"),
+        ("no healthcheck", drop_healthcheck, "postgres: no healthcheck"),
+        ("service_started", started_only, "gateway: depends_on kafka is not service_healthy"),
+        ("list depends_on", list_form, "gateway: depends_on must be a mapping"),
+        ("rag without chroma", forget_chroma, "rag-service: does not wait for ['chroma']"),
+        ("migration not first", forget_migration, "does not wait for ['migration-service']"),
+        ("server missing", drop_server, "compose lacks services ['chroma']"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [pytest.param(m, e, id=i) for i, m, e in _compose_mutations()],
+)
+def test_compose_checks_catch(mutate: Callable[[dict[str, Any]], None], expected: str) -> None:
+    compose = copy.deepcopy(load_compose())
+    mutate(compose)
+    problems = compose_problems(compose)
+    assert any(expected in p for p in problems), problems
+
+
+def _container(resources: dict[str, list[dict[str, Any]]], name: str) -> dict[str, Any]:
+    """The container of Deployment `name` in loaded k8s resources."""
+    for doc in (d for docs in resources.values() for d in docs):
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == name:
+            container: dict[str, Any] = doc["spec"]["template"]["spec"]["containers"][0]
+            return container
+    raise KeyError(name)
+
+
+def _k8s_mutations() -> list[tuple[str, Callable[[dict[str, Any], Resources], None], str]]:
+    def no_readiness(k: dict[str, Any], r: Resources) -> None:
+        del _container(r, "gateway")["readinessProbe"]
+
+    def no_liveness(k: dict[str, Any], r: Resources) -> None:
+        del _container(r, "rag-service")["livenessProbe"]
+
+    def rename_module(k: dict[str, Any], r: Resources) -> None:
+        _container(r, "lora-service")["command"] = ["python", "-m", "lorag_lora_renamed"]
+
+    def no_limits(k: dict[str, Any], r: Resources) -> None:
+        del _container(r, "hybrid-orchestrator")["resources"]["limits"]
+
+    def missing_file(k: dict[str, Any], r: Resources) -> None:
+        k["resources"].append("does-not-exist.yaml")
+
+    return [
+        ("no readiness probe", no_readiness, "gateway: readinessProbe should GET /ready"),
+        ("no liveness probe", no_liveness, "rag-service: livenessProbe should GET /health"),
+        ("renamed module", rename_module, "lorag_lora_renamed is not importable"),
+        ("no limits", no_limits, "hybrid-orchestrator: no cpu limits"),
+        ("missing resource", missing_file, "kustomization names missing does-not-exist.yaml"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [pytest.param(m, e, id=i) for i, m, e in _k8s_mutations()],
+)
+def test_k8s_checks_catch(
+    mutate: Callable[[dict[str, Any], Resources], None], expected: str
+) -> None:
+    kustomization = load_kustomization()
+    resources = load_k8s_resources(kustomization)
+    mutate(kustomization, resources)
+    problems = k8s_problems(kustomization, resources)
+    assert any(expected in p for p in problems), problems
