@@ -1,4 +1,7 @@
-"""Run every benchmark against real servers (a private stack on free ports unless LORAG_TEST_USE_ENV=1)."""
+"""Run every benchmark against real servers: a private stack on free ports, or the environment's.
+
+LORAG_TEST_USE_ENV=1 uses the LORAG_* endpoints as they are.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ def main(argv: list[str]) -> int:
     wanted = argv or list(SUITES)
     unknown = set(wanted) - set(SUITES)
     if unknown:
-        print(f"unknown benchmark(s) {sorted(unknown)}; choose from {sorted(SUITES)}", file=sys.stderr)
+        print(
+            f"unknown benchmark(s) {sorted(unknown)}; choose from {sorted(SUITES)}", file=sys.stderr
+        )
         return 2
     with real_servers() as (endpoints, _):
         export(endpoints)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 import uuid
 from pathlib import Path
@@ -33,7 +32,9 @@ async def raw_kafka_round_trips(bootstrap: str, n: int) -> list[float]:
     """Baseline: a bare aiokafka produce -> consume of the same payloads, no lorag in between."""
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=topic, auto_offset_reset="earliest"
+    )
     await producer.start()
     await producer.send_and_wait(topic, b"warm-up")
     await consumer.start()
@@ -41,8 +42,9 @@ async def raw_kafka_round_trips(bootstrap: str, n: int) -> list[float]:
     latencies = []
     try:
         for i in range(n):
-            payload = JobRequested(job_id=f"raw-{i}", training_type="EXTERNAL_RAG",
-                                   datasets=[{"uri": "s3://b/k"}]).to_bytes()  # fmt: skip
+            payload = JobRequested(
+                job_id=f"raw-{i}", training_type="EXTERNAL_RAG", datasets=[{"uri": "s3://b/k"}]
+            ).to_bytes()
             started = time.perf_counter()
             await producer.send_and_wait(topic, payload)
             await consumer.getone()
@@ -58,17 +60,22 @@ async def lorag_round_trips(settings: Settings, n: int) -> list[float]:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
     await producer.start()
     latencies = []
-    async with await psycopg.AsyncConnection.connect(settings.postgres_dsn, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(
+        settings.postgres_dsn, autocommit=True
+    ) as conn:
         try:
             for i in range(n + 20):
                 job_id = f"bench-rt-{uuid.uuid4().hex[:12]}"
-                payload = JobRequested(job_id=job_id, training_type="EXTERNAL_RAG",
-                                       datasets=[{"uri": "s3://b/k"}]).to_bytes()  # fmt: skip
+                payload = JobRequested(
+                    job_id=job_id, training_type="EXTERNAL_RAG", datasets=[{"uri": "s3://b/k"}]
+                ).to_bytes()
                 started = time.perf_counter()
                 await producer.send_and_wait(JOB_REQUESTED, payload, key=job_id.encode())
-                while not await (await conn.execute(
-                    "SELECT 1 FROM jobs WHERE job_id = %s AND state = 'QUEUED'", (job_id,)
-                )).fetchone():  # fmt: skip
+                while not await (
+                    await conn.execute(
+                        "SELECT 1 FROM jobs WHERE job_id = %s AND state = 'QUEUED'", (job_id,)
+                    )
+                ).fetchone():
                     await asyncio.sleep(0.001)
                 if i >= 20:  # the first few warm up connections and the consumer's fetch loop
                     latencies.append((time.perf_counter() - started) * 1000)
@@ -86,8 +93,16 @@ def progress_events() -> list[JobProgress]:
             state = JobState.VALIDATING if seq == 1 else JobState.RUNNING
             if seq == EVENTS_PER_JOB:
                 state = JobState.SUCCEEDED
-            out.append(JobProgress(job_id=job_id, seq=seq, state=state, producer="bench",
-                                   percent=seq * 100 / EVENTS_PER_JOB, metrics={"loss": 1.0 / seq}))  # fmt: skip
+            out.append(
+                JobProgress(
+                    job_id=job_id,
+                    seq=seq,
+                    state=state,
+                    producer="bench",
+                    percent=seq * 100 / EVENTS_PER_JOB,
+                    metrics={"loss": 1.0 / seq},
+                )
+            )
     return out
 
 
@@ -96,19 +111,27 @@ async def projection_rate(settings: Settings, events: list[JobProgress], logs: P
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5)
     await producer.start()
     try:
-        sends = [await producer.send(JOB_PROGRESS, e.to_bytes(), key=e.job_id.encode()) for e in events]
+        sends = [
+            await producer.send(JOB_PROGRESS, e.to_bytes(), key=e.job_id.encode()) for e in events
+        ]
         await asyncio.gather(*sends)
     finally:
         await producer.stop()
     job_ids = sorted({e.job_id for e in events})
     tracker = await asyncio.to_thread(start_service, "lorag_migration", logs)
     try:
-        async with await psycopg.AsyncConnection.connect(settings.postgres_dsn, autocommit=True) as conn:
+        async with await psycopg.AsyncConnection.connect(
+            settings.postgres_dsn, autocommit=True
+        ) as conn:
             first: tuple[float, int] | None = None
             while True:
-                count = (await (await conn.execute(
-                    "SELECT count(*) FROM job_progress WHERE job_id = ANY(%s)", (job_ids,)
-                )).fetchone())[0]  # fmt: skip
+                count = (
+                    await (
+                        await conn.execute(
+                            "SELECT count(*) FROM job_progress WHERE job_id = ANY(%s)", (job_ids,)
+                        )
+                    ).fetchone()
+                )[0]
                 now = time.perf_counter()
                 if count and first is None:
                     first = (now, count)
@@ -147,20 +170,31 @@ async def run(settings: Settings, work: Path) -> list[dict[str, Any]]:
     finally:
         await asyncio.to_thread(tracker.stop)
     for q, name in ((0.5, "p50"), (0.99, "p99")):
-        figures.append({
-            "bench": "event_round_trip", "figure": f"{name}_ms", "n": len(ours),
-            "value": round(percentile(ours, q), 2), "baseline": "raw aiokafka produce->consume",
-            "baseline_value": round(percentile(raw, q), 2),
-            "ratio": round(percentile(ours, q) / percentile(raw, q), 2),
-            "target": 50 if name == "p50" else 250,
-        })  # fmt: skip
+        figures.append(
+            {
+                "bench": "event_round_trip",
+                "figure": f"{name}_ms",
+                "n": len(ours),
+                "value": round(percentile(ours, q), 2),
+                "baseline": "raw aiokafka produce->consume",
+                "baseline_value": round(percentile(raw, q), 2),
+                "ratio": round(percentile(ours, q) / percentile(raw, q), 2),
+                "target": 50 if name == "p50" else 250,
+            }
+        )
     events = progress_events()
     projected = await projection_rate(settings, events, work / "logs")
     baseline = await raw_executemany_rate(settings, events)
-    figures.append({
-        "bench": "state_projection", "figure": "events_per_s", "n": len(events),
-        "value": round(projected), "baseline": "raw executemany of the same rows",
-        "baseline_value": round(baseline), "ratio": round(projected / baseline, 2),
-        "target": ">= 2000 events/s and ratio >= 0.5",
-    })  # fmt: skip
+    figures.append(
+        {
+            "bench": "state_projection",
+            "figure": "events_per_s",
+            "n": len(events),
+            "value": round(projected),
+            "baseline": "raw executemany of the same rows",
+            "baseline_value": round(baseline),
+            "ratio": round(projected / baseline, 2),
+            "target": ">= 2000 events/s and ratio >= 0.5",
+        }
+    )
     return figures

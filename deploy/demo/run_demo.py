@@ -17,8 +17,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 LORAG = [sys.executable, "-m", "lorag_cli"]
 CORPUS = ROOT / "deploy" / "demo" / "corpus"
-HEALTH_PORTS = {"rag-service": 8101, "lora-service": 8102, "hybrid-orchestrator": 8103,
-                "migration-service": 8104, "gateway": 8105}  # fmt: skip
+HEALTH_PORTS = {
+    "rag-service": 8101,
+    "lora-service": 8102,
+    "hybrid-orchestrator": 8103,
+    "migration-service": 8104,
+    "gateway": 8105,
+}
 
 
 def say(text: str) -> None:
@@ -43,7 +48,9 @@ def wait_ready(timeout: float = 90) -> None:
                 pass
         time.sleep(0.5)
     if pending:
-        raise SystemExit(f"services not ready in {timeout:.0f}s: {', '.join(pending)}; see their output above")
+        raise SystemExit(
+            f"services not ready in {timeout:.0f}s: {', '.join(pending)}; see their output above"
+        )
 
 
 def main() -> int:
@@ -53,17 +60,19 @@ def main() -> int:
     services = subprocess.Popen([*LORAG, "serve", "all"], env=os.environ.copy())
     try:
         wait_ready()
-        say(f"submitting a legacy RAG job over {CORPUS.relative_to(ROOT)} (uploaded to object storage)")
-        job_id = json.loads(lorag("submit", "RAG", "--dataset", str(CORPUS), "--json", capture=True))["job_id"]
+        say(f"submitting a legacy RAG job over {CORPUS.relative_to(ROOT)} (uploaded to S3)")
+        job_id = json.loads(
+            lorag("submit", "RAG", "--dataset", str(CORPUS), "--json", capture=True)
+        )["job_id"]
         print(f"   job id: {job_id}")
         time.sleep(1.5)
-        say("the job as the tracker recorded it: requested RAG, effective EXTERNAL_RAG, a deprecation notice")
+        say("the job as recorded: requested RAG, effective EXTERNAL_RAG, a deprecation notice")
         lorag("jobs", "show", job_id)
         say("cancelling it")
         lorag("jobs", "cancel", job_id)
         time.sleep(1.0)
         lorag("jobs", "ls", "--limit", "5")
-        say("not yet in this build: the RAG, LoRA and hybrid workers (the job stays QUEUED until they exist)")
+        say("not yet in this build: the RAG, LoRA and hybrid workers (jobs stay QUEUED)")
     finally:
         services.send_signal(signal.SIGTERM)
         services.wait(timeout=60)

@@ -19,8 +19,13 @@ pytestmark = pytest.mark.e2e
 
 
 def lorag(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lorag_cli", *args], capture_output=True, text=True,
-                          check=check, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lorag_cli", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
 
 
 def ready(port: int) -> bool:
@@ -37,8 +42,12 @@ def serve_all(settings, logs_dir):
     while any(free_port() == base + i for i in range(1, 5)):
         base = free_port()
     log = (logs_dir / "serve-all.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "lorag_cli", "serve", "all"], stdout=log,
-                               stderr=subprocess.STDOUT, env={**os.environ, "LORAG_HEALTH_PORT_BASE": str(base)})  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lorag_cli", "serve", "all"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "LORAG_HEALTH_PORT_BASE": str(base)},
+    )
     ports = [base + i for i in range(len(SERVICES))]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all(ready(p) for p in ports):
@@ -62,8 +71,11 @@ async def test_submit_list_show_cancel(settings, serve_all, tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.md").write_text("# A\nalpha")
     (tmp_path / "docs" / "b.txt").write_text("beta")
-    submitted = json.loads(lorag("submit", "RAG", "--dataset", str(tmp_path / "docs"), "--param", "kb=e2e",
-                                 "--json").stdout)  # fmt: skip
+    submitted = json.loads(
+        lorag(
+            "submit", "RAG", "--dataset", str(tmp_path / "docs"), "--param", "kb=e2e", "--json"
+        ).stdout
+    )
     job_id = submitted["job_id"]
     job = await wait_for_job(settings.postgres_dsn, job_id, state="QUEUED")
     assert (job["requested_type"], job["effective_type"]) == ("RAG", "EXTERNAL_RAG")
@@ -90,10 +102,22 @@ async def test_submit_list_show_cancel(settings, serve_all, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["submit", "QUANTUM", "--dataset", "."], "unknown training type 'QUANTUM'; valid types: EXTERNAL_RAG"),
-        (["submit", "LOCAL_LORA", "--dataset", ".", "--param", "r=0"], "invalid parameters for LOCAL_LORA"),
-        (["submit", "LOCAL_LORA", "--dataset", ".", "--param", "colour=red"], "valid keys: base_model"),
-        (["submit", "EXTERNAL_RAG", "--dataset", "/no/such/dir"], "dataset /no/such/dir does not exist"),
+        (
+            ["submit", "QUANTUM", "--dataset", "."],
+            "unknown training type 'QUANTUM'; valid types: EXTERNAL_RAG",
+        ),
+        (
+            ["submit", "LOCAL_LORA", "--dataset", ".", "--param", "r=0"],
+            "invalid parameters for LOCAL_LORA",
+        ),
+        (
+            ["submit", "LOCAL_LORA", "--dataset", ".", "--param", "colour=red"],
+            "valid keys: base_model",
+        ),
+        (
+            ["submit", "EXTERNAL_RAG", "--dataset", "/no/such/dir"],
+            "dataset /no/such/dir does not exist",
+        ),
         (["jobs", "show", "job-does-not-exist"], "no job 'job-does-not-exist'"),
         (["jobs", "cancel", "job-does-not-exist"], "no job 'job-does-not-exist'"),
         (["serve", "chat-service"], "unknown service 'chat-service'"),
@@ -106,9 +130,19 @@ def test_bad_input_gets_a_clear_error(settings, args, message):
 
 
 def test_every_command_has_help():
-    for command in (["--help"], ["up", "--help"], ["down", "--help"], ["status", "--help"], ["serve", "--help"],
-                    ["submit", "--help"], ["jobs", "ls", "--help"], ["jobs", "show", "--help"],
-                    ["jobs", "cancel", "--help"], ["db", "upgrade", "--help"], ["db", "status", "--help"]):  # fmt: skip
+    for command in (
+        ["--help"],
+        ["up", "--help"],
+        ["down", "--help"],
+        ["status", "--help"],
+        ["serve", "--help"],
+        ["submit", "--help"],
+        ["jobs", "ls", "--help"],
+        ["jobs", "show", "--help"],
+        ["jobs", "cancel", "--help"],
+        ["db", "upgrade", "--help"],
+        ["db", "status", "--help"],
+    ):
         assert "Usage" in lorag(*command).stdout
 
 

@@ -1,4 +1,4 @@
-"""A consumer killed after its effect but before its ack: the message comes again, the effect once."""
+"""A consumer killed after its effect, before its ack: the message comes again, the effect once."""
 
 import asyncio
 import uuid
@@ -41,6 +41,7 @@ async def test_sigkill_before_ack_redelivers_and_the_effect_happens_once(setting
 
     survivor = start_service("lorag_migration", logs_dir)
     try:
+
         async def caught_up() -> bool:
             after = await committed_offsets(bootstrap)
             return any(after.get(tp, -1) > before.get(tp, -1) for tp in after)
@@ -50,11 +51,15 @@ async def test_sigkill_before_ack_redelivers_and_the_effect_happens_once(setting
                 break
             await asyncio.sleep(0.2)
         else:
-            raise AssertionError(f"the restarted consumer never committed past the message\n{survivor.log()}")
+            raise AssertionError(
+                f"the restarted consumer never committed past the message\n{survivor.log()}"
+            )
         assert job_id in survivor.log(), "the restarted consumer did not receive the message again"
     finally:
         survivor.stop()
     jobs = await fetch_all(settings.postgres_dsn, "SELECT * FROM jobs WHERE job_id = %s", job_id)
-    notices = await fetch_all(settings.postgres_dsn, "SELECT * FROM job_progress WHERE job_id = %s", job_id)
+    notices = await fetch_all(
+        settings.postgres_dsn, "SELECT * FROM job_progress WHERE job_id = %s", job_id
+    )
     assert len(jobs) == 1 and jobs[0]["state"] == "QUEUED"
     assert len(notices) == 1  # the deprecation notice was written once

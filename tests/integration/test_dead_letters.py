@@ -30,16 +30,29 @@ async def test_bad_input_is_dead_lettered_with_its_reason(settings, tracker):
     for payload in [*bad.values(), missing_fields]:
         await publish_raw(settings.kafka.bootstrap_servers, JOB_REQUESTED, payload, key=marker)
     after = f"job-after-bad-{marker.decode()}"
-    await publish_raw(settings.kafka.bootstrap_servers, JOB_REQUESTED,
-                      JobRequested.model_validate(good(after)).to_bytes(), key=marker)  # fmt: skip
+    await publish_raw(
+        settings.kafka.bootstrap_servers,
+        JOB_REQUESTED,
+        JobRequested.model_validate(good(after)).to_bytes(),
+        key=marker,
+    )
 
     await wait_for_job(settings.postgres_dsn, after, state="QUEUED")  # the consumer went on
 
     def ours(letters):
-        return [m for m in letters if m.get("key") == marker.decode() and m["consumer"].startswith("lorag.job-tracker")]
+        return [
+            m
+            for m in letters
+            if m.get("key") == marker.decode() and m["consumer"].startswith("lorag.job-tracker")
+        ]
 
-    letters = ours(await read_topic(settings.kafka.bootstrap_servers, dead_letter_topic(JOB_REQUESTED),
-                                    until=lambda seen: len(ours(seen)) >= 5))  # fmt: skip
+    letters = ours(
+        await read_topic(
+            settings.kafka.bootstrap_servers,
+            dead_letter_topic(JOB_REQUESTED),
+            until=lambda seen: len(ours(seen)) >= 5,
+        )
+    )
     by_code = {}
     for letter in letters:
         by_code.setdefault(letter["reason_code"], []).append(letter)
@@ -48,5 +61,8 @@ async def test_bad_input_is_dead_lettered_with_its_reason(settings, tracker):
         assert any(base64.b64decode(m["payload_base64"]) == payload for m in by_code[code]), (
             f"{code}: the original payload was not kept byte for byte"
         )
-    assert any("datasets" in m["reason"] and "training_type" in m["reason"] for m in by_code["INVALID_CONTRACT"])
+    assert any(
+        "datasets" in m["reason"] and "training_type" in m["reason"]
+        for m in by_code["INVALID_CONTRACT"]
+    )
     assert all(m["original_topic"] == JOB_REQUESTED and m["reason"] for m in letters)

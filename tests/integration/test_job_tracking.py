@@ -10,7 +10,6 @@ import pytest
 
 from lorag_core.contracts import JobError, JobProgress, JobRequested, JobResult
 from lorag_core.domain.job_state import JobState
-from lorag_core.messaging.topics import JOB_PROGRESS, JOB_REQUESTED
 from tests.support.db import fetch_all, wait_for_job
 from tests.support.kafka import publish_raw
 
@@ -22,16 +21,25 @@ def new_job_id() -> str:
 
 
 def request(job_id: str, training_type: str = "EXTERNAL_RAG") -> JobRequested:
-    return JobRequested(job_id=job_id, training_type=training_type, datasets=[{"uri": "s3://lorag-datasets/t/"}])
+    return JobRequested(
+        job_id=job_id, training_type=training_type, datasets=[{"uri": "s3://lorag-datasets/t/"}]
+    )
 
 
 def progress(job_id: str, seq: int, state: JobState, **extra) -> JobProgress:
-    return JobProgress(job_id=job_id, seq=seq, state=state, producer="test", percent=min(100, seq * 25), **extra)
+    return JobProgress(
+        job_id=job_id, seq=seq, state=state, producer="test", percent=min(100, seq * 25), **extra
+    )
 
 
 async def send(settings, *events) -> None:
     for event in events:
-        await publish_raw(settings.kafka.bootstrap_servers, event.topic, event.to_bytes(), key=event.job_id.encode())
+        await publish_raw(
+            settings.kafka.bootstrap_servers,
+            event.topic,
+            event.to_bytes(),
+            key=event.job_id.encode(),
+        )
 
 
 async def test_request_creates_a_queued_job_and_progress_finishes_it(settings, tracker):
@@ -41,26 +49,43 @@ async def test_request_creates_a_queued_job_and_progress_finishes_it(settings, t
     assert job["effective_type"] == "EXTERNAL_RAG" and job["last_seq"] == 0
 
     result = JobResult(summary={"chunks": 12})
-    await send(settings, progress(job_id, 1, JobState.VALIDATING), progress(job_id, 2, JobState.RUNNING),
-               progress(job_id, 3, JobState.SUCCEEDED, result=result))  # fmt: skip
+    await send(
+        settings,
+        progress(job_id, 1, JobState.VALIDATING),
+        progress(job_id, 2, JobState.RUNNING),
+        progress(job_id, 3, JobState.SUCCEEDED, result=result),
+    )
     job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED")
     assert job["result"]["summary"] == {"chunks": 12} and job["finished_at"] is not None
 
-    shown = subprocess.run([sys.executable, "-m", "lorag_cli", "jobs", "show", job_id, "--json"],
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    shown = subprocess.run(
+        [sys.executable, "-m", "lorag_cli", "jobs", "show", job_id, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     printed = json.loads(shown.stdout)
     assert printed["state"] == "SUCCEEDED"
     assert [p["seq"] for p in printed["progress"]] == [1, 2, 3]
-    table = subprocess.run([sys.executable, "-m", "lorag_cli", "jobs", "show", job_id],
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    table = subprocess.run(
+        [sys.executable, "-m", "lorag_cli", "jobs", "show", job_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert job_id in table.stdout and "SUCCEEDED" in table.stdout
 
 
 async def test_duplicates_and_reordering_leave_one_job_with_the_right_end(settings, tracker):
     job_id = new_job_id()
-    events = [progress(job_id, 1, JobState.VALIDATING), progress(job_id, 2, JobState.RUNNING),
-              progress(job_id, 3, JobState.RUNNING), progress(job_id, 4, JobState.FAILED,
-              error=JobError(code="DATASET_EMPTY", message="no rows"))]  # fmt: skip
+    events = [
+        progress(job_id, 1, JobState.VALIDATING),
+        progress(job_id, 2, JobState.RUNNING),
+        progress(job_id, 3, JobState.RUNNING),
+        progress(
+            job_id, 4, JobState.FAILED, error=JobError(code="DATASET_EMPTY", message="no rows")
+        ),
+    ]
     scrambled = [events[3], events[1], events[1], events[0], events[3], events[2], events[0]]
     req = request(job_id, "RAG")
     await send(settings, req, req)
@@ -74,8 +99,11 @@ async def test_duplicates_and_reordering_leave_one_job_with_the_right_end(settin
     assert job["state"] == "FAILED" and job["last_seq"] == 4
     assert job["error"]["code"] == "DATASET_EMPTY"
     assert (job["requested_type"], job["effective_type"]) == ("RAG", "EXTERNAL_RAG")
-    log = await fetch_all(settings.postgres_dsn,
-                          "SELECT seq, state, message FROM job_progress WHERE job_id = %s ORDER BY seq", job_id)  # fmt: skip
+    log = await fetch_all(
+        settings.postgres_dsn,
+        "SELECT seq, state, message FROM job_progress WHERE job_id = %s ORDER BY seq",
+        job_id,
+    )
     assert [r["seq"] for r in log] == [0, 1, 2, 3, 4]
     assert "deprecated" in log[0]["message"]  # the legacy type's notice leads the log
     assert log[-1]["state"] == "FAILED"
@@ -83,7 +111,9 @@ async def test_duplicates_and_reordering_leave_one_job_with_the_right_end(settin
 
 async def test_progress_before_its_request_is_kept(settings, tracker):
     job_id = new_job_id()
-    await send(settings, progress(job_id, 1, JobState.VALIDATING), progress(job_id, 2, JobState.RUNNING))
+    await send(
+        settings, progress(job_id, 1, JobState.VALIDATING), progress(job_id, 2, JobState.RUNNING)
+    )
     await asyncio.sleep(1.0)
     await send(settings, request(job_id))
     job = await wait_for_job(settings.postgres_dsn, job_id, state="RUNNING")

@@ -35,8 +35,9 @@ def test_corrupted_object_is_detected_on_read(objects, tmp_path):
     ref = objects.put_bytes("lorag-test", key, b"the adapter weights" * 1000)
     # Corrupt the stored bytes behind lorag's back, keeping the recorded digest.
     damaged = b"the adapter weightz" * 1000
-    objects.client.put_object("lorag-test", key, io.BytesIO(damaged), len(damaged),
-                              metadata={"sha256": ref.sha256})  # fmt: skip
+    objects.client.put_object(
+        "lorag-test", key, io.BytesIO(damaged), len(damaged), metadata={"sha256": ref.sha256}
+    )
     with pytest.raises(IntegrityError, match="corrupted"):
         objects.get_bytes("lorag-test", key)
     with pytest.raises(IntegrityError):

@@ -23,8 +23,12 @@ async def test_consumer_process_continues_the_publishers_trace(settings, tracker
     broker = make_broker(settings.kafka, client_id="trace-test", tracer_provider=provider)
     job_id = f"job-trace-{uuid.uuid4().hex[:10]}"
     async with broker:
-        await publish_event(broker, JobRequested(job_id=job_id, training_type="EXTERNAL_RAG",
-                                                 datasets=[{"uri": "s3://b/k"}]))  # fmt: skip
+        await publish_event(
+            broker,
+            JobRequested(
+                job_id=job_id, training_type="EXTERNAL_RAG", datasets=[{"uri": "s3://b/k"}]
+            ),
+        )
     # FastStream's producer side: a "create" span whose context travels in the traceparent
     # header, and a "publish" span for the send itself.
     created = [s for s in exporter.get_finished_spans() if s.name.endswith("create")]
@@ -38,8 +42,13 @@ async def test_consumer_process_continues_the_publishers_trace(settings, tracker
     deadline, consumed = time.monotonic() + 10, []
     while time.monotonic() < deadline and not consumed:
         spans = [json.loads(line) for line in tracker.spans_path.read_text().splitlines()]
-        consumed = [s for s in spans if s["trace_id"] == trace_id and s["kind"] == "CONSUMER"
-                    and s["name"].endswith("process")]  # fmt: skip
+        consumed = [
+            s
+            for s in spans
+            if s["trace_id"] == trace_id
+            and s["kind"] == "CONSUMER"
+            and s["name"].endswith("process")
+        ]
         time.sleep(0.1)
     assert consumed, "the consumer process exported no span in the publisher's trace"
     assert consumed[0]["parent_span_id"] == create_span_id

@@ -21,7 +21,7 @@ ENV_OF = {
 
 @contextmanager
 def real_servers() -> Iterator[tuple[Endpoints, Path | None]]:
-    """Yield endpoints of real Kafka, Postgres and S3, and the local stack's folder if we started one.
+    """Yield real Kafka, Postgres and S3 endpoints, and the stack's folder if we started one.
 
     LORAG_TEST_USE_ENV=1 uses the LORAG_* endpoints from the environment as they are (for a
     Docker host or a shared stack); otherwise a private stack runs on free ports for the session.
@@ -30,7 +30,9 @@ def real_servers() -> Iterator[tuple[Endpoints, Path | None]]:
         yield Endpoints(**{field: os.environ[var] for field, var in ENV_OF.items()}), None
         return
     state_dir = Path(tempfile.mkdtemp(prefix="lorag-test-stack-"))
-    stack = LocalStack(state_dir, kafka_port=free_port(), postgres_port=free_port(), s3_port=free_port())
+    stack = LocalStack(
+        state_dir, kafka_port=free_port(), postgres_port=free_port(), s3_port=free_port()
+    )
     endpoints = stack.up(progress=lambda _m: None)
     try:
         yield endpoints, state_dir

@@ -57,8 +57,12 @@ def test_legacy_type_keeps_requested_and_effective():
 
 def test_parameters_must_fit_the_type():
     with pytest.raises(ValidationError, match="do not fit EXTERNAL_RAG"):
-        JobRequested(job_id="j-1", training_type="RAG", datasets=DATASET, parameters=LoraParameters())
-    ok = JobRequested(job_id="j-1", training_type="RAG", datasets=DATASET, parameters=RagParameters(kb="docs"))
+        JobRequested(
+            job_id="j-1", training_type="RAG", datasets=DATASET, parameters=LoraParameters()
+        )
+    ok = JobRequested(
+        job_id="j-1", training_type="RAG", datasets=DATASET, parameters=RagParameters(kb="docs")
+    )
     assert ok.effective_parameters.kb == "docs"  # type: ignore[attr-defined]
 
 
@@ -76,8 +80,13 @@ def test_progress_outcome_must_match_state():
         JobProgress(job_id="j", seq=3, state=JobState.FAILED, producer="t")
     with pytest.raises(ValidationError, match="result is only allowed"):
         JobProgress(job_id="j", seq=3, state=JobState.RUNNING, producer="t", result={})
-    failed = JobProgress(job_id="j", seq=3, state=JobState.FAILED, producer="t",
-                         error=JobError(code="DATASET_EMPTY", message="no rows"))
+    failed = JobProgress(
+        job_id="j",
+        seq=3,
+        state=JobState.FAILED,
+        producer="t",
+        error=JobError(code="DATASET_EMPTY", message="no rows"),
+    )
     assert failed.error.code == "DATASET_EMPTY"
 
 

@@ -36,3 +36,11 @@ def test_bad_messages_are_rejected_with_a_code(payload, code):
         decode(record(payload), JobRequested, 1024)
     assert caught.value.code == code
     assert caught.value.reason
+
+
+def test_a_legacy_request_is_left_to_the_migration_service():
+    from lorag_core.messaging.delivery import NotForUs
+
+    legacy = {"id": "42", "type": "RAG", "config": {"dataset_path": "s3://b/k"}}
+    with pytest.raises(NotForUs):
+        decode(record(json.dumps(legacy).encode()), JobRequested, 1024)

@@ -7,9 +7,12 @@ import pytest
 from lorag_core.domain.job_state import JobPosition, JobState, Verdict
 
 LIFECYCLE = [
-    (1, JobState.VALIDATING), (2, JobState.RUNNING), (3, JobState.RUNNING),
-    (4, JobState.RUNNING), (5, JobState.SUCCEEDED),
-]  # fmt: skip
+    (1, JobState.VALIDATING),
+    (2, JobState.RUNNING),
+    (3, JobState.RUNNING),
+    (4, JobState.RUNNING),
+    (5, JobState.SUCCEEDED),
+]
 
 
 def fold(events):
@@ -50,5 +53,7 @@ def test_late_event_is_stale_and_never_pulls_back():
 
 def test_only_three_terminal_states():
     assert {s for s in JobState if s.is_terminal} == {
-        JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+        JobState.CANCELLED,
     }

@@ -10,9 +10,13 @@ from lorag_core.domain.training_types import (
 
 @pytest.mark.parametrize(
     ("legacy", "new"),
-    [("RAG", "EXTERNAL_RAG"), ("LORA", "LOCAL_LORA"), ("HYBRID", "EXTERNAL_HYBRID"),
-     ("FINE_TUNING", "LOCAL_FINE_TUNING")],
-)  # fmt: skip
+    [
+        ("RAG", "EXTERNAL_RAG"),
+        ("LORA", "LOCAL_LORA"),
+        ("HYBRID", "EXTERNAL_HYBRID"),
+        ("FINE_TUNING", "LOCAL_FINE_TUNING"),
+    ],
+)
 def test_legacy_names_map_to_their_successors(legacy, new):
     resolved = resolve(parse_training_type(legacy.lower()))
     assert resolved.requested is LegacyTrainingType(legacy)
@@ -34,5 +38,7 @@ def test_unknown_type_lists_the_valid_ones():
 def test_five_types():
     assert len(TrainingType) == 5
     assert {t for t in TrainingType if t.runs_locally} == {
-        TrainingType.LOCAL_LORA, TrainingType.LOCAL_FINE_TUNING, TrainingType.LOCAL_HYBRID,
+        TrainingType.LOCAL_LORA,
+        TrainingType.LOCAL_FINE_TUNING,
+        TrainingType.LOCAL_HYBRID,
     }

@@ -24,11 +24,15 @@ def run(coro: Coroutine[Any, Any, T], settings: Settings) -> T:
     try:
         return asyncio.run(coro)
     except psycopg.OperationalError as exc:
-        fail(f"cannot reach Postgres: {str(exc).strip().splitlines()[0]}",
-             hint="start the local servers with `lorag up`, or set LORAG_POSTGRES_DSN")
+        fail(
+            f"cannot reach Postgres: {str(exc).strip().splitlines()[0]}",
+            hint="start the local servers with `lorag up`, or set LORAG_POSTGRES_DSN",
+        )
     except (KafkaConnectionError, ConnectionError, OSError) as exc:
-        fail(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}",
-             hint="start the local servers with `lorag up`, or set LORAG_KAFKA_BOOTSTRAP_SERVERS")
+        fail(
+            f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}",
+            hint="start the local servers with `lorag up`, or set LORAG_KAFKA_BOOTSTRAP_SERVERS",
+        )
 
 
 @asynccontextmanager

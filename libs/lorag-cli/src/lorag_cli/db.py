@@ -20,7 +20,14 @@ def upgrade(json_out: bool = JsonOpt) -> None:
     except migrations.MigrationError as exc:
         fail(str(exc))
     if json_out:
-        print_json({"applied": [{"component": m.component, "version": m.version, "name": m.name} for m in applied]})
+        print_json(
+            {
+                "applied": [
+                    {"component": m.component, "version": m.version, "name": m.name}
+                    for m in applied
+                ]
+            }
+        )
     elif applied:
         for m in applied:
             console.print(f"applied {m.component} {m.version:04d}_{m.name}")
@@ -41,5 +48,8 @@ def status(json_out: bool = JsonOpt) -> None:
     print_table(
         "migrations",
         ["component", "version", "name", "applied"],
-        [[m["component"], m["version"], m["name"], m.get("applied_at", "pending")] for m in report.applied + report.pending],
+        [
+            [m["component"], m["version"], m["name"], m.get("applied_at", "pending")]
+            for m in report.applied + report.pending
+        ],
     )

@@ -39,8 +39,10 @@ def up(json_out: bool = JsonOpt) -> None:
     if json_out:
         print_json({"endpoints": endpoints.__dict__, "seconds": round(elapsed, 2)})
     else:
-        console.print(f"[green]lorag is up[/] in {elapsed:.1f}s: kafka {endpoints.kafka_bootstrap}, "
-                      f"postgres {endpoints.postgres_dsn}, s3 {endpoints.s3_endpoint}")
+        console.print(
+            f"[green]lorag is up[/] in {elapsed:.1f}s: kafka {endpoints.kafka_bootstrap}, "
+            f"postgres {endpoints.postgres_dsn}, s3 {endpoints.s3_endpoint}"
+        )
 
 
 def down() -> None:
@@ -62,7 +64,10 @@ def status(json_out: bool = JsonOpt) -> None:
     print_table(
         "local infrastructure",
         ["component", "endpoint", "running", "ready", "log"],
-        ([name, c.get("endpoint"), c.get("running"), c.get("ready"), c.get("log")] for name, c in report.items()),
+        (
+            [name, c.get("endpoint"), c.get("running"), c.get("ready"), c.get("log")]
+            for name, c in report.items()
+        ),
     )
     if not all(c.get("ready") for c in report.values()):
         raise typer.Exit(1)

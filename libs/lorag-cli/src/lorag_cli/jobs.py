@@ -20,7 +20,9 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 @app.command("ls")
 def list_jobs(
     state: JobState | None = typer.Option(None, help="Only jobs in this state."),
-    training_type: str | None = typer.Option(None, "--type", help="Only jobs of this effective type."),
+    training_type: str | None = typer.Option(
+        None, "--type", help="Only jobs of this effective type."
+    ),
     owner: str | None = typer.Option(None, help="Only jobs of this owner."),
     limit: int = typer.Option(50, min=1, max=10_000, help="At most this many, newest first."),
     json_out: bool = JsonOpt,
@@ -30,7 +32,9 @@ def list_jobs(
 
     async def fetch() -> list[dict[str, Any]]:
         async with database(settings) as conn:
-            return await store.list_jobs(conn, owner=owner, state=state, training_type=training_type, limit=limit)
+            return await store.list_jobs(
+                conn, owner=owner, state=state, training_type=training_type, limit=limit
+            )
 
     rows = run(fetch(), settings)
     if json_out:
@@ -39,9 +43,19 @@ def list_jobs(
     print_table(
         f"{len(rows)} job(s)",
         ["job", "type", "state", "stage", "%", "owner", "created"],
-        ([r["job_id"], _type_label(r), r["state"], r["stage"], _pct(r["percent"]), r["owner"],
-          r["created_at"].strftime("%Y-%m-%d %H:%M:%S")] for r in rows),
-    )  # fmt: skip
+        (
+            [
+                r["job_id"],
+                _type_label(r),
+                r["state"],
+                r["stage"],
+                _pct(r["percent"]),
+                r["owner"],
+                r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            ]
+            for r in rows
+        ),
+    )
 
 
 @app.command("show")
@@ -59,19 +73,35 @@ def show_job(job_id: str, json_out: bool = JsonOpt) -> None:
     if json_out:
         print_json({**job, "progress": log})
         return
-    console.print(f"[bold]{job['job_id']}[/]  {_type_label(job)}  [bold]{job['state']}[/]"
-                  f"  owner={job['owner']}  trace={job['trace_id'] or '-'}")
+    console.print(
+        f"[bold]{job['job_id']}[/]  {_type_label(job)}  [bold]{job['state']}[/]"
+        f"  owner={job['owner']}  trace={job['trace_id'] or '-'}"
+    )
     if job["error"]:
         console.print(f"[red]{job['error']['code']}[/]: {job['error']['message']}")
     if job["result"]:
         console.print(f"result: {job['result']}")
     if job["cancel_requested_at"]:
-        console.print(f"cancel requested at {job['cancel_requested_at']:%Y-%m-%d %H:%M:%S}: {job['cancel_reason']}")
+        console.print(
+            f"cancel requested at {job['cancel_requested_at']:%Y-%m-%d %H:%M:%S}: "
+            f"{job['cancel_reason']}"
+        )
     print_table(
         "progress",
         ["seq", "state", "stage", "%", "verdict", "by", "message"],
-        ([p["seq"], p["state"], p["stage"], _pct(p["percent"]), p["verdict"], p["producer"], p["message"]] for p in log),
-    )  # fmt: skip
+        (
+            [
+                p["seq"],
+                p["state"],
+                p["stage"],
+                _pct(p["percent"]),
+                p["verdict"],
+                p["producer"],
+                p["message"],
+            ]
+            for p in log
+        ),
+    )
 
 
 @app.command("cancel")

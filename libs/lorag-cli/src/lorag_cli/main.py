@@ -7,7 +7,7 @@ import typer
 from lorag_cli import db, infra, jobs, services, submit
 
 app = typer.Typer(
-    help="lorag turns datasets into better AI agents (minions): RAG and LoRA, separate or combined.",
+    help="lorag turns datasets into better AI agents (minions): RAG and LoRA, apart or combined.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )

@@ -39,7 +39,9 @@ def _spawn(name: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", SERVICES[name]], env=env)
 
 
-def serve(service: str = typer.Argument(..., help=f"One of: {', '.join(SERVICES)}, or all.")) -> None:
+def serve(
+    service: str = typer.Argument(..., help=f"One of: {', '.join(SERVICES)}, or all."),
+) -> None:
     """Run one service in the foreground, or `all` as supervised child processes.
 
     With `all`, a child that exits is restarted with backoff; SIGTERM or Ctrl-C stops every
@@ -59,7 +61,10 @@ def serve(service: str = typer.Argument(..., help=f"One of: {', '.join(SERVICES)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    console.print(f"supervising {', '.join(children)} (pids {', '.join(str(c.process.pid) for c in children.values())})")
+    console.print(
+        "supervising "
+        + ", ".join(f"{name} (pid {child.process.pid})" for name, child in children.items())
+    )
     while not stopping:
         time.sleep(0.5)
         for child in children.values():

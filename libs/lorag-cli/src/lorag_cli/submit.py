@@ -1,4 +1,4 @@
-"""`lorag submit TYPE --dataset PATH`: upload the dataset, publish `job.requested`, optionally wait."""
+"""`lorag submit TYPE --dataset PATH`: upload the dataset, publish `job.requested`, maybe wait."""
 
 from __future__ import annotations
 
@@ -58,10 +58,17 @@ def upload_dataset(objects: ObjectStore, job_id: str, path: Path) -> str:
 
 
 def submit(
-    training_type: str = typer.Argument(..., help="EXTERNAL_RAG, LOCAL_LORA, LOCAL_FINE_TUNING, "
-                                        "EXTERNAL_HYBRID, LOCAL_HYBRID (legacy RAG, LORA, HYBRID, FINE_TUNING)."),
-    dataset: list[str] = typer.Option(..., "--dataset", "-d", help="Local file or folder, or s3:// URI (repeatable)."),
-    param: list[str] = typer.Option([], "--param", "-p", help="KEY=VALUE parameter of the type (repeatable)."),
+    training_type: str = typer.Argument(
+        ...,
+        help="EXTERNAL_RAG, LOCAL_LORA, LOCAL_FINE_TUNING, "
+        "EXTERNAL_HYBRID, LOCAL_HYBRID (legacy RAG, LORA, HYBRID, FINE_TUNING).",
+    ),
+    dataset: list[str] = typer.Option(
+        ..., "--dataset", "-d", help="Local file or folder, or s3:// URI (repeatable)."
+    ),
+    param: list[str] = typer.Option(
+        [], "--param", "-p", help="KEY=VALUE parameter of the type (repeatable)."
+    ),
     owner: str = typer.Option("default", envvar="LORAG_OWNER", help="Tenant that owns the job."),
     minion: str | None = typer.Option(None, help="Minion this job trains."),
     wait: bool = typer.Option(False, "--wait", help="Show progress until the job ends."),
@@ -76,10 +83,15 @@ def submit(
     effective = resolve(requested).effective
     try:
         raw_params = parse_params(param)
-        parameters = PARAMETERS_BY_TYPE[effective].model_validate(raw_params) if raw_params else None
+        parameters = (
+            PARAMETERS_BY_TYPE[effective].model_validate(raw_params) if raw_params else None
+        )
     except (ValueError, ValidationError) as exc:
-        fail(f"invalid parameters for {effective.value}: {exc}",
-             hint=f"valid keys: {', '.join(k for k in PARAMETERS_BY_TYPE[effective].model_fields if k != 'kind')}")
+        fail(
+            f"invalid parameters for {effective.value}: {exc}",
+            hint="valid keys: "
+            + ", ".join(PARAMETERS_BY_TYPE[effective].model_fields.keys() - {"kind"}),
+        )
     settings = Settings()
     job_id = f"job-{uuid.uuid4().hex[:12]}"
     refs = []
@@ -89,13 +101,24 @@ def submit(
             continue
         path = Path(item).expanduser()
         if not path.exists():
-            fail(f"dataset {item} does not exist", hint="give a local file or folder, or an s3:// URI")
+            fail(
+                f"dataset {item} does not exist",
+                hint="give a local file or folder, or an s3:// URI",
+            )
         try:
-            refs.append(DatasetRef(uri=upload_dataset(ObjectStore.from_settings(settings.s3), job_id, path)))
+            refs.append(
+                DatasetRef(uri=upload_dataset(ObjectStore.from_settings(settings.s3), job_id, path))
+            )
         except Exception as exc:  # the S3 SDK raises several unrelated types
             fail(f"could not upload {item}: {exc}", hint="is the S3 server up? `lorag status`")
-    event = JobRequested(job_id=job_id, training_type=requested, owner=owner, minion_id=minion,
-                         datasets=tuple(refs), parameters=parameters)  # type: ignore[arg-type]
+    event = JobRequested(
+        job_id=job_id,
+        training_type=requested,
+        owner=owner,
+        minion_id=minion,
+        datasets=tuple(refs),
+        parameters=parameters,
+    )
     run(publish(settings, event), settings)
     if not wait:
         print_json({"job_id": job_id, "state": "QUEUED"}) if json_out else print(job_id)
@@ -112,9 +135,15 @@ def submit(
 async def _watch(settings: Settings, job_id: str, timeout: float, *, quiet: bool) -> dict[str, Any]:
     """Poll the job until it ends, drawing a progress bar unless quiet."""
     deadline = time.monotonic() + timeout
-    progress = Progress(TextColumn("[bold]{task.fields[state]}[/] {task.description}"), BarColumn(),
-                        TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                        TextColumn("{task.fields[eta]}"), console=console, disable=quiet)  # fmt: skip
+    progress = Progress(
+        TextColumn("[bold]{task.fields[state]}[/] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[eta]}"),
+        console=console,
+        disable=quiet,
+    )
     with progress:
         task = progress.add_task(job_id, total=100, state="QUEUED", eta="")
         async with database(settings) as conn:
@@ -122,13 +151,20 @@ async def _watch(settings: Settings, job_id: str, timeout: float, *, quiet: bool
                 job = await store.get_job(conn, job_id)
                 if job is not None:
                     eta = f"eta {job['eta_seconds']:.0f}s" if job["eta_seconds"] else ""
-                    progress.update(task, completed=job["percent"] or 0, state=job["state"],
-                                    description=f"{job_id} {job['stage'] or ''}", eta=eta)  # fmt: skip
+                    progress.update(
+                        task,
+                        completed=job["percent"] or 0,
+                        state=job["state"],
+                        description=f"{job_id} {job['stage'] or ''}",
+                        eta=eta,
+                    )
                     if JobState(job["state"]).is_terminal:
                         return {**job, "progress": await store.progress_log(conn, job_id)}
                 if time.monotonic() > deadline:
-                    fail(f"job {job_id} did not end within {timeout:.0f}s (it goes on)",
-                         hint=f"`lorag jobs show {job_id}`; is the service for its type running?")
+                    fail(
+                        f"job {job_id} did not end within {timeout:.0f}s (it goes on)",
+                        hint=f"`lorag jobs show {job_id}`; is the service for its type running?",
+                    )
                 await asyncio.sleep(POLL_S)
 
 

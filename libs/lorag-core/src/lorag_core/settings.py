@@ -33,7 +33,9 @@ class KafkaSettings(BaseSettings):
         default=1024 * 1024, ge=1024, description="Larger messages are dead-lettered unread."
     )
     max_attempts: int = Field(
-        default=5, ge=1, description="Tries of a failing handler before the message is dead-lettered."
+        default=5,
+        ge=1,
+        description="Tries of a failing handler before the message is dead-lettered.",
     )
 
 

@@ -58,15 +58,22 @@ class JsonlSpanExporter(SpanExporter):
         with self._lock:
             for span in spans:
                 ctx, parent = span.get_span_context(), span.parent
-                self._file.write(json.dumps({
-                    "name": span.name,
-                    "trace_id": f"{ctx.trace_id:032x}",
-                    "span_id": f"{ctx.span_id:016x}",
-                    "parent_span_id": f"{parent.span_id:016x}" if parent else None,
-                    "kind": span.kind.name,
-                    "service": span.resource.attributes.get("service.name"),
-                    "attributes": {k: str(v) for k, v in (span.attributes or {}).items()},
-                }) + "\n")  # fmt: skip
+                if ctx is None:
+                    continue
+                self._file.write(
+                    json.dumps(
+                        {
+                            "name": span.name,
+                            "trace_id": f"{ctx.trace_id:032x}",
+                            "span_id": f"{ctx.span_id:016x}",
+                            "parent_span_id": f"{parent.span_id:016x}" if parent else None,
+                            "kind": span.kind.name,
+                            "service": span.resource.attributes.get("service.name"),
+                            "attributes": {k: str(v) for k, v in (span.attributes or {}).items()},
+                        }
+                    )
+                    + "\n"
+                )
             self._file.flush()
         return SpanExportResult.SUCCESS
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 
-from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 
 from lorag_core.contracts import JobCancelRequested, JobProgress, JobRequested
 from lorag_core.db import jobs
 from lorag_core.domain.job_state import Verdict
-from lorag_core.messaging.delivery import raw_body, records_of
+from lorag_core.messaging.delivery import records_of
 from lorag_core.messaging.topics import JOB_CANCEL, JOB_PROGRESS, JOB_REQUESTED
 from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.telemetry import current_trace_id, job_context
@@ -60,26 +59,25 @@ async def record_cancel_request(runtime: Runtime, event: JobCancelRequested) -> 
 
 def register_job_tracker(host: ServiceHost) -> None:
     """Subscribe this process to the tracker's consumer groups."""
-    broker, runtime = host.broker, host.runtime
+    runtime = host.runtime
     requests, progress, cancels = (
         host.delivery(f"{TRACKER_GROUP}.{name}") for name in ("requested", "progress", "cancel")
     )
-    common = {"ack_policy": AckPolicy.NACK_ON_ERROR, "auto_offset_reset": "earliest", "decoder": raw_body}
 
-    @broker.subscriber(JOB_REQUESTED, group_id=requests.consumer, **common)
+    @host.at_least_once(JOB_REQUESTED, requests)
     async def on_job_requested(message: KafkaMessage) -> None:
         """At least once; idempotent by job id."""
         (record,) = records_of(message)
         await requests.one(record, JobRequested, lambda e: record_request(runtime, e))
 
-    @broker.subscriber(
-        JOB_PROGRESS, group_id=progress.consumer, batch=True, max_records=PROGRESS_BATCH, **common
-    )
+    @host.at_least_once(JOB_PROGRESS, progress, batch_size=PROGRESS_BATCH)
     async def on_job_progress(message: KafkaMessage) -> None:
         """At least once, in batches; idempotent by (job id, sequence)."""
-        await progress.batch(records_of(message), JobProgress, lambda es: record_progress(runtime, es))
+        await progress.batch(
+            records_of(message), JobProgress, lambda es: record_progress(runtime, es)
+        )
 
-    @broker.subscriber(JOB_CANCEL, group_id=cancels.consumer, **common)
+    @host.at_least_once(JOB_CANCEL, cancels)
     async def on_job_cancel(message: KafkaMessage) -> None:
         """At least once; idempotent (the first request's time and reason are kept)."""
         (record,) = records_of(message)

@@ -1,4 +1,4 @@
-"""Entry point of the migration-service: schema migrations run at start; then it hosts the job tracker."""
+"""Entry point of the migration-service: migrations at start, then the job tracker."""
 
 from lorag_core.service.entry import serve
 from lorag_core.service.host import ServiceHost

@@ -22,7 +22,9 @@ class AdapterCreated(Event):
     uri: str = Field(description="s3:// URI of the adapter folder.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Digest of the adapter weights.")
     size_bytes: int = Field(ge=0, description="Size of the adapter weights in bytes.")
-    lora_config: dict[str, object] = Field(description="The LoRA configuration it was trained with.")
+    lora_config: dict[str, object] = Field(
+        description="The LoRA configuration it was trained with."
+    )
     metrics: dict[str, float] = Field(
         default_factory=dict, description="Evaluation figures (eval_loss, perplexity…)."
     )

@@ -36,7 +36,7 @@ class Event(Contract):
     topic: ClassVar[str]
 
     schema_version: Literal[1] = Field(
-        default=SCHEMA_VERSION,
+        default=1,
         description="Version of this contract; a consumer refuses versions it does not know.",
     )
     event_id: UUID = Field(

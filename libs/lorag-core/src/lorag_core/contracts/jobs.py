@@ -47,7 +47,8 @@ class DatasetRef(Contract):
         examples=["s3://lorag-datasets/job-3f2a9c1e7b4d/corpus/"],
     )
     format: str | None = Field(
-        default=None, description="Format hint (jsonl, csv, md, txt, html, pdf); default: by suffix."
+        default=None,
+        description="Format hint (jsonl, csv, md, txt, html, pdf); default: by suffix.",
     )
     sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="Digest of a single-file dataset."

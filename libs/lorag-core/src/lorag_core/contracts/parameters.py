@@ -19,10 +19,12 @@ class RagParameters(Contract):
         default=None, description="Knowledge base name; default: the minion id or the job id."
     )
     chunk_tokens: int = Field(default=256, ge=16, le=4096, description="Tokens per chunk.")
-    chunk_overlap: int = Field(default=32, ge=0, le=1024, description="Tokens shared by neighbours.")
+    chunk_overlap: int = Field(
+        default=32, ge=0, le=1024, description="Tokens shared by neighbours."
+    )
     embedding_model: str = Field(
         default="all-MiniLM-L6-v2",
-        description="sentence-transformers model (name, hub id or folder); locked per knowledge base.",
+        description="sentence-transformers model (name, hub id or folder); locked per KB.",
     )
     text_field: str | None = Field(default=None, description="JSONL field or CSV column with text.")
     question_field: str = Field(default="question", description="JSONL/CSV question field.")
@@ -31,7 +33,8 @@ class RagParameters(Contract):
         default=None, description="URI of a JSONL of {question, answer} pairs for hit rate and MRR."
     )
     on_bad_file: Literal["fail", "skip"] = Field(
-        default="fail", description="What one unreadable file in a multi-file dataset does to the job."
+        default="fail",
+        description="What one unreadable file in a multi-file dataset does to the job.",
     )
 
     @model_validator(mode="after")
@@ -83,12 +86,17 @@ class FineTuningParameters(Contract):
 class HybridParameters(Contract):
     """How to run a hybrid saga: its RAG and LoRA stages and the minion it produces."""
 
-    kind: Literal["hybrid"] = Field(default="hybrid", description="Discriminator: hybrid parameters.")
+    kind: Literal["hybrid"] = Field(
+        default="hybrid", description="Discriminator: hybrid parameters."
+    )
     minion: Name | None = Field(default=None, description="Name of the minion the hybrid produces.")
     rag: RagParameters = Field(default_factory=RagParameters, description="RAG stage parameters.")
-    lora: LoraParameters = Field(default_factory=LoraParameters, description="LoRA stage parameters.")
+    lora: LoraParameters = Field(
+        default_factory=LoraParameters, description="LoRA stage parameters."
+    )
     llm_model: str | None = Field(
-        default=None, description="External LLM model name (EXTERNAL_HYBRID); default from settings."
+        default=None,
+        description="External LLM model name (EXTERNAL_HYBRID); default from settings.",
     )
 
 

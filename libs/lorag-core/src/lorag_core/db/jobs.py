@@ -44,9 +44,21 @@ ON CONFLICT (job_id, seq) DO NOTHING
 """
 
 PROGRESS_COLUMNS = (
-    "job_id", "seq", "event_id", "state", "producer", "stage", "percent", "eta_seconds",
-    "metrics", "message", "result", "error", "verdict", "occurred_at",
-)  # fmt: skip
+    "job_id",
+    "seq",
+    "event_id",
+    "state",
+    "producer",
+    "stage",
+    "percent",
+    "eta_seconds",
+    "metrics",
+    "message",
+    "result",
+    "error",
+    "verdict",
+    "occurred_at",
+)
 # Batches arrive by COPY into a per-connection scratch table, then move over in one statement:
 # several times faster than row-by-row inserts, and duplicates are still skipped by the key.
 STAGE_PROGRESS = """
@@ -55,8 +67,8 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_progress
 """
 COPY_PROGRESS = f"COPY incoming_progress ({', '.join(PROGRESS_COLUMNS)}) FROM STDIN"
 MOVE_PROGRESS = f"""
-INSERT INTO job_progress ({', '.join(PROGRESS_COLUMNS)})
-SELECT {', '.join(PROGRESS_COLUMNS)} FROM incoming_progress
+INSERT INTO job_progress ({", ".join(PROGRESS_COLUMNS)})
+SELECT {", ".join(PROGRESS_COLUMNS)} FROM incoming_progress
 ON CONFLICT (job_id, seq) DO NOTHING
 """
 
@@ -80,7 +92,7 @@ class ProgressOutcome:
 
 
 async def record_requested(
-    conn: AsyncConnection, event: JobRequested, *, trace_id: str | None = None
+    conn: AsyncConnection[Any], event: JobRequested, *, trace_id: str | None = None
 ) -> bool:
     """Create the QUEUED job for a request; a redelivered request changes nothing. True if new."""
     resolved = event.resolved
@@ -105,8 +117,13 @@ async def record_requested(
         await conn.execute(
             INSERT_PROGRESS,
             _progress_row(
-                event.job_id, 0, event.event_id, JobState.QUEUED, "job-tracker",
-                message=resolved.deprecation_notice, occurred_at=event.occurred_at,
+                event.job_id,
+                0,
+                event.event_id,
+                JobState.QUEUED,
+                "job-tracker",
+                message=resolved.deprecation_notice,
+                occurred_at=event.occurred_at,
                 verdict=Verdict.APPLIED,
             ),
         )
@@ -114,9 +131,9 @@ async def record_requested(
 
 
 async def apply_progress(
-    conn: AsyncConnection, events: Sequence[JobProgress]
+    conn: AsyncConnection[Any], events: Sequence[JobProgress]
 ) -> list[ProgressOutcome]:
-    """Fold progress events into their jobs and the log; duplicates and late events change nothing."""
+    """Fold progress events into jobs and the log; duplicates and late events change nothing."""
     if not events:
         return []
     job_ids = sorted({e.job_id for e in events})
@@ -125,10 +142,13 @@ async def apply_progress(
         "INSERT INTO jobs (job_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (job_ids,)
     )
     cur = await conn.execute(
-        "SELECT job_id, state, last_seq FROM jobs WHERE job_id = ANY(%s) ORDER BY job_id FOR UPDATE",
+        "SELECT job_id, state, last_seq FROM jobs WHERE job_id = ANY(%s)"
+        " ORDER BY job_id FOR UPDATE",  # one lock order: concurrent trackers never deadlock
         (job_ids,),
     )
-    positions = {r["job_id"]: JobPosition(JobState(r["state"]), r["last_seq"]) for r in await cur.fetchall()}
+    positions = {
+        r["job_id"]: JobPosition(JobState(r["state"]), r["last_seq"]) for r in await cur.fetchall()
+    }
 
     log_rows, newest, outcomes = [], {}, []
     for event in sorted(events, key=lambda e: (e.job_id, e.seq)):
@@ -138,7 +158,9 @@ async def apply_progress(
         if verdict is Verdict.APPLIED:
             newest[event.job_id] = (event, position)
         outcomes.append(ProgressOutcome(event.job_id, event.seq, verdict, position.state))
-    updates = {job_id: _position_row(event, position) for job_id, (event, position) in newest.items()}
+    updates = {
+        job_id: _position_row(event, position) for job_id, (event, position) in newest.items()
+    }
 
     async with conn.cursor() as c:
         await c.execute(STAGE_PROGRESS)
@@ -151,7 +173,7 @@ async def apply_progress(
     return outcomes
 
 
-async def request_cancel(conn: AsyncConnection, job_id: str, reason: str) -> Row | None:
+async def request_cancel(conn: AsyncConnection[Any], job_id: str, reason: str) -> Row | None:
     """Note that someone asked to cancel; the running service stops and reports CANCELLED."""
     cur = await conn.execute(
         "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, now()),"
@@ -162,13 +184,13 @@ async def request_cancel(conn: AsyncConnection, job_id: str, reason: str) -> Row
     return await cur.fetchone()
 
 
-async def get_job(conn: AsyncConnection, job_id: str) -> Row | None:
+async def get_job(conn: AsyncConnection[Any], job_id: str) -> Row | None:
     cur = await conn.execute("SELECT * FROM jobs WHERE job_id = %s", (job_id,))
     return await cur.fetchone()
 
 
 async def list_jobs(
-    conn: AsyncConnection,
+    conn: AsyncConnection[Any],
     *,
     owner: str | None = None,
     state: JobState | None = None,
@@ -188,7 +210,7 @@ async def list_jobs(
     return await cur.fetchall()
 
 
-async def progress_log(conn: AsyncConnection, job_id: str) -> list[Row]:
+async def progress_log(conn: AsyncConnection[Any], job_id: str) -> list[Row]:
     """A job's progress events in sequence order, with what each did to the job."""
     cur = await conn.execute(
         "SELECT seq, state, verdict, producer, stage, percent, eta_seconds, metrics, message,"
@@ -198,7 +220,7 @@ async def progress_log(conn: AsyncConnection, job_id: str) -> list[Row]:
     return await cur.fetchall()
 
 
-async def mark_processed(conn: AsyncConnection, consumer: str, event_id: object) -> bool:
+async def mark_processed(conn: AsyncConnection[Any], consumer: str, event_id: object) -> bool:
     """Record that a consumer handled an event; False when it already had (a redelivery)."""
     cur = await conn.execute(
         "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -209,37 +231,76 @@ async def mark_processed(conn: AsyncConnection, consumer: str, event_id: object)
 
 def _event_row(event: JobProgress, verdict: Verdict) -> Row:
     return _progress_row(
-        event.job_id, event.seq, event.event_id, event.state, event.producer,
-        stage=event.stage, percent=event.percent, eta_seconds=event.eta_seconds,
-        metrics=event.metrics, message=event.message,
+        event.job_id,
+        event.seq,
+        event.event_id,
+        event.state,
+        event.producer,
+        stage=event.stage,
+        percent=event.percent,
+        eta_seconds=event.eta_seconds,
+        metrics=event.metrics,
+        message=event.message,
         result=event.result.model_dump(mode="json") if event.result else None,
         error=event.error.model_dump(mode="json") if event.error else None,
-        occurred_at=event.occurred_at, verdict=verdict,
+        occurred_at=event.occurred_at,
+        verdict=verdict,
     )
 
 
 def _copy_row(event: JobProgress, verdict: Verdict) -> tuple[Any, ...]:
     """A progress event as a COPY row, in PROGRESS_COLUMNS order; JSON columns as JSON text."""
     return (
-        event.job_id, event.seq, event.event_id, event.state.value, event.producer, event.stage,
-        event.percent, event.eta_seconds, json.dumps(event.metrics), event.message,
+        event.job_id,
+        event.seq,
+        event.event_id,
+        event.state.value,
+        event.producer,
+        event.stage,
+        event.percent,
+        event.eta_seconds,
+        json.dumps(event.metrics),
+        event.message,
         event.result.model_dump_json() if event.result else None,
         event.error.model_dump_json() if event.error else None,
-        verdict.value, event.occurred_at,
-    )  # fmt: skip
+        verdict.value,
+        event.occurred_at,
+    )
 
 
-def _progress_row(job_id, seq, event_id, state, producer, *, verdict, occurred_at, stage=None,
-                  percent=None, eta_seconds=None, metrics=None, message=None, result=None,
-                  error=None) -> Row:  # fmt: skip
+def _progress_row(
+    job_id,
+    seq,
+    event_id,
+    state,
+    producer,
+    *,
+    verdict,
+    occurred_at,
+    stage=None,
+    percent=None,
+    eta_seconds=None,
+    metrics=None,
+    message=None,
+    result=None,
+    error=None,
+) -> Row:
     return {
-        "job_id": job_id, "seq": seq, "event_id": event_id, "state": state.value,
-        "producer": producer, "stage": stage, "percent": percent, "eta_seconds": eta_seconds,
-        "metrics": Jsonb(metrics or {}), "message": message,
+        "job_id": job_id,
+        "seq": seq,
+        "event_id": event_id,
+        "state": state.value,
+        "producer": producer,
+        "stage": stage,
+        "percent": percent,
+        "eta_seconds": eta_seconds,
+        "metrics": Jsonb(metrics or {}),
+        "message": message,
         "result": Jsonb(result) if result is not None else None,
         "error": Jsonb(error) if error is not None else None,
-        "verdict": verdict.value, "occurred_at": occurred_at,
-    }  # fmt: skip
+        "verdict": verdict.value,
+        "occurred_at": occurred_at,
+    }
 
 
 def _position_row(event: JobProgress, position: JobPosition) -> Row:

@@ -58,13 +58,17 @@ def load_folder(component: str, folder: Path | resources.abc.Traversable) -> lis
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
-        raise MigrationError(f"{component}: migration versions must run 1..n without gaps: {versions}")
+        raise MigrationError(
+            f"{component}: migration versions must run 1..n without gaps: {versions}"
+        )
     return found
 
 
 def discover() -> dict[str, list[Migration]]:
     """Every installed component's migrations, found through the `lorag.migrations` entry points."""
-    plans: dict[str, list[Migration]] = {"core": load_folder("core", resources.files("lorag_core.db.sql"))}
+    plans: dict[str, list[Migration]] = {
+        "core": load_folder("core", resources.files("lorag_core.db.sql"))
+    }
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         plans[ep.name] = load_folder(ep.name, resources.files(ep.value))
     return plans
@@ -103,13 +107,18 @@ def _check(plans: dict[str, list[Migration]], applied: dict[tuple[str, int], dic
 
 
 def status(dsn: str, plans: dict[str, list[Migration]] | None = None) -> Status:
-    """Applied and pending migrations, without changing anything but the version table's existence."""
+    """Applied and pending migrations; changes nothing but creating the version table."""
     plans = discover() if plans is None else plans
     with psycopg.connect(dsn, autocommit=True) as conn:
         applied = _applied(conn)
     _check(plans, applied)
     done = [
-        {"component": c, "version": v, "name": row["name"], "applied_at": row["applied_at"].isoformat()}
+        {
+            "component": c,
+            "version": v,
+            "name": row["name"],
+            "applied_at": row["applied_at"].isoformat(),
+        }
         for (c, v), row in sorted(applied.items())
     ]
     pending = [
@@ -136,7 +145,7 @@ def upgrade(dsn: str, plans: dict[str, list[Migration]] | None = None) -> list[M
                     if (m.component, m.version) in applied:
                         continue
                     with conn.transaction():
-                        conn.execute(m.sql)  # type: ignore[arg-type]
+                        conn.execute(m.sql)
                         conn.execute(
                             "INSERT INTO schema_migrations (component, version, name, checksum)"
                             " VALUES (%s, %s, %s, %s)",

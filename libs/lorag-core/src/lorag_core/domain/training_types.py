@@ -70,7 +70,7 @@ class ResolvedType:
 
 
 def parse_training_type(value: str) -> AnyTrainingType:
-    """Parse a type name, new or legacy, case-insensitively; raise ValueError listing valid names."""
+    """Parse a type name, new or legacy, any case; ValueError lists the valid names."""
     name = value.strip().upper()
     for enum in (TrainingType, LegacyTrainingType):
         if name in enum.__members__:

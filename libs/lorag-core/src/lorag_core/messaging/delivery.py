@@ -20,10 +20,15 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from lorag_core.contracts import DeadLettered, Event, dead_letter_topic
+from lorag_core.contracts import DeadLettered, Event, JobRequested, dead_letter_topic
+from lorag_core.contracts.legacy import is_legacy_request
 
 E = TypeVar("E", bound=Event)
 log = logging.getLogger(__name__)
+
+
+class NotForUs(Exception):
+    """A message another consumer group handles (a legacy request): acknowledge and skip it."""
 
 
 class Rejected(Exception):
@@ -55,10 +60,16 @@ def decode(record: ConsumerRecord, event_type: type[E], max_bytes: int) -> E:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Rejected("NOT_JSON", f"payload is not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise Rejected("INVALID_CONTRACT", f"payload is a JSON {type(data).__name__}, not an object")
+        raise Rejected(
+            "INVALID_CONTRACT", f"payload is a JSON {type(data).__name__}, not an object"
+        )
+    if event_type is JobRequested and is_legacy_request(data):
+        raise NotForUs("a legacy request: the migration-service normalises it")
     version = data.get("schema_version", 1)
     if version != 1:
-        raise Rejected("UNKNOWN_SCHEMA_VERSION", f"schema_version {version!r} is not supported (1 is)")
+        raise Rejected(
+            "UNKNOWN_SCHEMA_VERSION", f"schema_version {version!r} is not supported (1 is)"
+        )
     try:
         return event_type.model_validate(data)
     except ValidationError as exc:
@@ -95,6 +106,8 @@ class Delivery:
             await self._attempt([record], handler(event))
         except Rejected as rejected:
             await self.dead_letter(record, rejected.code, rejected.reason, rejected.attempts)
+        except NotForUs as skipped:
+            log.debug("%s: skipped %s@%d: %s", self.consumer, record.topic, record.offset, skipped)
 
     async def batch(
         self,
@@ -109,6 +122,8 @@ class Delivery:
                 good.append((record, decode(record, event_type, self.max_message_bytes)))
             except Rejected as rejected:
                 await self.dead_letter(record, rejected.code, rejected.reason)
+            except NotForUs:
+                pass
         if not good:
             return
         try:
@@ -143,7 +158,11 @@ class Delivery:
         for k in keys:
             self._attempts.pop(k, None)
         if self._hold_before_ack_s:
-            log.warning("%s: holding %.0fs before the ack (fault injection)", self.consumer, self._hold_before_ack_s)
+            log.warning(
+                "%s: holding %.0fs before the ack (fault injection)",
+                self.consumer,
+                self._hold_before_ack_s,
+            )
             await asyncio.sleep(self._hold_before_ack_s)
 
     async def dead_letter(
@@ -170,7 +189,12 @@ class Delivery:
         )
         log.warning(
             "%s: dead-lettered %s[%d]@%d: %s: %s",
-            self.consumer, record.topic, record.partition, record.offset, code, reason[:300],
+            self.consumer,
+            record.topic,
+            record.partition,
+            record.offset,
+            code,
+            reason[:300],
         )
 
 
@@ -191,5 +215,6 @@ def _text(value: bytes | str) -> str:
 
 def _short(exc: ValidationError) -> str:
     return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()[:10]
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        for err in exc.errors()[:10]
     )

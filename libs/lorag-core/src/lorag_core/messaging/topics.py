@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -29,12 +30,10 @@ async def ensure_topics(bootstrap_servers: str, partitions: int, topics=ALL_TOPI
         missing = [t for t in topics if t not in existing]
         if not missing:
             return
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another replica was first
             await admin.create_topics(
                 [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
             )
-        except TopicAlreadyExistsError:
-            pass  # another replica created them first
         log.info("created topics %s", ", ".join(missing))
     finally:
         await admin.close()

@@ -40,7 +40,8 @@ class HealthServer:
             payload = json.dumps(body).encode()
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
             )
             await writer.drain()
         except (TimeoutError, ConnectionError):
@@ -55,6 +56,8 @@ class HealthServer:
             checks = await self.readiness()
             ok = all(v is True for v in checks.values())
             return ("200 OK" if ok else "503 Service Unavailable"), {
-                "status": "ready" if ok else "not ready", "service": self.service, "checks": checks,
-            }  # fmt: skip
+                "status": "ready" if ok else "not ready",
+                "service": self.service,
+                "checks": checks,
+            }
         return "404 Not Found", {"error": f"unknown path {path!r}; try /health or /ready"}

@@ -11,14 +11,15 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from faststream import FastStream
+from faststream import AckPolicy, FastStream
 from psycopg_pool import AsyncConnectionPool
 
 from lorag_core.db import migrations
 from lorag_core.db.pool import open_pool
 from lorag_core.messaging.broker import make_broker
-from lorag_core.messaging.delivery import Delivery
+from lorag_core.messaging.delivery import Delivery, raw_body
 from lorag_core.messaging.topics import ensure_topics
 from lorag_core.service.health import HealthServer
 from lorag_core.settings import Settings
@@ -50,15 +51,22 @@ class ServiceHost:
     """Builds the broker and runs a service until SIGTERM, then stops it cleanly."""
 
     def __init__(
-        self, service: str, settings: Settings, *, health_host: str = "127.0.0.1", health_port: int = 0
+        self,
+        service: str,
+        settings: Settings,
+        *,
+        health_host: str = "127.0.0.1",
+        health_port: int = 0,
     ) -> None:
         self.service = service
         self.settings = settings
         self.tracer_provider = setup_tracing(settings.telemetry, service)
         self.broker = make_broker(
-            settings.kafka, client_id=service, tracer_provider=self.tracer_provider,
+            settings.kafka,
+            client_id=service,
+            tracer_provider=self.tracer_provider,
             logger=logging.getLogger(f"lorag.{service}.broker"),
-        )  # fmt: skip
+        )
         self.runtime = Runtime(settings=settings, service=service)
         self.health = HealthServer(health_host, health_port, service, self._readiness)
         self._on_start: list[Hook] = []
@@ -67,9 +75,28 @@ class ServiceHost:
     def delivery(self, consumer_group: str) -> Delivery:
         """At-least-once delivery with dead letters for one of this service's consumer groups."""
         return Delivery(
-            self.broker, consumer_group,
+            self.broker,
+            consumer_group,
             max_message_bytes=self.settings.kafka.max_message_bytes,
             max_attempts=self.settings.kafka.max_attempts,
+        )
+
+    def at_least_once(
+        self, topic: str, delivery: Delivery, *, batch_size: int | None = None
+    ) -> Any:
+        """Subscribe a consumer group: offsets commit only after the handler returned.
+
+        The handler receives raw bytes (decoding is the Delivery's, so it can dead-letter them);
+        with `batch_size`, it receives up to that many records at once.
+        """
+        if batch_size:
+            return self.broker.subscriber(
+                topic, group_id=delivery.consumer, batch=True, max_records=batch_size,
+                ack_policy=AckPolicy.NACK_ON_ERROR, auto_offset_reset="earliest", decoder=raw_body,
+            )  # fmt: skip
+        return self.broker.subscriber(
+            topic, group_id=delivery.consumer, ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest", decoder=raw_body,
         )  # fmt: skip
 
     def on_start(self, hook: Hook) -> Hook:
@@ -85,7 +112,9 @@ class ServiceHost:
         settings = self.settings
         await asyncio.to_thread(migrations.upgrade, settings.postgres_dsn)
         self.runtime.pool = await open_pool(
-            settings.postgres_dsn, min_size=settings.postgres.pool_min, max_size=settings.postgres.pool_max
+            settings.postgres_dsn,
+            min_size=settings.postgres.pool_min,
+            max_size=settings.postgres.pool_max,
         )
         self.runtime.objects = ObjectStore.from_settings(settings.s3)
         await asyncio.to_thread(self.runtime.objects.ensure_buckets, settings.s3.buckets)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 
 from lorag_core.contracts import JobRequested
 from lorag_core.domain.training_types import TrainingType
-from lorag_core.messaging.delivery import raw_body, records_of
+from lorag_core.messaging.delivery import records_of
 from lorag_core.messaging.topics import JOB_REQUESTED
 from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.telemetry import job_context
@@ -38,21 +37,16 @@ def register_intake(
         with job_context(event.job_id):
             await handle(host.runtime, event)
 
-    @host.broker.subscriber(
-        JOB_REQUESTED,
-        group_id=delivery.consumer,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        decoder=raw_body,
-    )
+    @host.at_least_once(JOB_REQUESTED, delivery)
     async def on_job_requested(message: KafkaMessage) -> None:
         (record,) = records_of(message)
         await delivery.one(record, JobRequested, route)
 
 
 async def no_worker_yet(runtime: Runtime, event: JobRequested) -> None:
-    """The honest handler of a service whose worker is not built yet: say so, leave the job QUEUED."""
+    """The handler of a service whose worker is not built yet: say so, leave the job QUEUED."""
     log.warning(
         "%s has no %s worker in this build; the job stays QUEUED",
-        runtime.service, event.resolved.effective,
+        runtime.service,
+        event.resolved.effective,
     )

@@ -72,13 +72,19 @@ class ObjectStore:
                     if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                         raise
 
-    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectRef:
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> ObjectRef:
         """Store bytes with their sha256 in the object's metadata."""
         digest = hashlib.sha256(data).hexdigest()
         self.client.put_object(
-            bucket, key, io.BytesIO(data), len(data), content_type=content_type,
+            bucket,
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type=content_type,
             metadata={SHA256_META: digest},
-        )  # fmt: skip
+        )
         return ObjectRef(bucket, key, digest, len(data))
 
     def put_file(self, bucket: str, key: str, path: Path) -> ObjectRef:
@@ -100,7 +106,9 @@ class ObjectStore:
         _verify(bucket, key, hashlib.sha256(data).hexdigest(), expected_sha256 or recorded)
         return data
 
-    def get_file(self, bucket: str, key: str, path: Path, expected_sha256: str | None = None) -> ObjectRef:
+    def get_file(
+        self, bucket: str, key: str, path: Path, expected_sha256: str | None = None
+    ) -> ObjectRef:
         """Download an object to a file, verifying its sha256 while streaming."""
         response = self.client.get_object(bucket, key)
         hasher, size = hashlib.sha256(), 0
@@ -165,7 +173,9 @@ def _recorded_sha256(headers) -> str | None:
 
 def _verify(bucket: str, key: str, actual: str, expected: str | None) -> None:
     if expected is None:
-        raise IntegrityError(f"s3://{bucket}/{key} has no recorded sha256; it was not written by lorag")
+        raise IntegrityError(
+            f"s3://{bucket}/{key} has no recorded sha256; it was not written by lorag"
+        )
     if actual != expected:
         raise IntegrityError(
             f"s3://{bucket}/{key} is corrupted: sha256 {actual[:12]}… does not match the recorded "

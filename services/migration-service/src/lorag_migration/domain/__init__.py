@@ -1,0 +1,1 @@
+"""The migration-service's domain: pure rules, no database or broker clients."""
