@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ def real_servers() -> Iterator[tuple[Endpoints, Path | None]]:
         yield endpoints, state_dir
     finally:
         stack.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def export(endpoints: Endpoints) -> None:
