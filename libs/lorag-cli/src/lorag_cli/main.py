@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lorag_cli import db, infra, jobs, services, submit
+from lorag_cli import db, infra, jobs, migrate, services, submit
 
 app = typer.Typer(
     help="lorag turns datasets into better AI agents (minions): RAG and LoRA, apart or combined.",
@@ -16,5 +16,6 @@ app.command()(infra.down)
 app.command()(infra.status)
 app.command()(services.serve)
 app.command()(submit.submit)
+app.command()(migrate.migrate)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
 
 from lorag_core.db import migrations
@@ -36,6 +37,7 @@ class Runtime:
 
     settings: Settings
     service: str
+    broker: KafkaBroker
     pool: AsyncConnectionPool | None = None
     objects: ObjectStore | None = None
     extras: dict[str, object] = field(default_factory=dict)
@@ -67,9 +69,10 @@ class ServiceHost:
             tracer_provider=self.tracer_provider,
             logger=logging.getLogger(f"lorag.{service}.broker"),
         )
-        self.runtime = Runtime(settings=settings, service=service)
+        self.runtime = Runtime(settings=settings, service=service, broker=self.broker)
         self.health = HealthServer(health_host, health_port, service, self._readiness)
         self._on_start: list[Hook] = []
+        self._after_start: list[Hook] = []
         self._on_stop: list[Hook] = []
 
     def delivery(self, consumer_group: str) -> Delivery:
@@ -101,6 +104,11 @@ class ServiceHost:
 
     def on_start(self, hook: Hook) -> Hook:
         self._on_start.append(hook)
+        return hook
+
+    def after_start(self, hook: Hook) -> Hook:
+        """Run once the broker is connected and the subscribers listen (workers start here)."""
+        self._after_start.append(hook)
         return hook
 
     def on_stop(self, hook: Hook) -> Hook:
@@ -145,5 +153,13 @@ class ServiceHost:
     async def run(self) -> None:
         """Run until SIGTERM or SIGINT; in-flight messages finish before the broker closes."""
         setup_logging(self.settings.telemetry, self.service)
-        app = FastStream(self.broker, lifespan=self._lifespan, logger=log)
+        logging.getLogger(f"lorag.{self.service}.broker").setLevel(logging.WARNING)
+
+        async def after_startup() -> None:
+            for hook in self._after_start:
+                await hook(self.runtime)
+
+        app = FastStream(
+            self.broker, lifespan=self._lifespan, after_startup=[after_startup], logger=log
+        )
         await app.run()

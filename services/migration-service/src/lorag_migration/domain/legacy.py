@@ -111,3 +111,8 @@ def _error(status: str, message: str | None) -> JobError | None:
         text = message or "failed in the legacy system, which recorded no message"
         return JobError(code="LEGACY_FAILED", message=text[:MAX_ERROR_MESSAGE])
     return None
+
+
+def id_taken(done: Converted) -> Unconvertible:
+    """A row whose new job id another job (not made by this conversion) already holds."""
+    return Unconvertible(done.legacy, f"job id {done.job_id} already belongs to another job")

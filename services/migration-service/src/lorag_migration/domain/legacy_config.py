@@ -57,8 +57,7 @@ KNOWN_KEYS = {
     LegacyTrainingType.RAG: COMMON_KEYS | DROPPED_KEYS | RAG_KEYS.keys(),
     LegacyTrainingType.LORA: COMMON_KEYS | DROPPED_KEYS | LORA_KEYS.keys(),
     LegacyTrainingType.FINE_TUNING: COMMON_KEYS | DROPPED_KEYS | TRAINING_KEYS.keys(),
-    LegacyTrainingType.HYBRID: COMMON_KEYS | DROPPED_KEYS | RAG_KEYS.keys() | LORA_KEYS.keys()
-    | HYBRID_KEYS.keys(),
+    LegacyTrainingType.HYBRID: COMMON_KEYS | DROPPED_KEYS | {*RAG_KEYS, *LORA_KEYS, *HYBRID_KEYS},
 }
 
 

@@ -52,16 +52,3 @@ class ConversionReport:
         """The figures a dry run and the real run after it must agree on."""
         shown = self.as_dict()
         return {k: v for k, v in shown.items() if k not in ("dry_run", "run_id", "batches")}
-
-
-@dataclass(frozen=True)
-class RollbackReport:
-    """What a rollback undid."""
-
-    jobs_deleted: int
-    legacy_rows_restored: int
-    conversions_cleared: int
-    audit_rows_cleared: int
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)

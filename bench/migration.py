@@ -1,0 +1,85 @@
+"""Legacy job conversion rate, against one `INSERT … SELECT` copying the same rows in the server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from lorag_core.settings import Settings
+from lorag_migration.conversion import convert_legacy_jobs, rollback
+
+ROWS = 20_000
+BATCH_SIZE = 1000
+# Every type and status with realistic configs, generated in the server so seeding is not timed.
+SEED = """
+INSERT INTO legacy_training_jobs (id, minion_id, type, status, config, error_message, created_at)
+SELECT md5('bench' || i)::uuid::text, 'm-' || mod(i, 97),
+       (ARRAY['RAG', 'LORA', 'HYBRID', 'FINE_TUNING'])[1 + mod(i, 4)],
+       (ARRAY['pending', 'running', 'done', 'error', 'failed', 'cancelled'])[1 + mod(i / 4, 6)],
+       CASE mod(i, 4)
+         WHEN 0 THEN jsonb_build_object('dataset_path', '/data/' || i, 'chunk_size', 256,
+                                        'collection', 'kb-' || mod(i, 9))
+         WHEN 1 THEN jsonb_build_object('dataset_uri', 's3://old/' || i, 'lora_r', 8,
+                                        'learning_rate', 0.0002, 'target_modules', '["q"]'::jsonb)
+         WHEN 2 THEN jsonb_build_object('dataset_uri', 's3://old/' || i, 'chunk_size', '512',
+                                        'lora_r', 16, 'minion_name', 'minion-' || mod(i, 50))
+         ELSE jsonb_build_object('dataset_path', '/data/' || i, 'epochs', 2, 'base_model', 'smol')
+       END,
+       CASE WHEN mod(i / 4, 6) IN (3, 4) THEN 'CUDA out of memory' END,
+       now() - i * interval '1 minute'
+FROM generate_series(1, %s) AS i
+"""
+
+
+def _reset(dsn: str) -> None:
+    rollback(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE legacy_training_jobs, legacy_job_audit, legacy_conversions")
+        conn.execute("DROP TABLE IF EXISTS bench_legacy_copy")
+
+
+def conversion_rate(dsn: str) -> float:
+    """Legacy jobs per second through the real conversion (batches, audit, records)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(SEED, (ROWS,))
+        conn.execute("ANALYZE legacy_training_jobs")
+    started = time.perf_counter()
+    report = convert_legacy_jobs(dsn, batch_size=BATCH_SIZE)
+    elapsed = time.perf_counter() - started
+    assert report.converted == ROWS, report.unconvertible[:3]
+    return ROWS / elapsed
+
+
+def insert_select_rate(dsn: str) -> float:
+    """Baseline: the same rows copied by one INSERT … SELECT into a scratch copy of the table."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_legacy_copy (LIKE legacy_training_jobs INCLUDING ALL)")
+        started = time.perf_counter()
+        conn.execute("INSERT INTO bench_legacy_copy SELECT * FROM legacy_training_jobs")
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_legacy_copy")
+    return ROWS / elapsed
+
+
+def measure(dsn: str) -> tuple[float, float]:
+    _reset(dsn)
+    try:
+        return conversion_rate(dsn), insert_select_rate(dsn)
+    finally:
+        _reset(dsn)
+
+
+async def run(settings: Settings, work: Path) -> list[dict[str, Any]]:
+    ours, baseline = await asyncio.to_thread(measure, settings.postgres_dsn)
+    print(f"legacy conversion: {ours:.0f} jobs/s; INSERT … SELECT: {baseline:.0f} rows/s; "
+          f"ratio {ours / baseline:.2f}")  # fmt: skip
+    return [{
+        "bench": "legacy_conversion", "figure": "jobs_per_s", "n": ROWS, "value": round(ours),
+        "baseline": "one INSERT … SELECT of the same rows into a copy table",
+        "baseline_value": round(baseline), "ratio": round(ours / baseline, 2),
+        "target": ">= 5000 jobs/s and ratio >= 0.5",
+    }]  # fmt: skip

@@ -1,0 +1,81 @@
+"""The durable work queue: accept once, claim with a lease, hand the sequence numbers out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from lorag_core.contracts import JobRequested
+
+Row = dict[str, Any]
+
+
+async def accept(conn: AsyncConnection[Any], service: str, event: JobRequested) -> bool:
+    """Store a job for this service; a redelivered request changes nothing. True if new."""
+    cur = await conn.execute(
+        "INSERT INTO work_items (service, job_id, request) VALUES (%s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (service, event.job_id, Jsonb(event.model_dump(mode="json"))),
+    )
+    return cur.rowcount == 1
+
+
+async def claim(conn: AsyncConnection[Any], service: str, owner: str, lease_s: float) -> Row | None:
+    """Take the oldest job that is queued or whose worker's lease ran out (it crashed)."""
+    cur = await conn.execute(
+        """
+        UPDATE work_items SET status = 'running', lease_owner = %(owner)s,
+            lease_until = now() + make_interval(secs => %(lease)s), attempts = attempts + 1,
+            updated_at = now()
+        WHERE (service, job_id) = (
+            SELECT service, job_id FROM work_items
+            WHERE service = %(service)s AND status <> 'done'
+              AND (status = 'queued' OR lease_until < now())
+            ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING job_id, request, attempts, next_seq
+        """,
+        {"service": service, "owner": owner, "lease": lease_s},
+    )
+    return await cur.fetchone()
+
+
+async def renew(
+    conn: AsyncConnection[Any], service: str, job_id: str, owner: str, lease_s: float
+) -> bool:
+    """Extend our lease; False when another worker took the job over."""
+    cur = await conn.execute(
+        "UPDATE work_items SET lease_until = now() + make_interval(secs => %s)"
+        " WHERE service = %s AND job_id = %s AND lease_owner = %s AND status = 'running'",
+        (lease_s, service, job_id, owner),
+    )
+    return cur.rowcount == 1
+
+
+async def take_seq(conn: AsyncConnection[Any], service: str, job_id: str) -> int:
+    """The job's next progress sequence number; it survives restarts, so seq never repeats."""
+    cur = await conn.execute(
+        "UPDATE work_items SET next_seq = next_seq + 1 WHERE service = %s AND job_id = %s"
+        " RETURNING next_seq - 1 AS seq",
+        (service, job_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None, f"no work item {service}/{job_id}"
+    return int(row["seq"])
+
+
+async def finish(conn: AsyncConnection[Any], service: str, job_id: str, outcome: str) -> None:
+    await conn.execute(
+        "UPDATE work_items SET status = 'done', outcome = %s, lease_owner = NULL,"
+        " lease_until = NULL, updated_at = now() WHERE service = %s AND job_id = %s",
+        (outcome, service, job_id),
+    )
+
+
+async def cancel_requested(conn: AsyncConnection[Any], job_id: str) -> bool:
+    cur = await conn.execute(
+        "SELECT cancel_requested_at IS NOT NULL AS asked FROM jobs WHERE job_id = %s", (job_id,)
+    )
+    row = await cur.fetchone()
+    return bool(row and row["asked"])

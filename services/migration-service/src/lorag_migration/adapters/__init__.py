@@ -1,0 +1,1 @@
+"""Adapters of the migration-service: its Postgres tables."""

@@ -1,0 +1,158 @@
+"""The legacy tables and the jobs table, as the conversion reads and writes them (psycopg 3).
+
+Every method runs inside the caller's transaction: one batch's jobs rows, audit copies and
+conversion records commit together or not at all, which is what makes a killed run resumable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.rows import class_row
+
+from lorag_migration.domain.legacy import Converted, LegacyJob, Unconvertible, id_taken
+
+LEGACY_COLUMNS = "id, minion_id, type, status, config, error_message, created_at, updated_at"
+CONVERSION_LOCK_KEY = 0x6C6567616379  # "legacy": one conversion or rollback at a time
+LOCK_WAIT_S = 15
+NOT_CONVERTED = """
+FROM legacy_training_jobs l WHERE {after} NOT EXISTS (
+    SELECT 1 FROM legacy_conversions c WHERE c.legacy_id = l.id AND c.outcome = 'converted')
+"""
+JOB_COLUMNS = (
+    "job_id, requested_type, effective_type, owner, minion_id, request, state, message, error,"
+    " requested_at, created_at, finished_at"
+)
+# Batches arrive by COPY into per-connection scratch tables, then move over in one statement each.
+SCRATCH = """
+CREATE TEMP TABLE IF NOT EXISTS incoming_legacy_jobs
+    (LIKE jobs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS incoming_conversions
+    (LIKE legacy_conversions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+MOVE_JOBS = f"""
+INSERT INTO jobs ({JOB_COLUMNS}) SELECT {JOB_COLUMNS} FROM incoming_legacy_jobs
+ON CONFLICT (job_id) DO NOTHING RETURNING job_id
+"""
+COPY_AUDIT = f"""
+INSERT INTO legacy_job_audit ({LEGACY_COLUMNS}, run_id)
+SELECT {LEGACY_COLUMNS}, %s FROM legacy_training_jobs WHERE id = ANY(%s)
+ON CONFLICT (id) DO NOTHING
+"""
+# A row still unconvertible for the same reason keeps its record untouched: a rerun changes nothing.
+MOVE_CONVERSIONS = """
+INSERT INTO legacy_conversions (legacy_id, job_id, run_id, outcome, reason)
+SELECT legacy_id, job_id, run_id, outcome, reason FROM incoming_conversions
+ON CONFLICT (legacy_id) DO UPDATE SET job_id = EXCLUDED.job_id, run_id = EXCLUDED.run_id,
+    outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, recorded_at = now()
+WHERE (legacy_conversions.outcome, legacy_conversions.reason)
+    IS DISTINCT FROM (EXCLUDED.outcome, EXCLUDED.reason)
+"""
+
+RESTORED = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEGACY_COLUMNS.split(", ")[1:])
+CONVERTED_JOBS = "SELECT job_id FROM legacy_conversions WHERE outcome = 'converted'"
+# Order matters: the conversion records name the jobs to delete, so they go last but one.
+ROLLBACK = (
+    ("progress_deleted", f"DELETE FROM job_progress WHERE job_id IN ({CONVERTED_JOBS})"),
+    ("jobs_deleted", f"DELETE FROM jobs WHERE job_id IN ({CONVERTED_JOBS})"),
+    # Rows deleted or edited since their conversion come back as audited; equal rows stay untouched.
+    (
+        "legacy_rows_restored",
+        f"""
+INSERT INTO legacy_training_jobs ({LEGACY_COLUMNS}) SELECT {LEGACY_COLUMNS} FROM legacy_job_audit
+ON CONFLICT (id) DO UPDATE SET {RESTORED}
+WHERE (legacy_training_jobs.*) IS DISTINCT FROM (EXCLUDED.*)""",
+    ),
+    ("conversions_cleared", "DELETE FROM legacy_conversions"),
+    ("audit_rows_cleared", "DELETE FROM legacy_job_audit"),
+)
+
+
+class ConversionBusy(RuntimeError):
+    """Another conversion or rollback holds the legacy tables."""
+
+
+class LegacyStore:
+    """Needs an autocommit connection: each `transaction()` block is then a real transaction."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        assert conn.autocommit, "a batch must commit on its own, not as a savepoint"
+        self.conn = conn
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the conversion lock for the session; a killed holder's lock ends with it."""
+        # A killed run's session can outlive its process by a moment: wait a while, not forever.
+        self.conn.execute(f"SET lock_timeout = '{LOCK_WAIT_S}s'")
+        try:
+            self.conn.execute("SELECT pg_advisory_lock(%s)", (CONVERSION_LOCK_KEY,))
+        except psycopg.errors.LockNotAvailable:
+            raise ConversionBusy(
+                f"another legacy conversion or rollback held its lock for {LOCK_WAIT_S} s; retry"
+            ) from None
+        finally:
+            self.conn.execute("RESET lock_timeout")
+        try:
+            yield
+        finally:
+            self.conn.execute("SELECT pg_advisory_unlock(%s)", (CONVERSION_LOCK_KEY,))
+
+    def count_converted(self) -> int:
+        sql = "SELECT count(*) FROM legacy_conversions WHERE outcome = 'converted'"
+        return self.conn.execute(sql).fetchone()[0]  # type: ignore[index]
+
+    def count_not_converted(self) -> int:
+        return self.conn.execute("SELECT count(*) " + NOT_CONVERTED.format(after="")).fetchone()[0]  # type: ignore[index]
+
+    def next_batch(self, after: str | None, limit: int, *, lock: bool) -> list[LegacyJob]:
+        """The next rows by id not converted yet (keyset pagination), locked while converted."""
+        where = NOT_CONVERTED.format(after="" if after is None else "l.id > %(after)s AND")
+        sql = f"SELECT {LEGACY_COLUMNS} {where} ORDER BY l.id LIMIT %(n)s"
+        with self.conn.cursor(row_factory=class_row(LegacyJob)) as cur:
+            return cur.execute(sql + (" FOR SHARE OF l" if lock else ""),
+                               {"after": after, "n": limit}).fetchall()  # fmt: skip
+
+    def taken_job_ids(self, job_ids: Sequence[str]) -> set[str]:
+        rows = self.conn.execute("SELECT job_id FROM jobs WHERE job_id = ANY(%s)", (list(job_ids),))
+        return {r[0] for r in rows}
+
+    def save_batch(self, run_id: str, converted: Sequence[Converted],
+                   unconvertible: Sequence[Unconvertible]) -> list[Unconvertible]:  # fmt: skip
+        """Write one batch; return the rows whose job id another job holds (left unconverted)."""
+        with self.conn.cursor() as cur:
+            cur.execute(SCRATCH)
+            with cur.copy(f"COPY incoming_legacy_jobs ({JOB_COLUMNS}) FROM STDIN") as copy:
+                for c in converted:
+                    copy.write_row(_job_row(c))
+            created = {r[0] for r in cur.execute(MOVE_JOBS).fetchall()}
+            clashes = [id_taken(c) for c in converted if c.job_id not in created]
+            audited = [c.legacy.id for c in converted if c.job_id in created]
+            cur.execute(COPY_AUDIT, (run_id, audited))
+            columns = "legacy_id, job_id, run_id, outcome, reason"
+            with cur.copy(f"COPY incoming_conversions ({columns}) FROM STDIN") as copy:
+                for c in converted:
+                    if c.job_id in created:
+                        copy.write_row((c.legacy.id, c.job_id, run_id, "converted", None))
+                for u in [*unconvertible, *clashes]:
+                    copy.write_row((u.legacy.id, None, run_id, "unconvertible", u.reason))
+            cur.execute(MOVE_CONVERSIONS)
+        return clashes
+
+    def rollback(self) -> dict[str, int]:
+        """Undo every conversion in one transaction: jobs gone, legacy rows as audited."""
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            done = {k: cur.execute(sql).rowcount for k, sql in ROLLBACK}
+        return done
+
+
+def _job_row(c: Converted) -> tuple[object, ...]:
+    resolved = c.request.resolved
+    return (
+        c.job_id, resolved.requested.value, resolved.effective.value, c.request.owner,
+        c.request.minion_id, c.request.model_dump_json(), c.state.value,
+        f"converted from legacy job {c.legacy.id} (status {c.legacy.status})",
+        c.error.model_dump_json() if c.error else None, c.legacy.created_at, c.legacy.created_at,
+        c.legacy.updated_at if c.state.is_terminal else None,
+    )  # fmt: skip

@@ -1,0 +1,93 @@
+"""The shared worker: durable intake, progress, failure, cancellation and takeover after a crash."""
+
+import asyncio
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from lorag_core.contracts import JobRequested
+from tests.support.db import fetch_all, wait_for_job
+from tests.support.kafka import publish_raw
+from tests.support.processes import start_service
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def echo(settings, logs_dir):
+    service = start_service("tests.support.echo_service", logs_dir, LORAG_WORKER_LEASE_S="4")
+    yield service
+    if service.process.poll() is None:
+        service.stop()
+
+
+async def submit(settings, spec: str) -> str:
+    job_id = f"job-echo-{uuid.uuid4().hex[:10]}"
+    event = JobRequested(
+        job_id=job_id,
+        training_type="LOCAL_FINE_TUNING",
+        minion_id=spec,
+        datasets=[{"uri": "s3://b/k"}],
+    )
+    await publish_raw(
+        settings.kafka.bootstrap_servers, event.topic, event.to_bytes(), key=job_id.encode()
+    )
+    return job_id
+
+
+async def test_a_job_runs_to_success_with_ordered_progress(settings, tracker, echo):
+    job_id = await submit(settings, "steps=5")
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=30)
+    assert job["result"]["summary"] == {"steps": 5, "attempt": 1}
+    log = await fetch_all(
+        settings.postgres_dsn,
+        "SELECT seq, state FROM job_progress WHERE job_id = %s ORDER BY seq",
+        job_id,
+    )
+    states = [r["state"] for r in log]
+    assert states[0] == "VALIDATING" and states[-1] == "SUCCEEDED" and "RUNNING" in states
+    assert [r["seq"] for r in log] == list(range(1, len(log) + 1))
+
+
+async def test_a_failing_job_ends_failed_with_its_code(settings, tracker, echo):
+    job_id = await submit(settings, "steps=1,fail")
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="FAILED", timeout=30)
+    assert job["error"]["code"] == "ECHO_FAILED"
+
+
+async def test_cancel_stops_a_running_job_within_five_seconds(settings, tracker, echo):
+    job_id = await submit(settings, "steps=200")
+    await wait_for_job(settings.postgres_dsn, job_id, state="RUNNING", timeout=30)
+    subprocess.run(
+        [sys.executable, "-m", "lorag_cli", "jobs", "cancel", job_id],
+        check=True,
+        capture_output=True,
+    )
+    started = asyncio.get_running_loop().time()
+    await wait_for_job(settings.postgres_dsn, job_id, state="CANCELLED", timeout=10)
+    assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_a_killed_worker_is_taken_over_and_the_job_finishes(
+    settings, tracker, echo, logs_dir
+):
+    job_id = await submit(settings, "steps=30")
+    await wait_for_job(settings.postgres_dsn, job_id, state="RUNNING", timeout=30)
+    echo.kill()
+    survivor = start_service("tests.support.echo_service", logs_dir, LORAG_WORKER_LEASE_S="4")
+    try:
+        job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=60)
+    finally:
+        survivor.stop()
+    assert job["result"]["summary"]["attempt"] == 2
+    seqs = [
+        r["seq"]
+        for r in await fetch_all(
+            settings.postgres_dsn,
+            "SELECT seq FROM job_progress WHERE job_id = %s ORDER BY seq",
+            job_id,
+        )
+    ]
+    assert seqs == sorted(set(seqs))  # sequence numbers never repeated across the restart
