@@ -3,12 +3,14 @@
 from lorag_core.service.entry import serve
 from lorag_core.service.host import ServiceHost
 from lorag_core.settings import Settings
+from lorag_migration.wire import register_legacy_intake
 
 HEALTH_PORT = 8104
 
 
 def register(host: ServiceHost) -> None:
-    """The schema is upgraded by every host at start; legacy conversion arrives with its issue."""
+    """Every host upgrades the schema at start; this one also normalises legacy requests."""
+    register_legacy_intake(host)
 
 
 def run() -> None:
