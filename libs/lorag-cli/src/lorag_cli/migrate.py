@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import psycopg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lorag_cli.output import console, err_console, fail, print_json, print_table
+from lorag_cli.run_as_job import JobReporter
 from lorag_core.db import migrations
 from lorag_core.settings import Settings
 from lorag_migration import conversion
@@ -33,19 +37,18 @@ def migrate(
     batch_size: int = typer.Option(1000, min=1, max=100_000, help="Legacy rows per transaction."),
     rollback: bool = typer.Option(False, "--rollback", help="Undo all conversions from the audit."),
 ) -> None:
-    """Convert legacy jobs (RAG, LORA, HYBRID, FINE_TUNING) into jobs; resumable and repeatable."""
-    dsn = Settings().postgres_dsn
+    """Convert legacy jobs (RAG, LORA, HYBRID, FINE_TUNING) into jobs; resumable and repeatable.
+
+    A real run is reported as a job of its own (`migration-…`), so `lorag jobs` follow it.
+    """
+    settings = Settings()
+    dsn = settings.postgres_dsn
     try:
         migrations.upgrade(dsn)
         if rollback:
             _print_rollback(conversion.rollback(dsn), json_out)
             return
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn())  # fmt: skip
-        with Progress(*columns, console=err_console, transient=True) as progress:
-            report = conversion.convert_legacy_jobs(
-                dsn, batch_size=batch_size, dry_run=dry_run, progress=_Bar(progress)
-            )
+        report = _convert(settings, batch_size, dry_run)
     except psycopg.OperationalError as exc:
         fail(f"cannot reach Postgres: {str(exc).strip().splitlines()[0]}",
              hint="start the local servers with `lorag up`, or set LORAG_POSTGRES_DSN")  # fmt: skip
@@ -55,6 +58,60 @@ def migrate(
         print_json(report.as_dict())
     else:
         _print_report(report)
+
+
+def _convert(settings: Settings, batch_size: int, dry_run: bool) -> ConversionReport:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    reporter = None if dry_run else _job_reporter(settings)
+    try:
+        with Progress(*columns, console=err_console, transient=True) as progress:
+            sinks = [_Bar(progress), *([reporter] if reporter else [])]
+            report = conversion.convert_legacy_jobs(
+                settings.postgres_dsn, batch_size=batch_size, dry_run=dry_run,
+                progress=_Fanout(sinks),
+            )  # fmt: skip
+        if reporter:
+            reporter.succeed({
+                "converted": report.converted,
+                "unconvertible": len(report.unconvertible),
+                "already_converted": report.already_converted,
+            })  # fmt: skip
+        return report
+    except Exception as exc:
+        if reporter:
+            reporter.fail(str(exc))
+        raise
+    finally:
+        if reporter:
+            reporter.close()
+
+
+def _job_reporter(settings: Settings) -> JobReporter | None:
+    """The run as a job on Kafka; the conversion goes on without it when Kafka is down."""
+    job_id = f"migration-{uuid.uuid4().hex[:12]}"
+    try:
+        reporter = JobReporter(settings, job_id, stage="converting")
+    except Exception as exc:
+        err_console.print(f"[yellow]not reporting the run as a job ({exc}); converting anyway[/]")
+        return None
+    err_console.print(f"conversion run: job {job_id} (`lorag jobs show {job_id}`)")
+    return reporter
+
+
+class _Fanout:
+    """Several progress sinks as one."""
+
+    def __init__(self, sinks: list[Any]) -> None:
+        self.sinks = sinks
+
+    def start(self, total: int) -> None:
+        for sink in self.sinks:
+            sink.start(total)
+
+    def advance(self, rows: int) -> None:
+        for sink in self.sinks:
+            sink.advance(rows)
 
 
 def _print_rollback(undone: dict[str, int], json_out: bool) -> None:
