@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lorag_cli import db, infra, jobs, migrate, services, submit
+from lorag_cli import db, infra, jobs, migrate, recommend, services, submit
 
 app = typer.Typer(
     help="lorag turns datasets into better AI agents (minions): RAG and LoRA, apart or combined.",
@@ -17,5 +17,6 @@ app.command()(infra.status)
 app.command()(services.serve)
 app.command()(submit.submit)
 app.command()(migrate.migrate)
+app.command()(recommend.recommend)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
