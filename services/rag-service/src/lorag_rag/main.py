@@ -1,18 +1,50 @@
-"""Entry point of the rag-service: wire its subscribers and run until SIGTERM."""
+"""Composition root of the rag-service: real adapters and the EXTERNAL_RAG worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
 
 from lorag_core.domain.training_types import TrainingType
 from lorag_core.service.entry import serve
-from lorag_core.service.host import ServiceHost
-from lorag_core.service.intake import no_worker_yet, register_intake
+from lorag_core.service.host import Runtime, ServiceHost
+from lorag_core.service.worker import register_worker
 from lorag_core.settings import Settings
+from lorag_rag.adapters.chroma_store import ChromaStore
+from lorag_rag.adapters.datasets import DatasetReader
+from lorag_rag.adapters.embedder import EmbedderCache
+from lorag_rag.config import ChromaSettings, LlmSettings, RagSettings
+from lorag_rag.deps import RagDeps
+from lorag_rag.handlers import DepsProvider, make_runner
 
 HEALTH_PORT = 8101
 OWNED = frozenset({TrainingType.EXTERNAL_RAG})
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+log = logging.getLogger(__name__)
 
 
 def register(host: ServiceHost) -> None:
-    register_intake(host, OWNED, no_worker_yet)
+    provider = DepsProvider()
+
+    async def build(runtime: Runtime) -> None:
+        settings = RagSettings()
+        assert runtime.objects is not None
+        embedders = EmbedderCache(settings.torch_threads)
+        # Loaded before the service reports ready, so the first job does not pay for it.
+        await asyncio.to_thread(embedders.get, DEFAULT_MODEL)
+        store = await asyncio.to_thread(ChromaStore, ChromaSettings())
+        provider.deps = RagDeps(
+            settings, embedders, store, DatasetReader(runtime.objects, settings.allowed_roots),
+            LlmSettings(),
+        )  # fmt: skip
+        log.info("rag-service ready: model %s loaded", DEFAULT_MODEL)
+
+    host.on_start(build)
+    register_worker(host, OWNED, make_runner(provider))
 
 
 def run() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the packaged model needs no hub
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # chromadb phones home otherwise
     serve("rag-service", Settings(), register, health_port=HEALTH_PORT)

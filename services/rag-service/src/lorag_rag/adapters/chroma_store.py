@@ -1,0 +1,144 @@
+"""Knowledge bases as Chroma collections; each chunk records the KB version that wrote it.
+
+A version becomes visible only when the registry commits it: queries filter on `kb_version`, so
+chunks of an ingest in progress (or of one that was cancelled or crashed) are never returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from lorag_rag.config import ChromaSettings
+from lorag_rag.domain.documents import Chunk
+from lorag_rag.domain.plan import StoredChunk
+
+VERSION_KEY = "kb_version"
+BATCH = 1000
+
+
+def collection_name(kb: str) -> str:
+    """Chroma wants 3-512 characters ending in a letter or digit."""
+    name = f"kb-{kb}"
+    return name if name[-1].isalnum() else name + hashlib.sha256(kb.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    text: str
+    score: float  # cosine similarity, 1 is identical
+    metadata: dict[str, Any]
+
+    @property
+    def version(self) -> int:
+        return int(self.metadata.get(VERSION_KEY, 0))
+
+
+class ChromaStore:
+    """Reads and writes chunk vectors; synchronous (call it from a thread in async code)."""
+
+    def __init__(self, settings: ChromaSettings) -> None:
+        import chromadb
+
+        if settings.url:
+            url = urlparse(settings.url)
+            self.client = chromadb.HttpClient(
+                host=url.hostname or "localhost",
+                port=url.port or 8000,
+                ssl=url.scheme == "https",
+            )
+        else:
+            settings.path.mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(path=str(settings.path))
+        self._collections: dict[str, Any] = {}
+
+    def _collection(self, kb: str) -> Any:
+        if kb not in self._collections:  # a lookup per query costs more than the query
+            self._collections[kb] = self.client.get_or_create_collection(
+                collection_name(kb), configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None,
+            )  # fmt: skip
+        return self._collections[kb]
+
+    def stored(self, kb: str) -> list[StoredChunk]:
+        """Every chunk of the KB, committed or not, with its source, slot and version."""
+        col, out, offset = self._collection(kb), [], 0
+        while True:
+            page = col.get(include=["metadatas"], limit=5 * BATCH, offset=offset)
+            for cid, meta in zip(page["ids"], page["metadatas"] or [], strict=True):
+                out.append(
+                    StoredChunk(cid, str(meta["source"]), str(meta["slot"]), int(meta[VERSION_KEY]))
+                )
+            if len(page["ids"]) < 5 * BATCH:
+                return out
+            offset += len(page["ids"])
+
+    def upsert(self, kb: str, chunks: list[Chunk], vectors: np.ndarray, version: int) -> None:
+        col = self._collection(kb)
+        for start in range(0, len(chunks), BATCH):
+            part = chunks[start : start + BATCH]
+            col.upsert(
+                ids=[c.id for c in part],
+                embeddings=vectors[start : start + BATCH],
+                documents=[c.text for c in part],
+                metadatas=[{**c.metadata(), VERSION_KEY: version} for c in part],
+            )
+
+    def delete(self, kb: str, ids: list[str]) -> None:
+        col = self._collection(kb)
+        for start in range(0, len(ids), BATCH):
+            col.delete(ids=ids[start : start + BATCH])
+
+    def delete_above(self, kb: str, version: int) -> None:
+        """Remove what uncommitted ingests wrote; the whole collection if nothing was committed."""
+        if version == 0:
+            self.drop(kb)
+        else:
+            self._collection(kb).delete(where={VERSION_KEY: {"$gt": version}})
+
+    def drop(self, kb: str) -> None:
+        self._collections.pop(kb, None)
+        if collection_name(kb) in {c.name for c in self.client.list_collections()}:
+            self.client.delete_collection(collection_name(kb))
+
+    def query(
+        self, kb: str, vectors: np.ndarray, k: int, version: int,
+        where: dict[str, Any] | None = None,
+    ) -> list[list[Hit]]:  # fmt: skip
+        """For each query vector, the k nearest committed chunks, optionally filtered.
+
+        A metadata filter makes Chroma scan; uncommitted chunks are rare (only while an ingest
+        runs), so without a user filter it over-fetches, drops them here, and filters only when
+        too few remain.
+        """
+        if where is None:
+            n = 2 * k + 8
+            found = self._search(kb, vectors, n, None)
+            hits = [[h for h in row if h.version <= version][:k] for row in found]
+            # complete when k remain, or when the collection had fewer than n chunks at all
+            if all(len(row) == k or len(raw) < n for row, raw in zip(hits, found, strict=True)):
+                return hits
+        visible: dict[str, Any] = {VERSION_KEY: {"$lte": version}}
+        return self._search(kb, vectors, k, {"$and": [visible, where]} if where else visible)
+
+    def _search(
+        self, kb: str, vectors: np.ndarray, n: int, where: dict[str, Any] | None
+    ) -> list[list[Hit]]:
+        found = self._collection(kb).query(
+            query_embeddings=vectors.reshape(len(vectors), -1), n_results=n, where=where,
+            include=["documents", "metadatas", "distances"],
+        )  # fmt: skip
+        docs, metas, dists = found["documents"], found["metadatas"], found["distances"]
+        assert docs is not None and metas is not None and dists is not None
+        return [
+            [
+                Hit(cid, doc or "", 1.0 - float(dist), dict(meta or {}))
+                for cid, doc, meta, dist in zip(ids, docs[i], metas[i], dists[i], strict=True)
+            ]
+            for i, ids in enumerate(found["ids"])
+        ]

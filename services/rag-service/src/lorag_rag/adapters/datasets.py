@@ -1,0 +1,76 @@
+"""Listing and reading dataset files from object storage or an allowed local folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from lorag_core.storage import ObjectStore
+from lorag_core.storage.objects import IntegrityError
+from lorag_rag.domain.documents import BadFile, DatasetError
+from lorag_rag.domain.locations import LocalLocation, Location, S3Location, locate
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    """One file: its name relative to the dataset (stable across uploads) and where it is."""
+
+    name: str
+    location: Location
+
+
+class DatasetReader:
+    """Reads what a dataset URI names, refusing schemes and paths that are not allowed."""
+
+    def __init__(self, objects: ObjectStore, allowed_roots: tuple[Path, ...]) -> None:
+        self.objects, self.allowed_roots = objects, allowed_roots
+
+    def locate(self, uri: str) -> Location:
+        return locate(uri, self.allowed_roots)
+
+    def list_files(self, uri: str) -> list[DatasetFile]:
+        """Every file under the URI, sorted; DATASET_NOT_FOUND when there are none."""
+        where = self.locate(uri)
+        if isinstance(where, S3Location):
+            keys = sorted(k for k in self.objects.list_keys(where.bucket, where.prefix))
+            files = [
+                DatasetFile(_relative(k, where.prefix), S3Location(where.bucket, k))
+                for k in keys
+                if not k.endswith("/")
+            ]
+        elif where.path.is_file():
+            files = [DatasetFile(where.path.name, where)]
+        elif where.path.is_dir():
+            paths = sorted(p for p in where.path.rglob("*") if p.is_file())
+            files = [
+                DatasetFile(p.relative_to(where.path).as_posix(), LocalLocation(p)) for p in paths
+            ]
+        else:
+            files = []
+        if not files:
+            raise DatasetError("DATASET_NOT_FOUND", f"{uri!r} holds no files")
+        return files
+
+    def read(self, file: DatasetFile) -> bytes:
+        where = file.location
+        if isinstance(where, LocalLocation):
+            return where.path.read_bytes()
+        try:
+            return self.objects.get_bytes(where.bucket, where.prefix)
+        except IntegrityError as exc:
+            if "no recorded sha256" not in str(exc):
+                raise BadFile(file.name, "FILE_CORRUPTED", str(exc)) from None
+        # Written by an upstream system, not by lorag: there is no digest to check against.
+        response = self.objects.client.get_object(where.bucket, where.prefix)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+
+def _relative(key: str, prefix: str) -> str:
+    """Name of a key inside the dataset: the file name when the URI named the file itself."""
+    if key == prefix:
+        return PurePosixPath(key).name
+    return key[len(prefix) :].lstrip("/")

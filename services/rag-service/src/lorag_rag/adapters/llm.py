@@ -1,0 +1,21 @@
+"""An OpenAI-compatible chat endpoint: a hosted API, or the local lora-service by default."""
+
+from __future__ import annotations
+
+from lorag_rag.config import LlmSettings
+
+
+async def complete(settings: LlmSettings, messages: list[dict[str, str]]) -> str:
+    """The assistant's reply to `messages`."""
+    from openai import AsyncOpenAI
+
+    key = settings.api_key.get_secret_value() if settings.api_key else "local"
+    client = AsyncOpenAI(
+        base_url=settings.effective_base_url, api_key=key, timeout=settings.timeout_s
+    )
+    async with client:
+        response = await client.chat.completions.create(
+            model=settings.model,
+            messages=messages,  # type: ignore[arg-type]
+        )
+    return response.choices[0].message.content or ""

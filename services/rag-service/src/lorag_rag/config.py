@@ -1,0 +1,68 @@
+"""Settings of the rag-service: ingestion limits, ChromaDB and the LLM used for answers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_LLM_BASE_URL = "http://127.0.0.1:8102/v1"  # the lora-service's OpenAI-compatible endpoint
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("LORAG_STATE_DIR") or Path.cwd() / ".lorag")
+
+
+class RagSettings(BaseSettings):
+    """How datasets are read, checked and embedded."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAG_RAG_", extra="ignore")
+
+    allowed_roots: tuple[Path, ...] = Field(
+        default=(), description="Local folders datasets may be read from; none: paths refused."
+    )
+    max_file_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1, description="Larger files are refused unread."
+    )
+    max_line_bytes: int = Field(
+        default=1024 * 1024, ge=1, description="A text line longer than this fails the file."
+    )
+    embed_batch_size: int = Field(default=64, ge=1, le=4096, description="Chunks per encode call.")
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="torch intra-op threads; default: torch's own choice."
+    )
+    eval_k: int = Field(default=5, ge=1, le=100, description="k of hit rate@k and MRR@k.")
+
+
+class ChromaSettings(BaseSettings):
+    """Where knowledge bases live: embedded on disk, or a Chroma server when a URL is set."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAG_CHROMA_", extra="ignore")
+
+    url: str | None = Field(default=None, description="http(s)://host:port of a Chroma server.")
+    path: Path = Field(
+        default_factory=lambda: default_state_dir() / "chroma",
+        description="Folder of the embedded Chroma (PersistentClient).",
+    )
+
+
+class LlmSettings(BaseSettings):
+    """The OpenAI-compatible chat endpoint that answers with retrieved context."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAG_LLM_", extra="ignore")
+
+    base_url: str | None = Field(
+        default=None, description="Chat endpoint; default: the local lora-service's /v1."
+    )
+    api_key: SecretStr | None = Field(default=None, description="API key; none for local.")
+    model: str = Field(default="local", description="Model name sent with each request.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Seconds before a request gives up.")
+
+    @property
+    def effective_base_url(self) -> str | None:
+        """The given URL; without one, the local endpoint unless a key says a hosted API."""
+        if self.base_url:
+            return self.base_url
+        return None if self.api_key else LOCAL_LLM_BASE_URL

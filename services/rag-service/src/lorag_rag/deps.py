@@ -1,0 +1,19 @@
+"""The heavy things the rag-service's runner and queries share, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lorag_rag.adapters.chroma_store import ChromaStore
+from lorag_rag.adapters.datasets import DatasetReader
+from lorag_rag.adapters.embedder import EmbedderCache
+from lorag_rag.config import LlmSettings, RagSettings
+
+
+@dataclass
+class RagDeps:
+    settings: RagSettings
+    embedders: EmbedderCache
+    store: ChromaStore
+    reader: DatasetReader | None = None  # only the worker reads datasets
+    llm: LlmSettings | None = None

@@ -1,0 +1,136 @@
+"""An EXTERNAL_RAG ingest: validate, chunk, embed (resumable), evaluate, commit a KB version."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from lorag_core.contracts import ArtifactRef, JobResult, RagParameters
+from lorag_core.domain.job_state import JobState
+from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
+from lorag_rag.adapters import registry
+from lorag_rag.adapters.chroma_store import collection_name
+from lorag_rag.deps import RagDeps
+from lorag_rag.domain.chunking import chunk_documents
+from lorag_rag.domain.documents import DatasetError
+from lorag_rag.domain.formats import ReadOptions
+from lorag_rag.domain.plan import plan_ingest
+from lorag_rag.embedding import embed_and_store
+from lorag_rag.loading import LoadedDataset, eval_uri, list_dataset, parse_one, read_eval_pairs
+from lorag_rag.retrieval import evaluate
+
+KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def kb_name(ctx: JobContext, params: RagParameters) -> str:
+    name = params.kb or ctx.request.minion_id or ctx.job_id
+    if not KB_NAME.match(name):
+        raise JobFailed("KB_NAME_INVALID", f"{name!r} is not a knowledge-base name; set param kb")
+    return name
+
+
+async def load(ctx: JobContext, deps: RagDeps, params: RagParameters) -> LoadedDataset:
+    """Read and validate every file; bad files fail the job or are skipped, per on_bad_file."""
+    assert deps.reader is not None
+    opts = ReadOptions(
+        params.text_field, params.question_field, params.answer_field,
+        deps.settings.max_file_bytes, deps.settings.max_line_bytes,
+    )  # fmt: skip
+    refs = ctx.request.datasets
+    evals = eval_uri(params.eval_file, refs[0].uri) if params.eval_file else None
+    files = await asyncio.to_thread(list_dataset, deps.reader, refs, evals)
+    out = LoadedDataset()
+    for number, (file, hint) in enumerate(files, 1):
+        await ctx.check_cancelled()
+        await asyncio.to_thread(parse_one, deps.reader, file, hint, opts, out)
+        await ctx.report(stage="validating", percent=5.0 * number / len(files))
+    if out.bad_files and all(b.code == "FILE_EMPTY" for b in out.bad_files) and not out.documents:
+        raise DatasetError("DATASET_EMPTY", f"the dataset's {len(files)} file(s) hold no text")
+    if out.bad_files and (params.on_bad_file == "fail" or not out.documents):
+        listing = "; ".join(f"{b.source}: {b.code}: {b.message}" for b in out.bad_files)
+        code = out.bad_files[0].code if len(out.bad_files) == 1 else "DATASET_BAD_FILES"
+        raise DatasetError(code, f"{len(out.bad_files)} bad file(s) of {len(files)}: {listing}")
+    if not out.documents:
+        raise DatasetError("DATASET_EMPTY", "the dataset holds no text")
+    if evals:
+        out.pairs = await asyncio.to_thread(read_eval_pairs, deps.reader, evals, opts)
+    return out
+
+
+async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
+    params = ctx.request.effective_parameters
+    assert isinstance(params, RagParameters)
+    kb = kb_name(ctx, params)
+    async with ctx.runtime.db.connection() as conn:
+        done = await registry.committed_by(conn, ctx.job_id)
+    if done is not None:  # committed before a crash; only the SUCCEEDED event was missing
+        return result(kb, done["summary"])
+    data = await load(ctx, deps, params)
+    await ctx.report(JobState.RUNNING, stage="chunking", percent=5.0, force=True)
+    embedder = await asyncio.to_thread(deps.embedders.get, params.embedding_model)
+    async with ctx.runtime.db.connection() as conn:
+        row = await registry.claim(
+            conn, kb, ctx.request.owner, collection_name(kb), embedder.name, embedder.dimension
+        )
+    check_lock(row, params, ctx.request.owner)
+    live = int(row["version"])
+    chunks = await asyncio.to_thread(
+        chunk_documents, data.documents, embedder, params.chunk_tokens, params.chunk_overlap
+    )
+    plan = plan_ingest(chunks, await asyncio.to_thread(deps.store.stored, kb), live)
+    try:
+        rate = await embed_and_store(
+            ctx, embedder, deps.store, kb, plan.to_embed, live + 1, deps.settings.embed_batch_size
+        )
+        await ctx.check_cancelled()
+    except JobCancelled:
+        await discard(ctx, deps, kb, live)
+        raise
+    await ctx.report(stage="indexing", percent=90.0, force=True)
+    await asyncio.to_thread(deps.store.delete, kb, plan.to_delete)
+    summary: dict[str, Any] = {
+        "kb": kb, "embedding_model": embedder.name, "chunks": len(chunks), "sources": data.sources,
+        "added": plan.added, "updated": plan.updated, "deleted": plan.deleted,
+        "unchanged": plan.unchanged, "embedded": len(plan.to_embed), "resumed": plan.resumed,
+        "chunks_per_s": round(rate, 1), "attempt": ctx.attempt, "bad_files": len(data.bad_files),
+        "bad_file_list": json.dumps([f"{b.source}: {b.code}" for b in data.bad_files]),
+    }  # fmt: skip
+    if data.pairs:
+        quality = await asyncio.to_thread(
+            evaluate, deps, kb, embedder, data.pairs, live + 1, deps.settings.eval_k
+        )
+        summary |= {"hit_rate": round(quality.hit_rate, 4), "mrr": round(quality.mrr, 4),
+                    "eval_pairs": quality.pairs, "eval_k": quality.k}  # fmt: skip
+    try:
+        async with ctx.runtime.db.connection() as conn:
+            summary["version"] = await registry.commit(conn, kb, live, ctx.job_id, summary)
+    except registry.KbConflict:
+        raise JobFailed(
+            "KB_CONFLICT", f"another job committed a version of {kb!r} meanwhile", retryable=True
+        ) from None
+    return result(kb, summary)
+
+
+def check_lock(row: dict[str, Any], params: RagParameters, owner: str) -> None:
+    if row["owner"] != owner:
+        raise JobFailed("KB_OWNED_BY_OTHER", f"knowledge base {row['name']!r} has another owner")
+    if row["embedding_model"] != params.embedding_model:
+        raise JobFailed(
+            "EMBEDDING_MODEL_LOCKED",
+            f"knowledge base {row['name']!r} is embedded with {row['embedding_model']!r}; "
+            f"it cannot take {params.embedding_model!r}. Use a new kb name for another model.",
+        )
+
+
+async def discard(ctx: JobContext, deps: RagDeps, kb: str, live: int) -> None:
+    """Remove what this ingest wrote; shielded so a second cancel cannot interrupt it."""
+    await asyncio.shield(asyncio.to_thread(deps.store.delete_above, kb, live))
+    async with ctx.runtime.db.connection() as conn:
+        await registry.forget_if_uncommitted(conn, kb)
+
+
+def result(kb: str, summary: dict[str, Any]) -> JobResult:
+    uri = f"chroma://{collection_name(kb)}?version={summary.get('version')}"
+    return JobResult(artifacts=(ArtifactRef(kind="knowledge_base", uri=uri),), summary=summary)

@@ -1,0 +1,73 @@
+"""Reading a job's datasets into documents, file by file, with each bad file reported."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from lorag_core.contracts import DatasetRef
+from lorag_rag.adapters.datasets import DatasetFile, DatasetReader
+from lorag_rag.domain.documents import BadFile, DatasetError, Document, QaPair
+from lorag_rag.domain.formats import ReadOptions, parse_file
+from lorag_rag.domain.text import decode_text
+
+
+@dataclass
+class LoadedDataset:
+    documents: list[Document] = field(default_factory=list)
+    pairs: list[QaPair] = field(default_factory=list)
+    sources: int = 0
+    bad_files: list[BadFile] = field(default_factory=list)
+
+
+def eval_uri(eval_file: str, first_dataset: str) -> str:
+    """An eval file is a URI, an absolute path, or a name inside the (first) dataset."""
+    if "://" in eval_file or eval_file.startswith("/"):
+        return eval_file
+    return first_dataset.rstrip("/") + "/" + eval_file.lstrip("/")
+
+
+def list_dataset(reader: DatasetReader, refs: tuple[DatasetRef, ...], skip: str | None) -> list:
+    """(file, format hint) for every file of every dataset, except the eval file."""
+    found = []
+    for ref in refs:
+        for file in reader.list_files(ref.uri):
+            if skip is not None and _same(file, skip, reader):
+                continue
+            found.append((file, ref.format))
+    return found
+
+
+def _same(file: DatasetFile, uri: str, reader: DatasetReader) -> bool:
+    return reader.locate(uri) == file.location
+
+
+def parse_one(
+    reader: DatasetReader, file: DatasetFile, hint: str | None, opts: ReadOptions,
+    out: LoadedDataset,
+) -> None:  # fmt: skip
+    """Read one file into `out`; a bad file is recorded, not raised."""
+    try:
+        parsed = parse_file(file.name, reader.read(file), opts, hint)
+    except BadFile as bad:
+        out.bad_files.append(bad)
+        return
+    out.documents.extend(parsed.documents)
+    out.pairs.extend(parsed.pairs)
+    out.sources += 1
+
+
+def read_eval_pairs(reader: DatasetReader, uri: str, opts: ReadOptions) -> list[QaPair]:
+    """The {question, answer} lines of an eval JSONL; EVAL_FILE_INVALID if it has none."""
+    files = reader.list_files(uri)
+    name = PurePosixPath(files[0].name).name
+    try:
+        text = decode_text(name, reader.read(files[0]), opts.max_line_bytes)
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        pairs = [QaPair(str(r[opts.question_field]), str(r[opts.answer_field])) for r in rows]
+    except (BadFile, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError("EVAL_FILE_INVALID", f"{uri}: {exc}") from None
+    if not pairs:
+        raise DatasetError("EVAL_FILE_INVALID", f"{uri} holds no question/answer pairs")
+    return pairs

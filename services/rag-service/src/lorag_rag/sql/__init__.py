@@ -1,0 +1,1 @@
+"""SQL migrations of the rag-service: the knowledge-base registry."""
