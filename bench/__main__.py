@@ -11,12 +11,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import events, migration, rag
+from bench import events, lora, migration, rag
 from lorag_core.db import migrations
 from lorag_core.settings import Settings
 from tests.support.stack import export, real_servers
 
-SUITES = {"events": events.run, "migration": migration.run, "rag": rag.run}
+SUITES = {"events": events.run, "migration": migration.run, "rag": rag.run, "lora": lora.run}
 
 
 def main(argv: list[str]) -> int:

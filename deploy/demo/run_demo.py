@@ -19,7 +19,7 @@ LORAG = [sys.executable, "-m", "lorag_cli"]
 CORPUS = ROOT / "deploy" / "demo" / "corpus"
 HEALTH_PORTS = {
     "rag-service": 8101,
-    "lora-service": 8102,
+    "lora-service": 8112,
     "hybrid-orchestrator": 8103,
     "migration-service": 8104,
     "gateway": 8105,

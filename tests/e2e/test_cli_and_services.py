@@ -39,7 +39,7 @@ def ready(port: int) -> bool:
 @pytest.fixture(scope="module")
 def serve_all(settings, logs_dir):
     base = free_port()
-    while any(free_port() == base + i for i in range(1, 5)):
+    while any(free_port() == base + i for i in range(1, 6)):
         base = free_port()
     log = (logs_dir / "serve-all.log").open("wb")
     process = subprocess.Popen(

@@ -27,7 +27,7 @@ K8S_DIR = ROOT / "deploy" / "k8s"
 # lorag service -> (module run with `python -m`, health port)
 SERVICES: dict[str, tuple[str, int]] = {
     "rag-service": ("lorag_rag", 8101),
-    "lora-service": ("lorag_lora", 8102),
+    "lora-service": ("lorag_lora", 8112),
     "hybrid-orchestrator": ("lorag_hybrid", 8103),
     "migration-service": ("lorag_migration", 8104),
     "gateway": ("lorag_gateway", 8105),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lorag_cli import db, infra, jobs, kb, migrate, recommend, services, submit
+from lorag_cli import adapters, db, infra, jobs, kb, migrate, models, recommend, services, submit
 
 app = typer.Typer(
     help="lorag turns datasets into better AI agents (minions): RAG and LoRA, apart or combined.",
@@ -21,3 +21,5 @@ app.command()(recommend.recommend)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(kb.app, name="kb")
+app.add_typer(adapters.app, name="adapters")
+app.add_typer(models.app, name="models")

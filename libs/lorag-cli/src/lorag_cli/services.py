@@ -36,6 +36,7 @@ def _spawn(name: str) -> subprocess.Popen[bytes]:
     env = os.environ.copy()
     if base := env.get("LORAG_HEALTH_PORT_BASE"):  # several stacks on one machine
         env["LORAG_HEALTH_PORT"] = str(int(base) + list(SERVICES).index(name))
+        env.setdefault("LORAG_LORA_API_PORT", str(int(base) + len(SERVICES)))
     return subprocess.Popen([sys.executable, "-m", SERVICES[name]], env=env)
 
 
@@ -46,7 +47,8 @@ def serve(
 
     With `all`, a child that exits is restarted with backoff; SIGTERM or Ctrl-C stops every
     child gracefully (in-flight messages finish) and then exits. Health ports are each
-    service's default, or LORAG_HEALTH_PORT_BASE + its index in the order listed.
+    service's default, or LORAG_HEALTH_PORT_BASE + its index in the order listed (and the
+    lora-service's OpenAI-compatible API on the port after the last).
     """
     if service != "all" and service not in SERVICES:
         fail(f"unknown service {service!r}", hint=f"choose one of: {', '.join(SERVICES)}, all")

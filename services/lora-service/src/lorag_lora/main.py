@@ -1,18 +1,81 @@
-"""Entry point of the lora-service: wire its subscribers and run until SIGTERM."""
+"""Entry point of the lora-service: the LOCAL_LORA / LOCAL_FINE_TUNING worker and the local LLM."""
 
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from functools import partial
+
+import torch
+
+from lorag_core.contracts import JobResult
 from lorag_core.domain.training_types import TrainingType
 from lorag_core.service.entry import serve
-from lorag_core.service.host import ServiceHost
-from lorag_core.service.intake import no_worker_yet, register_intake
+from lorag_core.service.host import Runtime, ServiceHost
+from lorag_core.service.worker import JobContext, register_worker
 from lorag_core.settings import Settings
+from lorag_lora.adapters.models import ModelManager
+from lorag_lora.config import LoraSettings
+from lorag_lora.handlers import Deps, run_job
+from lorag_lora.serving.app import create_app
+from lorag_lora.serving.engine import Engine
+from lorag_lora.serving.server import ApiServer
 
-HEALTH_PORT = 8102
+HEALTH_PORT = 8112  # 8102 is the inference API's
 OWNED = frozenset({TrainingType.LOCAL_LORA, TrainingType.LOCAL_FINE_TUNING})
+log = logging.getLogger(__name__)
 
 
-def register(host: ServiceHost) -> None:
-    register_intake(host, OWNED, no_worker_yet)
+def register(host: ServiceHost, settings: LoraSettings | None = None) -> None:
+    """Wire the training worker and, unless disabled, the inference API."""
+    settings = settings or LoraSettings()
+    torch.set_num_threads(settings.torch_threads)
+    models = ModelManager(settings)
+    deps = Deps(settings, models)
+
+    async def run(ctx: JobContext) -> JobResult:
+        return await run_job(ctx, deps)
+
+    register_worker(host, OWNED, run)
+    if settings.serve:
+        _register_api(host, settings, models)
+
+
+def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManager) -> None:
+    holder: dict[str, Engine] = {}
+    holder_tasks: list[asyncio.Task[None]] = []
+    api = ApiServer(
+        create_app(partial(holder.get, "engine"), settings.max_new_tokens),
+        settings.api_host,
+        settings.api_port,
+    )
+
+    async def start(runtime: Runtime) -> None:
+        await api.start()
+        holder_tasks.append(asyncio.create_task(_load_engine(runtime)))
+
+    async def _load_engine(runtime: Runtime) -> None:
+        try:
+            name = settings.serve_base_model
+            await asyncio.to_thread(models.check_fits, name, "serve")
+            base = await asyncio.to_thread(models.load, name)
+            assert runtime.objects is not None
+            holder["engine"] = await asyncio.to_thread(
+                Engine, base, runtime.objects, runtime.db, settings.work_dir / "adapters",
+                settings.adapter_cache_size,
+            )  # fmt: skip
+            log.info("serving %s", base.name)
+        except Exception:
+            log.exception("the inference API has no base model; it answers 503")
+
+    async def stop(runtime: Runtime) -> None:
+        await api.stop()
+
+    host.after_start(start)
+    host.on_stop(stop)
 
 
 def run() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     serve("lora-service", Settings(), register, health_port=HEALTH_PORT)

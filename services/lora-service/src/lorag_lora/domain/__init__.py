@@ -1,0 +1,1 @@
+"""The lora-service's rules: datasets, batching, architectures, registry names. No I/O clients."""

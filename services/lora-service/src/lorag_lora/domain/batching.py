@@ -1,0 +1,139 @@
+"""Tokenised examples into batches that waste no compute on padding: packing or length grouping.
+
+`pack` concatenates every sequence into one stream and cuts it into full blocks (padding only in
+the last one); `group` keeps sequences whole and batches those of similar length together. Both
+are deterministic for a seed and an epoch, so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from lorag_lora.domain.datasets import Example
+
+IGNORE = -100  # label of tokens that carry no loss (prompt, padding)
+Messages = Sequence[tuple[str, str]]
+
+
+class SequenceTooLong(ValueError):
+    """Examples exceed max_seq_len and the policy is to refuse them."""
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    input_ids: list[int]
+    labels: list[int]
+
+
+@dataclass(frozen=True)
+class Batch:
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    attention_mask: torch.Tensor
+
+    @property
+    def useful_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """How text becomes token ids: the tokenizer's functions, kept apart from its class."""
+
+    encode: Callable[[str], list[int]]
+    render_prompt: Callable[[Messages], str]
+    bos_id: int | None
+    eos_id: int
+    pad_id: int
+
+
+def fallback_prompt(turns: list[dict[str, str]]) -> str:
+    """The prompt format for tokenizers without a chat template."""
+    return "".join(f"<|{t['role']}|>\n{t['content']}\n" for t in turns) + "<|assistant|>\n"
+
+
+def split(examples: list[Example], eval_ratio: float, seed: int) -> tuple[list, list]:
+    """A seeded train/eval split; at least one eval example when there are two or more."""
+    order = list(examples)
+    random.Random(seed).shuffle(order)
+    n_eval = math.floor(len(order) * eval_ratio)
+    if eval_ratio > 0 and n_eval == 0 and len(order) >= 2:
+        n_eval = 1
+    return order[n_eval:], order[:n_eval]
+
+
+def encode_all(
+    examples: list[Example], enc: Encoder, max_len: int, policy: str
+) -> tuple[list[TokenRow], int]:
+    """Token ids and labels of each example; returns them and how many were truncated."""
+    out, too_long, longest = [], 0, 0
+    for ex in examples:
+        seq = _encode(ex, enc)
+        if len(seq.input_ids) > max_len:
+            too_long, longest = too_long + 1, max(longest, len(seq.input_ids))
+            seq = TokenRow(seq.input_ids[:max_len], seq.labels[:max_len])
+        out.append(seq)
+    if too_long and policy == "fail":
+        raise SequenceTooLong(
+            f"{too_long} of {len(examples)} examples are longer than max_seq_len={max_len} tokens "
+            f"(longest {longest}); shorten them, raise max_seq_len, or let lorag truncate them"
+        )
+    return out, too_long
+
+
+def _encode(ex: Example, enc: Encoder) -> TokenRow:
+    head = [enc.bos_id] if enc.bos_id is not None else []
+    if ex.text is not None:
+        ids = [*head, *enc.encode(ex.text), enc.eos_id]
+        return TokenRow(ids, list(ids))
+    prompt = head + enc.encode(enc.render_prompt(ex.messages[:-1]))
+    answer = [*enc.encode(ex.messages[-1][1]), enc.eos_id]
+    return TokenRow(prompt + answer, [IGNORE] * len(prompt) + answer)
+
+
+def packed_rows(seqs: list[TokenRow], block: int, seed: int) -> list[TokenRow]:
+    """Concatenate the sequences (in a seeded order) and cut the stream into blocks."""
+    order = list(seqs)
+    random.Random(seed).shuffle(order)
+    ids = [t for s in order for t in s.input_ids]
+    labels = [t for s in order for t in s.labels]
+    return [TokenRow(ids[i : i + block], labels[i : i + block]) for i in range(0, len(ids), block)]
+
+
+def epoch_batches(
+    rows: list[TokenRow], batch_size: int, seed: int, epoch: int, pad_id: int, mode: str
+) -> list[Batch]:
+    """The batches of one epoch: shuffled by (seed, epoch); grouped by length in `group` mode."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    if mode == "group":  # sort within mega-batches, then shuffle the batches themselves
+        mega = batch_size * 32
+        order = [
+            i
+            for m in range(0, len(order), mega)
+            for i in sorted(order[m : m + mega], key=lambda i: len(rows[i].input_ids))
+        ]
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if mode == "group":
+        rng.shuffle(chunks)
+    return [collate([rows[i] for i in chunk], pad_id) for chunk in chunks]
+
+
+def collate(rows: list[TokenRow], pad_id: int) -> Batch:
+    """Right-pad rows to the longest; padding has no attention and no loss."""
+    width = max(len(r.input_ids) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        n = len(r.input_ids)
+        ids[i, :n] = torch.tensor(r.input_ids)
+        labels[i, :n] = torch.tensor(r.labels)
+        mask[i, :n] = 1
+    return Batch(ids, labels, mask)

@@ -1,0 +1,195 @@
+"""The runner of LOCAL_LORA and LOCAL_FINE_TUNING jobs: read, check, train, store, register.
+
+Delivery: the shared worker runs a job at least once (again after a crash, with attempt > 1).
+Each step is idempotent by job id: training resumes from the job's last checkpoint, the adapter
+version is the job's own, and adapter.created goes out once (recorded in Postgres).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lorag_core.contracts import ArtifactRef, FineTuningParameters, JobResult
+from lorag_core.domain.job_state import JobState
+from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
+from lorag_core.storage import ObjectStore
+from lorag_lora import publishing
+from lorag_lora.adapters import artifacts
+from lorag_lora.adapters.datasets import DatasetUnavailable, read_examples
+from lorag_lora.adapters.models import BaseModel, ModelError, ModelManager
+from lorag_lora.config import LoraSettings
+from lorag_lora.domain.architectures import TargetModulesMissing
+from lorag_lora.domain.batching import (
+    SequenceTooLong,
+    TokenRow,
+    encode_all,
+    packed_rows,
+    split,
+)
+from lorag_lora.domain.datasets import DatasetInvalid, Example
+from lorag_lora.training import Plan, TrainingStopped, train
+from lorag_lora.tuning import prepare_model
+
+REPORT_EVERY_S = 0.5
+
+
+@dataclass
+class Deps:
+    """What the runner needs besides the job: settings and the shared model manager."""
+
+    settings: LoraSettings
+    models: ModelManager
+
+
+async def run_job(ctx: JobContext, deps: Deps) -> JobResult:
+    """Run one training job to its result; JobFailed carries the code people see."""
+    params: Any = ctx.request.effective_parameters
+    full = isinstance(params, FineTuningParameters)
+    objects = ctx.runtime.objects
+    assert objects is not None
+    if not full:
+        done = await publishing.if_already_stored(ctx)
+        if done is not None:
+            return done
+    try:
+        await ctx.report(JobState.VALIDATING, stage="reading dataset", force=True)
+        examples = await asyncio.to_thread(read_examples, objects, ctx.request.datasets)
+        await ctx.report(stage="checking base model", force=True)
+        n_params = await asyncio.to_thread(
+            deps.models.check_fits, params.base_model, "full" if full else "lora"
+        )
+        if full and n_params > deps.settings.max_fine_tuning_params:
+            raise JobFailed(
+                "FINE_TUNING_TOO_LARGE",
+                f"full fine-tuning is limited to {deps.settings.max_fine_tuning_params:,} "
+                f"parameters and this model has {n_params:,}; train a LOCAL_LORA adapter "
+                "instead, or raise LORAG_LORA_MAX_FINE_TUNING_PARAMS",
+            )
+        base = await asyncio.to_thread(deps.models.load, params.base_model)
+        data = _prepare_data(examples, base, params, deps.settings)
+        model = await asyncio.to_thread(prepare_model, base, params, full)
+    except (DatasetUnavailable, ModelError) as exc:
+        raise JobFailed(exc.code, exc.message) from None
+    except DatasetInvalid as exc:
+        raise JobFailed("DATASET_INVALID", str(exc)) from None
+    except SequenceTooLong as exc:
+        raise JobFailed("SEQUENCE_TOO_LONG", str(exc)) from None
+    except TargetModulesMissing as exc:
+        raise JobFailed("TARGET_MODULES_NOT_FOUND", str(exc)) from None
+    resume = await asyncio.to_thread(artifacts.load_checkpoint, objects, ctx.job_id)
+    message = "; ".join(data.notes) or None
+    if resume is not None:
+        message = f"resuming from the checkpoint at step {resume[0]}"
+    await ctx.report(JobState.RUNNING, stage="training", percent=0.0, message=message, force=True)
+    plan = Plan(
+        lr=params.lr,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        epochs=params.epochs,
+        max_steps=params.max_steps,
+        batching=deps.settings.batching,
+        eval_every=deps.settings.eval_every,
+        checkpoint_every=deps.settings.checkpoint_every,
+        pad_id=base.tokenizer.pad_token_id,
+    )
+    hooks = JobHooks(ctx, asyncio.get_running_loop(), objects)
+    try:
+        outcome = await asyncio.to_thread(
+            train, model, data.rows, data.eval_rows, plan, hooks, resume and resume[1]
+        )
+    except TrainingStopped:
+        raise JobCancelled(ctx.job_id) from None
+    metrics = {
+        k: v
+        for k, v in outcome.metrics.items()
+        if k in ("loss", "eval_loss", "perplexity", "tokens_per_s", "step")
+    }
+    metrics["truncated_examples"] = float(data.truncated)
+    await ctx.report(stage="storing", percent=99.0, metrics=metrics, force=True)
+    with tempfile.TemporaryDirectory(prefix="lorag-out-") as tmp:
+        await asyncio.to_thread(model.save_pretrained, tmp)
+        if full:
+            result = await _store_model(ctx, objects, base, Path(tmp), metrics)
+        else:
+            result = await publishing.store_and_publish(ctx, base, params, Path(tmp), metrics)
+    await asyncio.to_thread(artifacts.drop_checkpoints, objects, ctx.job_id)
+    return result
+
+
+@dataclass
+class Prepared:
+    rows: list[TokenRow]
+    eval_rows: list[TokenRow]
+    truncated: int
+    notes: list[str]
+
+
+def _prepare_data(
+    examples: list[Example], base: BaseModel, params: Any, settings: LoraSettings
+) -> Prepared:
+    """Split, tokenise and batch; applies the long-sequence policy and says what it did."""
+    notes = []
+    limit = int(getattr(base.model.config, "max_position_embeddings", params.max_seq_len))
+    max_len = params.max_seq_len
+    if max_len > limit:
+        if settings.long_sequences == "fail":
+            raise SequenceTooLong(f"max_seq_len={max_len} exceeds the model's {limit} positions")
+        notes.append(f"max_seq_len {max_len} lowered to the model's limit of {limit}")
+        max_len = limit
+    train_ex, eval_ex = split(examples, params.eval_ratio, params.seed)
+    enc = base.encoder()
+    rows, cut = encode_all(train_ex, enc, max_len, settings.long_sequences)
+    eval_rows, cut_eval = encode_all(eval_ex, enc, max_len, settings.long_sequences)
+    if cut + cut_eval:
+        notes.insert(0, f"truncated {cut + cut_eval} examples to {max_len} tokens")
+    if settings.batching == "pack":
+        rows, eval_rows = (
+            packed_rows(rows, max_len, params.seed),
+            packed_rows(eval_rows, max_len, 0),
+        )
+    return Prepared(rows, eval_rows, cut + cut_eval, notes)
+
+
+async def _store_model(ctx: JobContext, objects: ObjectStore, base: BaseModel, folder: Path,
+                       metrics: dict[str, float]) -> JobResult:  # fmt: skip
+    base.tokenizer.save_pretrained(folder)
+    uri, weights = await asyncio.to_thread(artifacts.store_model, objects, folder, ctx.job_id)
+    return JobResult(
+        artifacts=(
+            ArtifactRef(kind="model", uri=uri, sha256=weights.sha256, size_bytes=weights.size),
+        ),
+        summary={"base_model": base.name, **metrics},
+    )
+
+
+class JobHooks:
+    """The training thread's view of the job: throttled progress, cancellation, checkpoints."""
+
+    def __init__(self, ctx: JobContext, loop: asyncio.AbstractEventLoop, objects: ObjectStore):
+        self.ctx, self.loop, self.objects, self._last = ctx, loop, objects, 0.0
+
+    def progress(self, figures: dict[str, float]) -> None:
+        now = time.monotonic()
+        if now - self._last < REPORT_EVERY_S and figures["percent"] < 100:
+            return
+        self._last = now
+        metrics = {k: v for k, v in figures.items() if k not in ("percent", "eta_seconds")}
+        report = self.ctx.report(
+            stage="training",
+            percent=min(98.0, figures["percent"]),
+            eta_seconds=figures["eta_seconds"],
+            metrics=metrics,
+            force=True,
+        )
+        asyncio.run_coroutine_threadsafe(report, self.loop)
+
+    def should_stop(self) -> bool:
+        return self.ctx.cancelled.is_set()
+
+    def save_checkpoint(self, step: int, blob: bytes) -> None:
+        artifacts.save_checkpoint(self.objects, self.ctx.job_id, step, blob)

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible inference API with adapters chosen per request."""

@@ -1,0 +1,1 @@
+"""SQL migrations of the lora-service's tables (adapter registry), applied in file order."""
