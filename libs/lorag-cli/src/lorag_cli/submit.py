@@ -90,7 +90,7 @@ def submit(
         fail(
             f"invalid parameters for {effective.value}: {exc}",
             hint="valid keys: "
-            + ", ".join(PARAMETERS_BY_TYPE[effective].model_fields.keys() - {"kind"}),
+            + ", ".join(k for k in PARAMETERS_BY_TYPE[effective].model_fields if k != "kind"),
         )
     settings = Settings()
     job_id = f"job-{uuid.uuid4().hex[:12]}"

@@ -11,11 +11,13 @@ import torch
 
 from lorag_core.contracts import JobResult
 from lorag_core.domain.training_types import TrainingType
+from lorag_core.service.compensation import register_compensation
 from lorag_core.service.entry import serve
 from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.service.worker import JobContext, register_worker
 from lorag_core.settings import Settings
 from lorag_lora.adapters.models import ModelManager
+from lorag_lora.compensation import undo
 from lorag_lora.config import LoraSettings
 from lorag_lora.handlers import Deps, run_job
 from lorag_lora.serving.app import create_app
@@ -38,6 +40,7 @@ def register(host: ServiceHost, settings: LoraSettings | None = None) -> None:
         return await run_job(ctx, deps)
 
     register_worker(host, OWNED, run)
+    register_compensation(host, undo)
     if settings.serve:
         _register_api(host, settings, models)
 

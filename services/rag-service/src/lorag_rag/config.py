@@ -57,7 +57,9 @@ class LlmSettings(BaseSettings):
         default=None, description="Chat endpoint; default: the local lora-service's /v1."
     )
     api_key: SecretStr | None = Field(default=None, description="API key; none for local.")
-    model: str = Field(default="local", description="Model name sent with each request.")
+    model: str = Field(
+        default="base", description="Model name sent; `base` is the local base model."
+    )
     timeout_s: float = Field(default=60.0, gt=0, description="Seconds before a request gives up.")
 
     @property

@@ -7,6 +7,7 @@ import logging
 import os
 
 from lorag_core.domain.training_types import TrainingType
+from lorag_core.service.compensation import register_compensation
 from lorag_core.service.entry import serve
 from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.service.worker import register_worker
@@ -14,6 +15,7 @@ from lorag_core.settings import Settings
 from lorag_rag.adapters.chroma_store import ChromaStore
 from lorag_rag.adapters.datasets import DatasetReader
 from lorag_rag.adapters.embedder import EmbedderCache
+from lorag_rag.compensation import make_undo
 from lorag_rag.config import ChromaSettings, LlmSettings, RagSettings
 from lorag_rag.deps import RagDeps
 from lorag_rag.handlers import DepsProvider, make_runner
@@ -42,6 +44,7 @@ def register(host: ServiceHost) -> None:
 
     host.on_start(build)
     register_worker(host, OWNED, make_runner(provider))
+    register_compensation(host, make_undo(provider))
 
 
 def run() -> None:

@@ -5,6 +5,7 @@ from lorag_core.contracts.base import SCHEMA_VERSION, Contract, Event
 from lorag_core.contracts.dead_letters import DeadLettered, dead_letter_topic
 from lorag_core.contracts.jobs import (
     ArtifactRef,
+    CompensationRequested,
     DatasetRef,
     JobCancelRequested,
     JobError,
@@ -12,6 +13,7 @@ from lorag_core.contracts.jobs import (
     JobRequested,
     JobResult,
 )
+from lorag_core.contracts.minions import MinionXpEarned
 from lorag_core.contracts.parameters import (
     FineTuningParameters,
     HybridParameters,
@@ -24,6 +26,8 @@ EVENTS: tuple[type[Event], ...] = (
     JobProgress,
     JobCancelRequested,
     AdapterCreated,
+    CompensationRequested,
+    MinionXpEarned,
     DeadLettered,
 )
 
@@ -32,6 +36,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AdapterCreated",
     "ArtifactRef",
+    "CompensationRequested",
     "Contract",
     "DatasetRef",
     "DeadLettered",
@@ -44,6 +49,7 @@ __all__ = [
     "JobRequested",
     "JobResult",
     "LoraParameters",
+    "MinionXpEarned",
     "RagParameters",
     "dead_letter_topic",
 ]

@@ -178,3 +178,13 @@ class JobCancelRequested(Event):
     job_id: JobId
     reason: str = Field(default="cancelled by user", max_length=500, description="Why.")
     requested_by: str = Field(default="cli", max_length=64, description="Who asked.")
+
+
+class CompensationRequested(Event):
+    """A saga undoes a finished stage: the service that ran the job removes what it produced."""
+
+    topic: ClassVar[str] = "job.compensate"
+
+    job_id: JobId
+    parent_job_id: JobId
+    reason: str = Field(max_length=2000, description="Why the saga compensates.")

@@ -8,14 +8,23 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from lorag_core.contracts import AdapterCreated, JobCancelRequested, JobProgress, JobRequested
+from lorag_core.contracts import (
+    AdapterCreated,
+    CompensationRequested,
+    JobCancelRequested,
+    JobProgress,
+    JobRequested,
+    MinionXpEarned,
+)
 from lorag_core.contracts.dead_letters import dead_letter_topic
 
 JOB_REQUESTED = JobRequested.topic
 JOB_PROGRESS = JobProgress.topic
 JOB_CANCEL = JobCancelRequested.topic
 ADAPTER_CREATED = AdapterCreated.topic
-INPUT_TOPICS = (JOB_REQUESTED, JOB_PROGRESS, JOB_CANCEL, ADAPTER_CREATED)
+JOB_COMPENSATE = CompensationRequested.topic
+MINION_XP = MinionXpEarned.topic
+INPUT_TOPICS = (JOB_REQUESTED, JOB_PROGRESS, JOB_CANCEL, ADAPTER_CREATED, JOB_COMPENSATE, MINION_XP)
 ALL_TOPICS = INPUT_TOPICS + tuple(dead_letter_topic(t) for t in INPUT_TOPICS)
 
 log = logging.getLogger(__name__)

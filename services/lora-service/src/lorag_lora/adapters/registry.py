@@ -151,3 +151,19 @@ async def by_job(conn: Conn, job_id: str) -> Row | None:
     """The adapter version a job holds, if any."""
     cur = await conn.execute(f"SELECT {COLUMNS} FROM lora_adapters WHERE job_id = %s", (job_id,))
     return await cur.fetchone()
+
+
+async def withdraw(conn: Conn, job_id: str) -> Row | None:
+    """Take a job's adapter version out of service; the row stays so its number is never reused."""
+    row = await by_job(conn, job_id)
+    if row is None or row["status"] == "withdrawn":
+        return None
+    async with conn.transaction():
+        await conn.execute(
+            "DELETE FROM lora_adapter_aliases WHERE name = %s AND version = %s",
+            (row["name"], row["version"]),
+        )
+        await conn.execute(
+            "UPDATE lora_adapters SET status = 'withdrawn' WHERE job_id = %s", (job_id,)
+        )
+    return row

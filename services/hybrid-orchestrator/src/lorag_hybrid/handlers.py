@@ -1,0 +1,111 @@
+"""The hybrid runner: saga, evaluation, minion, XP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from lorag_core.contracts import JobResult, MinionXpEarned
+from lorag_core.domain.job_state import JobState
+from lorag_core.messaging.broker import publish_event
+from lorag_core.service.worker import JobContext
+from lorag_hybrid.config import HybridSettings
+from lorag_hybrid.evaluation import eval_pairs
+from lorag_hybrid.recommend.resources import detect
+from lorag_hybrid.routing import VARIANTS, Router
+from lorag_hybrid.saga import store
+from lorag_hybrid.saga.plan import LORA, RAG, parameters
+from lorag_hybrid.saga.runner import artifacts, run_stages
+from lorag_hybrid.saga.validation import validate
+
+
+def make_runner(settings: HybridSettings, router_of: Any) -> Any:
+    async def run(ctx: JobContext) -> JobResult:
+        return await run_hybrid(ctx, settings, router_of())
+
+    return run
+
+
+async def run_hybrid(ctx: JobContext, settings: HybridSettings, router: Router) -> JobResult:
+    started = time.monotonic()
+    request, objects = ctx.request, ctx.runtime.objects
+    assert objects is not None
+    await validate(request, objects, detect())
+    minion_name = parameters(request).minion or request.minion_id or request.job_id
+    stage_rows = await run_stages(ctx, settings, minion_name)
+    await ctx.report(JobState.RUNNING, stage="evaluate", percent=95.0, force=True)
+    rag_summary, lora_summary = (
+        stage_rows[RAG]["result"]["summary"],
+        stage_rows[LORA]["result"]["summary"],
+    )
+    minion: dict[str, Any] = {
+        "name": minion_name,
+        "owner": request.owner,
+        "job_id": request.job_id,
+        "training_type": request.resolved.effective.value,
+        "kb": parameters(request).rag.kb or minion_name,
+        "adapter": f"{lora_summary['adapter']}:{lora_summary['version']}",
+        "llm": {
+            "rag": "base" if request.resolved.effective.runs_locally else "external",
+            "lora_api": settings.lora_api,
+        },
+    }
+    pairs = await asyncio.to_thread(eval_pairs, request, objects, settings.eval_pairs)
+    async with ctx.runtime.db.connection() as conn:
+        scores = await router.score(conn, minion, pairs) if pairs else {v: 0.0 for v in VARIANTS}
+        base = await router.base_score(conn, minion, pairs) if pairs else 0.0
+    best = max(VARIANTS, key=lambda v: (scores[v], v == "lora+rag"))
+    async with ctx.runtime.db.connection() as conn:
+        await store.save_minion(conn, {**minion, "scores": scores, "best_variant": best})
+    xp = xp_event(
+        request,
+        minion_name,
+        rag_summary,
+        lora_summary,
+        scores[best] - base,
+        scores[best],
+        time.monotonic() - started,
+    )
+    await publish_event(ctx.runtime.broker, xp)
+    return JobResult(
+        artifacts=artifacts(stage_rows),
+        summary={
+            "minion": minion_name,
+            "best_variant": best,
+            "eval_pairs": len(pairs),
+            **{f"score_{v.replace('+', '_')}": s for v, s in scores.items()},
+            "base_model_score": base,
+            "kb": minion["kb"],
+            "adapter": minion["adapter"],
+        },
+    )
+
+
+def xp_event(
+    request: Any,
+    minion: str,
+    rag: dict[str, Any],
+    lora: dict[str, Any],
+    gain: float,
+    best: float,
+    seconds: float,
+) -> MinionXpEarned:
+    """Work measured by the stages and the improvement measured by the evaluation, as XP."""
+    chunks = float(rag.get("chunks", 0))
+    return MinionXpEarned(
+        minion_id=minion,
+        job_id=request.job_id,
+        training_type=request.resolved.effective,
+        work={
+            "chunks": chunks,
+            "training_steps": float(lora.get("step", 0)),
+            "seconds": round(seconds, 1),
+        },
+        improvement={
+            "best_variant_score": best,
+            "over_base_model": round(gain, 4),
+            "hit_rate": float(rag.get("hit_rate", 0.0)),
+        },
+        xp=int(10 * chunks**0.5 + 100 * max(0.0, gain)),
+    )

@@ -1,0 +1,1 @@
+"""Hybrid jobs as sagas: plan the stages, run them as sub-jobs, compensate on failure."""

@@ -1,0 +1,197 @@
+"""The hybrid saga: validate, start the RAG and LoRA stages as sub-jobs in parallel, follow them
+as one progress view, evaluate the variants, publish the minion. On failure or cancellation,
+compensate in reverse: running sub-jobs cancelled, finished ones asked to remove what they made.
+
+Orchestration only: the stages' work is done by the rag-service and the lora-service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from lorag_core.contracts import (
+    ArtifactRef,
+    CompensationRequested,
+    JobCancelRequested,
+    JobRequested,
+    JobResult,
+)
+from lorag_core.domain.job_state import JobState
+from lorag_core.messaging.broker import publish_event
+from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
+from lorag_hybrid.config import HybridSettings
+from lorag_hybrid.saga import store
+from lorag_hybrid.saga.plan import EVALUATE, LORA, RAG, STAGES, StageView, overall, parameters
+
+log = logging.getLogger(__name__)
+WORK_STAGES = [s for s in STAGES if s.training_type is not None]
+
+
+@dataclass
+class Running:
+    """A stage's current sub-job."""
+
+    name: str
+    job_id: str
+    attempt: int
+
+
+def sub_request(request: JobRequested, stage: str, job_id: str, minion: str) -> JobRequested:
+    params = parameters(request)
+    stage_params: Any = (
+        params.rag.model_copy(update={"kb": params.rag.kb or minion})
+        if stage == RAG
+        else params.lora.model_copy(update={"adapter": params.lora.adapter or minion})
+    )
+    plan = next(s for s in STAGES if s.name == stage)
+    return JobRequested(
+        job_id=job_id,
+        training_type=plan.training_type,
+        owner=request.owner,
+        minion_id=minion,
+        datasets=request.datasets,
+        parameters=stage_params,
+        parent_job_id=request.job_id,
+        stage=stage,
+    )
+
+
+async def run_stages(ctx: JobContext, settings: HybridSettings, minion: str) -> dict[str, Any]:
+    """Run RAG and LoRA to the end; return each stage's sub-job row. Raises after compensating."""
+    runtime, request = ctx.runtime, ctx.request
+    async with runtime.db.connection() as conn:
+        known = await store.stages(conn, request.job_id)
+    running = {}
+    for plan in WORK_STAGES:
+        attempt = known[plan.name]["attempt"] if plan.name in known else 1
+        running[plan.name] = Running(plan.name, plan.job_id(request.job_id, attempt), attempt)
+        await _start(ctx, running[plan.name], minion)
+    while True:
+        async with runtime.db.connection() as conn:
+            rows = await store.sub_jobs(conn, [r.job_id for r in running.values()])
+        views = [_view(name, rows.get(r.job_id)) for name, r in running.items()]
+        percent, eta = overall(views)
+        await ctx.report(
+            JobState.RUNNING,
+            stage=_stage_label(views),
+            percent=percent * 0.95,
+            eta_seconds=eta,
+            metrics=_stage_metrics(views),
+        )
+        if ctx.cancelled.is_set():
+            await _compensate(ctx, running, rows, "the hybrid was cancelled")
+            raise JobCancelled(request.job_id)
+        for stage in running.values():
+            row = rows.get(stage.job_id)
+            if row is not None and row["state"] in ("FAILED", "CANCELLED"):
+                await _retry_or_fail(ctx, settings, running, rows, stage, row, minion)
+            elif row is not None and _stalled(row, settings.stall_s):
+                reason = f"{stage.name} stage made no progress for {settings.stall_s:.0f} s"
+                await _compensate(ctx, running, rows, reason)
+                raise JobFailed("STAGE_STALLED", reason, retryable=True)
+        if all(rows.get(r.job_id, {}).get("state") == "SUCCEEDED" for r in running.values()):
+            return {name: rows[r.job_id] for name, r in running.items()}
+        await asyncio.sleep(settings.poll_s)
+
+
+async def _start(ctx: JobContext, stage: Running, minion: str) -> None:
+    async with ctx.runtime.db.connection() as conn:
+        await store.record_stage(conn, ctx.job_id, stage.name, stage.job_id, stage.attempt)
+    # Idempotent by job id: a restarted orchestrator re-publishes and nothing runs twice.
+    await publish_event(
+        ctx.runtime.broker, sub_request(ctx.request, stage.name, stage.job_id, minion)
+    )
+
+
+async def _retry_or_fail(
+    ctx: JobContext,
+    settings: HybridSettings,
+    running: dict[str, Running],
+    rows: dict[str, Any],
+    stage: Running,
+    row: dict[str, Any],
+    minion: str,
+) -> None:
+    error = row["error"] or {"code": "STAGE_CANCELLED", "message": "cancelled", "retryable": False}
+    if error.get("retryable") and stage.attempt <= settings.max_retries:
+        delay = settings.retry_backoff_s * 2 ** (stage.attempt - 1)
+        log.warning(
+            "%s stage failed (%s); retry %d in %.0f s",
+            stage.name,
+            error["code"],
+            stage.attempt,
+            delay,
+        )
+        await asyncio.sleep(delay)
+        stage.attempt += 1
+        stage.job_id = next(s for s in STAGES if s.name == stage.name).job_id(
+            ctx.job_id, stage.attempt
+        )
+        await _start(ctx, stage, minion)
+        return
+    reason = f"{stage.name} stage failed: {error['code']}: {error['message']}"
+    await _compensate(ctx, running, rows, reason)
+    raise JobFailed("STAGE_FAILED", reason[:4000], retryable=False)
+
+
+async def _compensate(
+    ctx: JobContext, running: dict[str, Running], rows: dict[str, Any], reason: str
+) -> None:
+    """Undo in reverse stage order, shielded so a cancellation cannot interrupt it halfway."""
+
+    async def undo() -> None:
+        for stage in reversed(list(running.values())):
+            state = (rows.get(stage.job_id) or {}).get("state", "QUEUED")
+            async with ctx.runtime.db.connection() as conn:
+                first = await store.mark_compensated(conn, ctx.job_id, stage.name)
+            if not first:
+                continue
+            if state == "SUCCEEDED":
+                event: Any = CompensationRequested(
+                    job_id=stage.job_id, parent_job_id=ctx.job_id, reason=reason[:2000]
+                )
+            elif state not in ("FAILED", "CANCELLED"):
+                event = JobCancelRequested(
+                    job_id=stage.job_id, reason=reason[:500], requested_by="hybrid-orchestrator"
+                )
+            else:
+                continue  # it cleaned up after itself when it ended
+            await publish_event(ctx.runtime.broker, event)
+            log.info("compensating %s stage (%s): %s", stage.name, state, type(event).__name__)
+
+    await asyncio.shield(undo())
+
+
+def _view(name: str, row: dict[str, Any] | None) -> StageView:
+    if row is None:
+        return StageView(name, JobState.QUEUED, 0.0, None)
+    return StageView(name, JobState(row["state"]), row["percent"] or 0.0, row["eta_seconds"])
+
+
+def _stage_label(views: list[StageView]) -> str:
+    return ", ".join(f"{v.name} {v.state.value.lower()}" for v in views)[:64]
+
+
+def _stage_metrics(views: list[StageView]) -> dict[str, float]:
+    return {f"{v.name}_percent": round(v.percent, 1) for v in views}
+
+
+def _stalled(row: dict[str, Any], stall_s: float) -> bool:
+    if JobState(row["state"]).is_terminal:
+        return False
+    return time.time() - row["updated_at"].timestamp() > stall_s
+
+
+def artifacts(stage_rows: dict[str, Any]) -> tuple[ArtifactRef, ...]:
+    found = []
+    for name in (RAG, LORA):
+        result = stage_rows[name]["result"] or {}
+        found += [ArtifactRef.model_validate(a) for a in result.get("artifacts", [])]
+    return tuple(found)
+
+
+__all__ = ["EVALUATE", "JobResult", "run_stages", "sub_request"]
