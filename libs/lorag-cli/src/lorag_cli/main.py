@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from lorag_cli import adapters, db, infra, jobs, kb, migrate, models, recommend, services, submit
+from lorag_cli import (
+    adapters,
+    ask,
+    db,
+    infra,
+    jobs,
+    kb,
+    migrate,
+    models,
+    recommend,
+    services,
+    submit,
+)
 
 app = typer.Typer(
     help="lorag turns datasets into better AI agents (minions): RAG and LoRA, apart or combined.",
@@ -18,6 +30,8 @@ app.command()(services.serve)
 app.command()(submit.submit)
 app.command()(migrate.migrate)
 app.command()(recommend.recommend)
+app.command()(ask.ask)
+app.command()(ask.minions)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(kb.app, name="kb")

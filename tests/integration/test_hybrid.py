@@ -1,0 +1,175 @@
+"""Hybrid sagas with the real rag-service, lora-service and hybrid-orchestrator processes."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from lorag_core.contracts import (
+    DatasetRef,
+    HybridParameters,
+    JobRequested,
+    LoraParameters,
+    RagParameters,
+)
+from lorag_core.storage import ObjectStore
+from lorag_local.stack import free_port
+from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_models  # noqa: F401
+from tests.support.db import fetch_all, wait_for_job
+from tests.support.kafka import publish_raw
+from tests.support.processes import start_service
+
+pytestmark = pytest.mark.integration
+FACT = "The staging cluster is called harbor-seventeen."
+QA = [
+    {"question": "What is the staging cluster called?", "answer": "harbor-seventeen"},
+    {"question": "Who rotates on call?", "answer": "the platform team"},
+    {"question": "When does the rotation change?", "answer": "every Tuesday"},
+]
+
+
+@pytest.fixture(scope="module")
+def services(settings, tracker, logs_dir, tmp_path_factory, tiny_models):  # noqa: F811
+    state = tmp_path_factory.mktemp("hybrid")
+    chroma = {"LORAG_CHROMA_PATH": str(state / "chroma"), "LORAG_WORKER_LEASE_S": "4"}
+    api_port = free_port()
+    lora = start_lora(logs_dir, lora_env(tiny_models, state / "lora", api_port))
+    rag = start_service("lorag_rag", logs_dir, **chroma)
+    env = {
+        **chroma,
+        "LORAG_HYBRID_LORA_API": f"http://127.0.0.1:{api_port}/v1",
+        "LORAG_HYBRID_EVAL_PAIRS": "3",
+        "LORAG_HYBRID_RETRY_BACKOFF_S": "0.5",
+    }
+    orchestrator = start_service("lorag_hybrid", logs_dir, **env)
+    yield {"env": env, "orchestrator": orchestrator, "logs": logs_dir}
+    for service in (orchestrator, rag, lora):
+        service.stop()
+
+
+def upload(settings, files: dict[str, str]) -> str:
+    objects = ObjectStore.from_settings(settings.s3)
+    prefix = f"test-hybrid-{uuid.uuid4().hex[:8]}"
+    for name, text in files.items():
+        objects.put_bytes("lorag-datasets", f"{prefix}/{name}", text.encode())
+    return f"s3://lorag-datasets/{prefix}/"
+
+
+async def submit(settings, uri: str, minion: str, **lora) -> str:
+    job_id = f"job-hybrid-{uuid.uuid4().hex[:8]}"
+    params = HybridParameters(
+        minion=minion,
+        rag=RagParameters(chunk_tokens=64, chunk_overlap=8),
+        lora=LoraParameters(max_steps=6, batch_size=4, max_seq_len=64, **lora),
+    )
+    event = JobRequested(
+        job_id=job_id,
+        training_type="LOCAL_HYBRID",
+        datasets=(DatasetRef(uri=uri),),
+        parameters=params,
+    )
+    await publish_raw(
+        settings.kafka.bootstrap_servers, event.topic, event.to_bytes(), key=job_id.encode()
+    )
+    return job_id
+
+
+async def test_a_local_hybrid_makes_a_minion_that_answers_from_the_dataset(settings, services):
+    minion = f"ada-{uuid.uuid4().hex[:6]}"
+    notes = "\n\n".join([FACT, "The production cluster is called lighthouse.", "Coffee is free."])
+    uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in QA), "notes.md": notes})
+    job_id = await submit(settings, uri, minion)
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=300)
+    summary = job["result"]["summary"]
+    assert summary["minion"] == minion and summary["eval_pairs"] == 3
+    kinds = {a["kind"] for a in job["result"]["artifacts"]}
+    assert {"knowledge_base", "adapter"} <= kinds
+    subs = await fetch_all(
+        settings.postgres_dsn,
+        "SELECT job_id, state, stage_name FROM jobs WHERE parent_job_id = %s",
+        job_id,
+    )
+    assert {(s["stage_name"], s["state"]) for s in subs} == {
+        ("rag", "SUCCEEDED"),
+        ("lora", "SUCCEEDED"),
+    }
+    log = await fetch_all(
+        settings.postgres_dsn,
+        "SELECT stage, percent FROM job_progress WHERE job_id = %s ORDER BY seq",
+        job_id,
+    )
+    percents = [r["percent"] for r in log if r["percent"] is not None]
+    assert percents == sorted(percents)  # one progress view, never backwards
+
+    asked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lorag_cli",
+            "ask",
+            minion,
+            "What is the staging cluster called?",
+            "--variant",
+            "rag",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **services["env"]},
+    )
+    assert asked.returncode == 0, asked.stderr
+    reply = json.loads(asked.stdout)
+    assert reply["variant"] == "rag"
+    assert any(
+        "harbor-seventeen" in s["text"] for s in reply["sources"]
+    )  # only the dataset says so
+    xp = await fetch_all(settings.postgres_dsn, "SELECT 1 FROM minions WHERE name = %s", minion)
+    assert len(xp) == 1
+
+
+async def test_a_failing_lora_stage_fails_the_hybrid_and_removes_its_knowledge_base(
+    settings, services
+):
+    minion = f"bob-{uuid.uuid4().hex[:6]}"
+    # HTML is a dataset RAG reads and LoRA cannot use.
+    uri = upload(settings, {"page.html": f"<html><body><p>{FACT}</p></body></html>"})
+    job_id = await submit(settings, uri, minion)
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="FAILED", timeout=300)
+    assert job["error"]["code"] == "STAGE_FAILED" and "lora" in job["error"]["message"]
+    for _ in range(100):
+        kbs = await fetch_all(
+            settings.postgres_dsn, "SELECT 1 FROM rag_knowledge_bases WHERE name = %s", minion
+        )
+        if not kbs:
+            break
+
+        await asyncio.sleep(0.2)
+    assert not kbs, "the knowledge base of the failed hybrid was not removed"
+
+
+async def test_bad_hybrids_fail_before_any_sub_job_starts(settings, services):
+    missing = await submit(settings, "s3://lorag-datasets/does-not-exist/", "carl")
+    job = await wait_for_job(settings.postgres_dsn, missing, state="FAILED", timeout=60)
+    assert job["error"]["code"] == "DATASET_NOT_FOUND"
+    conflicting = f"job-hybrid-{uuid.uuid4().hex[:8]}"
+    params = HybridParameters(minion="dora", rag=RagParameters(kb="other"))
+    event = JobRequested(
+        job_id=conflicting,
+        training_type="LOCAL_HYBRID",
+        datasets=(DatasetRef(uri="s3://lorag-datasets/x/"),),
+        parameters=params,
+    )
+    await publish_raw(
+        settings.kafka.bootstrap_servers, event.topic, event.to_bytes(), key=conflicting.encode()
+    )
+    job = await wait_for_job(settings.postgres_dsn, conflicting, state="FAILED", timeout=60)
+    assert job["error"]["code"] == "HYBRID_PARAMETERS_CONFLICT"
+    for parent in (missing, conflicting):
+        assert not await fetch_all(
+            settings.postgres_dsn, "SELECT 1 FROM jobs WHERE parent_job_id = %s", parent
+        )
