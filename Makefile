@@ -47,7 +47,7 @@ bench: install ## Benchmarks: one JSON line per figure, each with an in-run base
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check libs services tests bench deploy
 	$(VENV)/bin/ruff format --check libs services tests bench deploy
-	$(VENV)/bin/mypy libs/*/src services/*/src
+	$(VENV)/bin/mypy $(foreach p,core cli local rag lora hybrid migration gateway,-p lorag_$(p))
 
 schemas: install ## Re-export the event contracts' JSON Schemas after a contract change
 	$(VENV)/bin/python -m lorag_core.contracts.schemas

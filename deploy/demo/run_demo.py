@@ -5,7 +5,6 @@ What runs end to end grows with each service; the script says what it shows and 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -59,20 +58,19 @@ def main() -> int:
     say("starting every service as its own process: lorag serve all")
     services = subprocess.Popen([*LORAG, "serve", "all"], env=os.environ.copy())
     try:
-        wait_ready()
-        say(f"submitting a legacy RAG job over {CORPUS.relative_to(ROOT)} (uploaded to S3)")
-        job_id = json.loads(
-            lorag("submit", "RAG", "--dataset", str(CORPUS), "--json", capture=True)
-        )["job_id"]
-        print(f"   job id: {job_id}")
-        time.sleep(1.5)
-        say("the job as recorded: requested RAG, effective EXTERNAL_RAG, a deprecation notice")
-        lorag("jobs", "show", job_id)
-        say("cancelling it")
-        lorag("jobs", "cancel", job_id)
-        time.sleep(1.0)
-        lorag("jobs", "ls", "--limit", "5")
-        say("not yet in this build: the RAG, LoRA and hybrid workers (jobs stay QUEUED)")
+        wait_ready(timeout=300)
+        say("which training type fits the bundled corpus for a local model?")
+        lorag("recommend", "--dataset", str(CORPUS), "--target", "local")
+        say(f"the main job: a LOCAL_HYBRID over {CORPUS.relative_to(ROOT)} makes the minion 'demo'")
+        lorag("submit", "LOCAL_HYBRID", "--dataset", str(CORPUS), "--param", "minion=demo",
+              "--param", "lora.max_steps=40", "--param", "rag.chunk_tokens=64",
+              "--param", "rag.chunk_overlap=8", "--wait", "--timeout", "900")  # fmt: skip
+        say("the minion, its knowledge base and adapter, and how each way of answering scored")
+        lorag("minions")
+        say("asking it (routed to its best variant; the sources show where the answer is)")
+        lorag("ask", "demo", "When does the on-call rotation change?")
+        say("the same question to the adapter alone: the tiny local model only learned the style")
+        lorag("ask", "demo", "When does the on-call rotation change?", "--variant", "lora")
     finally:
         services.send_signal(signal.SIGTERM)
         services.wait(timeout=60)
