@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import psycopg
 import typer
 
-from lorag_cli.output import console, fail, print_json, print_table
+from lorag_cli.client import database
+from lorag_cli.output import console, err_console, fail, print_json, print_table
+from lorag_core.domain.training_types import TrainingType
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore, parse_s3_uri
-from lorag_hybrid.recommend import models
-from lorag_hybrid.recommend.profile import profile
+from lorag_hybrid.recommend import history, models
+from lorag_hybrid.recommend.profile import DatasetProfile, profile
 from lorag_hybrid.recommend.rank import Goal, rank
 from lorag_hybrid.recommend.resources import detect
 
@@ -54,11 +58,13 @@ def recommend(
         fail(f"dataset {dataset} holds no readable records", hint="JSONL, CSV, Markdown or text")
     goal_target: Literal["external", "local"] = "local" if target == "local" else "external"
     machine = detect()
+    past = _history(found)
     ranked = rank(
         found,
         Goal(target=goal_target, private=private, budget_usd=budget, epochs=epochs),
         model,
         machine,
+        history=past,
     )
     if json_out:
         print_json(
@@ -90,6 +96,20 @@ def recommend(
             for r in ranked
         ),
     )
+
+
+def _history(found: DatasetProfile) -> dict[TrainingType, str]:
+    """Outcomes of similar past jobs; without a reachable database, none (and say so)."""
+
+    async def fetch() -> dict[TrainingType, str]:
+        async with database(Settings()) as conn:
+            return await history.notes_for(conn, found)
+
+    try:
+        return asyncio.run(fetch())
+    except (psycopg.Error, OSError) as exc:
+        err_console.print(f"[dim]no past outcomes used ({type(exc).__name__}); `lorag up`?[/]")
+        return {}
 
 
 def _duration(seconds: float) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from lorag_core.contracts import JobRequested
 from lorag_core.storage import ObjectStore, parse_s3_uri
+from lorag_hybrid.recommend.profile import DatasetProfile, profile
 from lorag_hybrid.saga.plan import parameters
 
 
@@ -27,3 +29,15 @@ def eval_pairs(request: JobRequested, objects: ObjectStore, limit: int) -> list[
                 if isinstance(q, str) and isinstance(a, str) and len(pairs) < limit:
                     pairs.append((q, a))
     return pairs
+
+
+def profile_of(request: JobRequested, objects: ObjectStore) -> DatasetProfile:
+    """The recommender's profile of the job's dataset, for the outcome it will be filed under."""
+
+    def files() -> Iterator[tuple[str, bytes]]:
+        for ref in request.datasets:
+            bucket, prefix = parse_s3_uri(ref.uri)
+            for key in objects.list_keys(bucket, prefix):
+                yield key, objects.get_bytes(bucket, key)
+
+    return profile(files())

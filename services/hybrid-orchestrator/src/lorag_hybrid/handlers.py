@@ -11,7 +11,8 @@ from lorag_core.domain.job_state import JobState
 from lorag_core.messaging.broker import publish_event
 from lorag_core.service.worker import JobContext
 from lorag_hybrid.config import HybridSettings
-from lorag_hybrid.evaluation import eval_pairs
+from lorag_hybrid.evaluation import eval_pairs, profile_of
+from lorag_hybrid.recommend import history
 from lorag_hybrid.recommend.resources import detect
 from lorag_hybrid.routing import VARIANTS, Router
 from lorag_hybrid.saga import store
@@ -53,11 +54,15 @@ async def run_hybrid(ctx: JobContext, settings: HybridSettings, router: Router) 
     }
     pairs = await asyncio.to_thread(eval_pairs, request, objects, settings.eval_pairs)
     async with ctx.runtime.db.connection() as conn:
-        scores = await router.score(conn, minion, pairs) if pairs else {v: 0.0 for v in VARIANTS}
+        scores: dict[str, float] = (
+            await router.score(conn, minion, pairs) if pairs else dict.fromkeys(VARIANTS, 0.0)
+        )
         base = await router.base_score(conn, minion, pairs) if pairs else 0.0
     best = max(VARIANTS, key=lambda v: (scores[v], v == "lora+rag"))
+    dataset = await asyncio.to_thread(profile_of, request, objects)
     async with ctx.runtime.db.connection() as conn:
         await store.save_minion(conn, {**minion, "scores": scores, "best_variant": best})
+        await history.record(conn, request.job_id, dataset, scores, time.monotonic() - started)
     xp = xp_event(
         request,
         minion_name,
