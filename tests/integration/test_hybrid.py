@@ -46,8 +46,9 @@ def services(settings, tracker, logs_dir, tmp_path_factory, tiny_models):  # noq
         "LORAG_HYBRID_RETRY_BACKOFF_S": "0.5",
     }
     orchestrator = start_service("lorag_hybrid", logs_dir, **env)
-    yield {"env": env, "orchestrator": orchestrator, "logs": logs_dir}
-    for service in (orchestrator, rag, lora):
+    running = {"env": env, "orchestrator": orchestrator, "logs": logs_dir}
+    yield running
+    for service in (running["orchestrator"], rag, lora):
         service.stop()
 
 
@@ -173,3 +174,33 @@ async def test_bad_hybrids_fail_before_any_sub_job_starts(settings, services):
         assert not await fetch_all(
             settings.postgres_dsn, "SELECT 1 FROM jobs WHERE parent_job_id = %s", parent
         )
+
+
+async def test_a_restarted_orchestrator_finishes_the_saga_without_rerunning_stages(
+    settings, services
+):
+    minion = f"eve-{uuid.uuid4().hex[:6]}"
+    uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in QA), "notes.md": FACT})
+    job_id = await submit(settings, uri, minion)
+    await wait_for_job(settings.postgres_dsn, job_id, state="RUNNING", timeout=120)
+    services["orchestrator"].kill()
+    services["orchestrator"] = start_service("lorag_hybrid", services["logs"], **services["env"])
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=300)
+    assert job["result"]["summary"]["minion"] == minion
+    subs = await fetch_all(
+        settings.postgres_dsn, "SELECT job_id FROM jobs WHERE parent_job_id = %s", job_id
+    )
+    assert sorted(s["job_id"] for s in subs) == [f"{job_id}.lora", f"{job_id}.rag"]
+    work = await fetch_all(
+        settings.postgres_dsn,
+        "SELECT service, attempts FROM work_items WHERE job_id = ANY(%s)",
+        [s["job_id"] for s in subs],
+    )
+    assert sorted((w["service"], w["attempts"]) for w in work) == [
+        ("lora-service", 1),
+        ("rag-service", 1),
+    ]  # each stage ran once
+    hybrid = await fetch_all(
+        settings.postgres_dsn, "SELECT attempts FROM work_items WHERE job_id = %s", job_id
+    )
+    assert hybrid[0]["attempts"] == 2  # the saga itself was taken over

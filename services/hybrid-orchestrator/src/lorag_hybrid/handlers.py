@@ -23,7 +23,9 @@ from lorag_hybrid.saga.validation import validate
 
 def make_runner(settings: HybridSettings, router_of: Any) -> Any:
     async def run(ctx: JobContext) -> JobResult:
-        return await run_hybrid(ctx, settings, router_of())
+        # Building the router opens Chroma and importing torch for `detect` takes seconds:
+        # both off the event loop, which must keep renewing the job's lease meanwhile.
+        return await run_hybrid(ctx, settings, await asyncio.to_thread(router_of))
 
     return run
 
@@ -32,7 +34,7 @@ async def run_hybrid(ctx: JobContext, settings: HybridSettings, router: Router) 
     started = time.monotonic()
     request, objects = ctx.request, ctx.runtime.objects
     assert objects is not None
-    await validate(request, objects, detect())
+    await validate(request, objects, await asyncio.to_thread(detect))
     minion_name = parameters(request).minion or request.minion_id or request.job_id
     stage_rows = await run_stages(ctx, settings, minion_name)
     await ctx.report(JobState.RUNNING, stage="evaluate", percent=95.0, force=True)

@@ -152,29 +152,17 @@ async def _run_one(
     runtime: Runtime, run: Runner, request: JobRequested, attempt: int, owner: str, lease_s: float
 ) -> None:
     ctx = JobContext(runtime, request, attempt)
-    keeper = asyncio.create_task(_keep_lease(ctx, owner, lease_s))
     if attempt > 1:
         log.warning("resuming after a crash (attempt %d)", attempt)
-    outcome = JobState.FAILED
+    work_task = asyncio.create_task(_run_job(ctx, run))
+    keeper = asyncio.create_task(_keep_lease(ctx, owner, lease_s, work_task))
     try:
-        await ctx.report(JobState.VALIDATING, stage="validating", percent=0.0, force=True)
-        result = await run(ctx)
-        await ctx._publish(state=JobState.SUCCEEDED, percent=100.0, result=result)
-        outcome = JobState.SUCCEEDED
-    except JobCancelled:
-        await ctx._publish(state=JobState.CANCELLED, message="cancelled on request")
-        outcome = JobState.CANCELLED
-    except JobFailed as failed:
-        error = JobError(
-            code=failed.code, message=failed.message[:4000], retryable=failed.retryable
-        )
-        await ctx._publish(state=JobState.FAILED, error=error)
-    except Exception as exc:
-        log.exception("job crashed")
-        error = JobError(
-            code="INTERNAL_ERROR", message=f"{type(exc).__name__}: {exc}"[:4000], retryable=True
-        )
-        await ctx._publish(state=JobState.FAILED, error=error)
+        outcome = await work_task
+    except asyncio.CancelledError:
+        if keeper.done() and keeper.result() is False:
+            log.error("lost the lease (another worker took the job over); stopped here")
+            return
+        raise
     finally:
         keeper.cancel()
     async with runtime.db.connection() as conn:
@@ -182,8 +170,37 @@ async def _run_one(
     log.info("job ended %s", outcome)
 
 
-async def _keep_lease(ctx: JobContext, owner: str, lease_s: float) -> None:
-    """Renew the lease and watch for cancellation while the job runs."""
+async def _run_job(ctx: JobContext, run: Runner) -> JobState:
+    """Run the job and publish how it ended; returns that state."""
+    try:
+        await ctx.report(JobState.VALIDATING, stage="validating", percent=0.0, force=True)
+        result = await run(ctx)
+        await ctx._publish(state=JobState.SUCCEEDED, percent=100.0, result=result)
+        return JobState.SUCCEEDED
+    except JobCancelled:
+        await ctx._publish(state=JobState.CANCELLED, message="cancelled on request")
+        return JobState.CANCELLED
+    except JobFailed as failed:
+        error = JobError(
+            code=failed.code, message=failed.message[:4000], retryable=failed.retryable
+        )
+    except Exception as exc:
+        log.exception("job crashed")
+        error = JobError(
+            code="INTERNAL_ERROR", message=f"{type(exc).__name__}: {exc}"[:4000], retryable=True
+        )
+    await ctx._publish(state=JobState.FAILED, error=error)
+    return JobState.FAILED
+
+
+async def _keep_lease(
+    ctx: JobContext, owner: str, lease_s: float, work_task: asyncio.Task[JobState]
+) -> bool:
+    """Renew the lease and watch for cancellation while the job runs.
+
+    If the lease was lost (this process stalled past it and another worker took the job over),
+    stop the job here: two workers must never run one job side by side. Returns False then.
+    """
     last_renew = time.monotonic()
     while True:
         await asyncio.sleep(CANCEL_POLL_S)
@@ -191,5 +208,7 @@ async def _keep_lease(ctx: JobContext, owner: str, lease_s: float) -> None:
             if await work.cancel_requested(conn, ctx.job_id):
                 ctx.cancelled.set()
             if time.monotonic() - last_renew > lease_s / 3:
-                await work.renew(conn, ctx.runtime.service, ctx.job_id, owner, lease_s)
+                if not await work.renew(conn, ctx.runtime.service, ctx.job_id, owner, lease_s):
+                    work_task.cancel()
+                    return False
                 last_renew = time.monotonic()
