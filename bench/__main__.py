@@ -11,12 +11,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import events, lora, migration, rag
+from bench import events, hybrid, lora, migration, rag
 from lorag_core.db import migrations
 from lorag_core.settings import Settings
 from tests.support.stack import export, real_servers
 
-SUITES = {"events": events.run, "migration": migration.run, "rag": rag.run, "lora": lora.run}
+SUITES = {
+    "events": events.run,
+    "migration": migration.run,
+    "rag": rag.run,
+    "lora": lora.run,
+    "hybrid": hybrid.run,
+}
 
 
 def main(argv: list[str]) -> int:

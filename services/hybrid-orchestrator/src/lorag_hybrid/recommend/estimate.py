@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from lorag_hybrid.recommend.models import ModelSpec
 from lorag_hybrid.recommend.resources import Resources
 
-RUNTIME_OVERHEAD = 450 * 2**20  # torch + transformers + tokenizer resident before any tensor
-ACTIVATION_BYTES = 18  # per token, hidden unit and layer kept for the backward pass (fp32)
-CPU_TRAIN_FLOPS = 1.6e11  # effective FLOP/s of LoRA training on 2 cores (measured, tiny LLaMA)
+# Calibrated with `make bench` (bench/hybrid.py: LoRA runs of the tiny LLaMA on 2 CPU cores,
+# peak RSS and wall time against these formulas); GPU figures are assumptions, not measured here.
+RUNTIME_OVERHEAD = 840 * 2**20  # python + torch + transformers + peft resident before any tensor
+ACTIVATION_BYTES = 140  # per token, hidden unit and layer kept for the backward pass (fp32)
+LOGIT_BYTES = 16  # per token and vocabulary entry: logits, softmax and their gradients
+CPU_TRAIN_FLOPS = 4.0e10  # effective FLOP/s of training on 2 cores
+CPU_STEP_OVERHEAD_S = 0.08  # fixed cost of a step (kernel launches, optimizer) on CPU
 GPU_TRAIN_FLOPS = 2.0e14  # ~30% of a modern data-centre GPU's bf16 peak
 EMBED_TOKENS_PER_S_PER_CORE = 3_650  # all-MiniLM-L6-v2 on CPU (measured: ~7,300 tokens/s, 2 cores)
 EMBEDDING_MODEL_BYTES = 90 * 2**20
@@ -54,15 +58,20 @@ def train_memory(model: ModelSpec, trainable: int, batch: int, seq: int, gpu: bo
     weights = model.params * (2 if gpu else 4)
     state = trainable * 16
     activations = batch * seq * model.hidden * model.layers * ACTIVATION_BYTES
-    logits = batch * seq * model.vocab * 4 * 2  # logits and their gradient
+    logits = batch * seq * model.vocab * LOGIT_BYTES
     return RUNTIME_OVERHEAD + weights + state + activations + logits
 
 
-def train_seconds(model: ModelSpec, tokens: int, full: bool, resources: Resources) -> float:
-    """6·N FLOPs a token for full training; about 4·N for LoRA (no weight gradients)."""
+def train_seconds(
+    model: ModelSpec, tokens: int, full: bool, resources: Resources, batch: int, seq: int
+) -> float:
+    """6·N FLOPs a token for full training, about 4·N for LoRA (no weight gradients), plus a
+    fixed cost per step on CPU."""
     flops = (6 if full else 4) * model.params * tokens
-    per_s = GPU_TRAIN_FLOPS if resources.has_gpu else CPU_TRAIN_FLOPS * resources.cpu_cores / 2
-    return flops / per_s
+    if resources.has_gpu:
+        return flops / GPU_TRAIN_FLOPS
+    steps = tokens / (batch * seq)
+    return flops / (CPU_TRAIN_FLOPS * resources.cpu_cores / 2) + steps * CPU_STEP_OVERHEAD_S
 
 
 def training(
@@ -77,7 +86,7 @@ def training(
     prices: Prices,
 ) -> Estimate:
     trainable = model.params if full else lora_params(model, r)
-    seconds = train_seconds(model, tokens, full, resources)
+    seconds = train_seconds(model, tokens, full, resources, batch, seq)
     hourly = prices.gpu_hour if resources.has_gpu else prices.cpu_hour
     return Estimate(
         train_memory(model, trainable, batch, seq, resources.has_gpu),

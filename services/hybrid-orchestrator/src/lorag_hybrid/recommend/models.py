@@ -46,10 +46,10 @@ def from_config(name: str, config: dict[str, int]) -> ModelSpec:
     return ModelSpec(name, layers * per_layer + embeddings, hidden, layers, vocab)
 
 
-# The model lorag builds locally when no hub can be reached (lorag_lora.tiny): ~1.4 M parameters.
+# The model lorag builds locally when no hub can be reached (lorag_lora.tiny): ~1.0 M parameters.
 TINY = from_config(
     "tiny-llama",
-    {"hidden_size": 128, "num_hidden_layers": 4, "vocab_size": 2048, "intermediate_size": 384},
+    {"hidden_size": 128, "num_hidden_layers": 4, "vocab_size": 718, "intermediate_size": 384},
 )
 
 
