@@ -20,7 +20,7 @@ from lorag_core.storage import ObjectStore
 from lorag_local.stack import free_port
 from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_models  # noqa: F401
 from tests.support.db import fetch_all, wait_for_job
-from tests.support.kafka import publish_raw
+from tests.support.kafka import publish_raw, read_topic
 from tests.support.processes import start_service
 
 pytestmark = pytest.mark.integration
@@ -129,8 +129,18 @@ async def test_a_local_hybrid_makes_a_minion_that_answers_from_the_dataset(setti
     assert any(
         "harbor-seventeen" in s["text"] for s in reply["sources"]
     )  # only the dataset says so
-    xp = await fetch_all(settings.postgres_dsn, "SELECT 1 FROM minions WHERE name = %s", minion)
-    assert len(xp) == 1
+    assert (
+        len(await fetch_all(settings.postgres_dsn, "SELECT 1 FROM minions WHERE name = %s", minion))
+        == 1
+    )
+    xp = await read_topic(
+        settings.kafka.bootstrap_servers,
+        "minion.xp",
+        until=lambda seen: any(e["minion_id"] == minion for e in seen),
+    )
+    earned = next(e for e in xp if e["minion_id"] == minion)
+    assert earned["job_id"] == job_id and earned["work"]["chunks"] > 0
+    assert "over_base_model" in earned["improvement"]
 
 
 async def test_a_failing_lora_stage_fails_the_hybrid_and_removes_its_knowledge_base(

@@ -134,3 +134,27 @@ def test_model_size_from_a_config_folder(tmp_path):
     assert spec.params == models.TINY.params == 1_035_776
     with pytest.raises(ValueError, match="unknown base model"):
         models.resolve("no/such-model")
+
+
+async def test_a_hybrid_the_machine_cannot_train_is_refused_before_any_sub_job():
+    from lorag_core.contracts import DatasetRef, HybridParameters, JobRequested, LoraParameters
+    from lorag_core.service.worker import JobFailed
+    from lorag_hybrid.saga.validation import validate
+
+    class Objects:
+        def list_keys(self, bucket, prefix):
+            return iter(["data.jsonl"])
+
+    request = JobRequested(
+        job_id="job-h",
+        training_type="LOCAL_HYBRID",
+        datasets=(DatasetRef(uri="s3://lorag-datasets/x/"),),
+        parameters=HybridParameters(lora=LoraParameters(batch_size=64, max_seq_len=2048)),
+    )
+    tiny_machine = Resources(cpu_cores=2, memory_bytes=1 * 2**30)
+    with pytest.raises(JobFailed) as refused:
+        await validate(request, Objects(), tiny_machine)
+    assert refused.value.code == "TARGET_UNMEETABLE" and "GB" in refused.value.message
+    await validate(
+        request.model_copy(update={"parameters": HybridParameters()}), Objects(), MACHINE
+    )
