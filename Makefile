@@ -9,7 +9,7 @@ VENV := .venv
 LORAG := $(VENV)/bin/lorag
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: help install up down status demo test test-unit test-integration test-e2e bench lint schemas
+.PHONY: help install browser up down status demo test test-unit bench lint schemas
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -35,7 +35,12 @@ status: install ## Show the local servers
 demo: install ## Run the main job end to end on the bundled corpus
 	$(VENV)/bin/python deploy/demo/run_demo.py
 
-test: install ## Unit, integration and e2e tests; starts and stops real servers on free ports
+browser: ## Debian's Chromium for the console's browser tests (no browser download needed)
+	@command -v chromium >/dev/null 2>&1 || { \
+		command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium not installed: the browser tests will be skipped"; }
+
+test: install browser ## Unit, integration and e2e tests; starts and stops real servers on free ports
 	$(PYTEST) tests -q -ra
 
 test-unit: install ## Unit tests only (no servers)

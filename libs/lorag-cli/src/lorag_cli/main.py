@@ -16,6 +16,7 @@ from lorag_cli import (
     recommend,
     services,
     submit,
+    tokens,
 )
 
 app = typer.Typer(
@@ -37,3 +38,4 @@ app.add_typer(db.app, name="db")
 app.add_typer(kb.app, name="kb")
 app.add_typer(adapters.app, name="adapters")
 app.add_typer(models.app, name="models")
+app.add_typer(tokens.app, name="tokens")

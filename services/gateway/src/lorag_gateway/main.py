@@ -1,14 +1,68 @@
-"""Entry point of the gateway: for now it hosts the job tracker and answers health checks."""
+"""Composition root of the gateway: the job tracker, the HTTP API and the console in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import uvicorn
 
 from lorag_core.service.entry import serve
-from lorag_core.service.host import ServiceHost
+from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.settings import Settings
+from lorag_gateway.app import create_app
+from lorag_gateway.config import GatewaySettings
+from lorag_gateway.deps import Gateway
+from lorag_gateway.watch import JobWatchers
 
 HEALTH_PORT = 8105
+log = logging.getLogger(__name__)
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service host owns SIGTERM and stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def build(runtime: Runtime, settings: GatewaySettings) -> Gateway:
+    """The gateway's shared things from the service host's runtime."""
+    assert runtime.objects is not None
+    return Gateway(
+        settings=settings, db=runtime.db, objects=runtime.objects, broker=runtime.broker,
+        watchers=JobWatchers(runtime.db, settings.poll_s),
+    )  # fmt: skip
 
 
 def register(host: ServiceHost) -> None:
-    """The HTTP API and web console arrive with their issue."""
+    """Serve the API with uvicorn inside the service once the broker is connected."""
+    settings = GatewaySettings()
+    state: dict[str, object] = {}
+
+    @host.after_start
+    async def start_api(runtime: Runtime) -> None:
+        gateway = build(runtime, settings)
+        config = uvicorn.Config(
+            create_app(gateway), host=settings.host, port=settings.port,
+            log_level="warning", lifespan="off", timeout_graceful_shutdown=5,
+        )  # fmt: skip
+        server = EmbeddedServer(config)
+        state.update(server=server, gateway=gateway, task=asyncio.create_task(server.serve()))
+        log.info("gateway API on http://%s:%d", settings.host, settings.port)
+
+    @host.on_stop
+    async def stop_api(runtime: Runtime) -> None:
+        server, task = state.get("server"), state.get("task")
+        if isinstance(server, uvicorn.Server) and isinstance(task, asyncio.Task):
+            server.should_exit = True
+            gateway = state["gateway"]
+            assert isinstance(gateway, Gateway)
+            await gateway.watchers.close()
+            await asyncio.wait_for(task, timeout=10)
 
 
 def run() -> None:

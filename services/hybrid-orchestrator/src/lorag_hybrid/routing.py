@@ -89,6 +89,8 @@ class Router:
     def _endpoint(self, minion: dict[str, Any], variant: Variant) -> LlmSettings:
         if variant == "rag" and minion["training_type"] == "EXTERNAL_HYBRID":
             return self.external
+        if variant != "rag" and not minion.get("adapter"):
+            raise ValueError(f"minion {minion['name']} has no adapter: ask its rag variant")
         model = "base" if variant == "rag" else minion["adapter"]
         return LlmSettings(base_url=self.lora_api, model=model)
 

@@ -1,0 +1,156 @@
+"""Gateway: API latency (submit, list) under concurrent clients, and SSE fan-out delay.
+
+Baselines in the same run: a bare FastAPI hello endpoint under the same clients, and the SSE
+delay with a single watcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import uvicorn
+from fastapi import FastAPI
+from psycopg.rows import dict_row
+
+from lorag_core.contracts import DatasetRef, JobProgress, JobRequested
+from lorag_core.db import jobs as store
+from lorag_core.domain.job_state import JobState
+from lorag_core.settings import Settings
+from lorag_gateway import tokens
+from lorag_local.stack import free_port
+from tests.integration.test_gateway_api import wait_for_api
+from tests.support.processes import start_service
+
+CLIENTS, REQUESTS = 8, 50
+WATCHERS, EVENTS = 100, 20
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def figure(name: str, values: list[float], **extra: Any) -> dict[str, Any]:
+    p50, p99 = round(percentile(values, 0.5), 2), round(percentile(values, 0.99), 2)
+    return {"bench": f"gateway.{name}", "n": len(values), "p50_ms": p50, "p99_ms": p99, **extra}
+
+
+async def hammer(base: str, method: str, path: str, token: str, body: Any = None) -> list[float]:
+    """CLIENTS concurrent clients, REQUESTS each; per-request latency in ms."""
+
+    async def one_client() -> list[float]:
+        out = []
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}
+        ) as c:
+            for _ in range(REQUESTS):
+                started = time.perf_counter()
+                r = await c.request(method, path, json=body)
+                out.append((time.perf_counter() - started) * 1000)
+                r.raise_for_status()
+        return out
+
+    return [
+        v for part in await asyncio.gather(*(one_client() for _ in range(CLIENTS))) for v in part
+    ]
+
+
+def hello_server() -> tuple[str, uvicorn.Server]:
+    app = FastAPI()
+
+    @app.get("/hello")
+    async def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", server
+
+
+async def fan_out(settings: Settings, base: str, token: str, watchers: int) -> list[float]:
+    """Delay from a progress event committed to its delivery at each of `watchers` streams."""
+    job_id = f"job-bench{uuid.uuid4().hex[:8]}"
+    request = JobRequested(job_id=job_id, training_type="EXTERNAL_RAG", owner="bench",
+                           datasets=(DatasetRef(uri="s3://lorag-datasets/bench/"),))  # fmt: skip
+    async with await psycopg.AsyncConnection.connect(
+        settings.postgres_dsn, autocommit=True, row_factory=dict_row
+    ) as conn:
+        await store.record_requested(conn, request)
+        sent: dict[int, float] = {}
+        delays: list[float] = []
+        ready = asyncio.Event()
+        connected = 0
+
+        async def watch() -> None:
+            nonlocal connected
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as c, \
+                    c.stream("GET", f"/api/jobs/{job_id}/events") as r:  # fmt: skip
+                connected += 1
+                if connected == watchers:
+                    ready.set()
+                event = ""
+                async for line in r.aiter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:") and event == "progress":
+                        seq = json.loads(line[5:])["seq"]
+                        if seq in sent:
+                            delays.append((time.perf_counter() - sent[seq]) * 1000)
+                    elif event == "end":
+                        return
+
+        tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
+        await asyncio.wait_for(ready.wait(), 60)
+        await asyncio.sleep(0.5)
+        for seq in range(1, EVENTS + 1):
+            state = JobState.SUCCEEDED if seq == EVENTS else JobState.RUNNING
+            event = JobProgress(
+                job_id=job_id, seq=seq, state=state, producer="bench", percent=100 * seq / EVENTS
+            )
+            async with conn.transaction():
+                await store.apply_progress(conn, [event])
+            sent[seq] = time.perf_counter()
+            await asyncio.sleep(0.25)
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    return delays
+
+
+async def run(settings: Settings, work: Path) -> list[dict[str, Any]]:
+    async with await psycopg.AsyncConnection.connect(
+        settings.postgres_dsn, autocommit=True, row_factory=dict_row
+    ) as conn:
+        token = str((await tokens.create(conn, "bench", "bench"))["token"])
+    port = free_port()
+    service = start_service("lorag_gateway", work / "logs", LORAG_GATEWAY_PORT=str(port))
+    base = f"http://127.0.0.1:{port}"
+    hello, hello_srv = hello_server()
+    try:
+        await asyncio.to_thread(wait_for_api, base, service)
+        body = {"training_type": "EXTERNAL_RAG", "datasets": ["s3://lorag-datasets/bench/"]}
+        shape = {"clients": CLIENTS, "requests_each": REQUESTS}
+        return [
+            figure("baseline_hello", await hammer(hello, "GET", "/hello", token), **shape),
+            figure("list_jobs", await hammer(base, "GET", "/api/jobs?limit=50", token), **shape),
+            figure("submit_job", await hammer(base, "POST", "/api/jobs", token, body), **shape),
+            figure("sse_baseline_1_watcher", await fan_out(settings, base, token, 1), poll_ms=200),
+            figure(
+                f"sse_{WATCHERS}_watchers",
+                await fan_out(settings, base, token, WATCHERS),
+                poll_ms=200,
+            ),
+        ]
+    finally:
+        hello_srv.should_exit = True
+        service.stop()

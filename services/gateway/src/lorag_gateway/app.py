@@ -1,0 +1,78 @@
+"""The FastAPI application: the API routers, error mapping, upload limit and the console."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lorag_gateway.api import catalog, datasets, jobs, minions, recommend, types
+from lorag_gateway.auth import OwnerDep
+from lorag_gateway.deps import Gateway
+from lorag_gateway.errors import Conflict, Invalid, NotFound, TooLarge, Unsupported
+
+STATIC = Path(__file__).parent / "static"
+MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the files
+STATUS = {NotFound: 404, TooLarge: 413, Unsupported: 415, Conflict: 409}
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    """The gateway's app around an already-built Gateway (tests build one the same way)."""
+    app = FastAPI(
+        title="lorag gateway", version="1", docs_url="/api/docs",
+        openapi_url="/api/openapi.json", redoc_url=None,
+    )  # fmt: skip
+    app.state.gateway = gateway
+    routers = (jobs, types, datasets, recommend, catalog, minions)
+    for module in routers:
+        app.include_router(module.router)
+    app.add_middleware(UploadLimit, limit=gateway.settings.max_upload_bytes + MULTIPART_SLACK)
+
+    @app.exception_handler(Invalid)
+    async def invalid(_: Request, exc: Invalid) -> Response:
+        return JSONResponse({"detail": exc.errors}, status_code=422)
+
+    for kind, status in STATUS.items():
+        app.add_exception_handler(kind, _plain(status))
+
+    @app.get("/api/me", tags=["auth"], summary="Who the token belongs to")
+    async def me(owner: OwnerDep) -> dict[str, str]:
+        return {"owner": owner}
+
+    @app.get("/", include_in_schema=False)
+    async def console() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _plain(status: int) -> Any:
+    async def handle(_: Request, exc: Exception) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    return handle
+
+
+class UploadLimit:
+    """Refuse an oversized body from its Content-Length, before anything reads it (plain ASGI,
+    so streaming responses pass through untouched)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            size = dict(scope["headers"]).get(b"content-length", b"")
+            if size.isdigit() and int(size) > self.limit:
+                detail = (
+                    f"upload too large: {int(size):,} bytes; the limit is "
+                    f"{self.limit - MULTIPART_SLACK:,} bytes (LORAG_GATEWAY_MAX_UPLOAD_BYTES)"
+                )
+                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -1,0 +1,31 @@
+"""Bearer-token authentication: each token belongs to one owner, who sees only its own things."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from lorag_gateway import tokens
+from lorag_gateway.deps import GatewayDep
+
+bearer = HTTPBearer(auto_error=False, description="A token from `lorag tokens create OWNER`.")
+UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+async def current_owner(
+    gateway: GatewayDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The owner of the request's token; 401 without one or with an unknown or revoked one."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing token: send Authorization: Bearer TOKEN", UNAUTHORIZED)
+    async with gateway.db.connection() as conn:
+        owner = await tokens.owner_of(conn, credentials.credentials)
+    if owner is None:
+        raise HTTPException(401, "invalid or revoked token", UNAUTHORIZED)
+    return owner
+
+
+OwnerDep = Annotated[str, Depends(current_owner)]

@@ -1,0 +1,27 @@
+"""Settings of the gateway (LORAG_GATEWAY_*): where the API listens and what uploads may be."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
+
+
+class GatewaySettings(BaseSettings):
+    """How the HTTP API and the console are served."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAG_GATEWAY_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port of the API and console.")
+    max_upload_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1, description="Larger dataset uploads are refused (413)."
+    )
+    upload_suffixes: tuple[str, ...] = Field(
+        default=DATASET_SUFFIXES, description="File types a dataset upload may have (else 415)."
+    )
+    max_profile_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1, description="Most bytes read to profile a dataset."
+    )
+    poll_s: float = Field(default=0.2, gt=0, description="How often a watched job is re-read.")

@@ -1,0 +1,1 @@
+"""The gateway's plain functions: what each route does, with its dependencies passed in."""

@@ -1,0 +1,1 @@
+"""SQL migrations of the gateway: API tokens."""
