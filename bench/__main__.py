@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import events, hybrid, lora, migration, rag
+from bench import events, gateway, hybrid, lora, migration, rag
 from lorag_core.db import migrations
 from lorag_core.settings import Settings
 from tests.support.stack import export, real_servers
@@ -22,6 +22,7 @@ SUITES = {
     "rag": rag.run,
     "lora": lora.run,
     "hybrid": hybrid.run,
+    "gateway": gateway.run,
 }
 
 
