@@ -87,6 +87,9 @@ def sign_in(page, base: str, token: str) -> None:
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("#nav:not([hidden])")
+    # Let the landing page finish rendering: a view still loading when the test navigates away
+    # would overwrite the next one (see the note on issue 7).
+    page.wait_for_selector("#view h2")
 
 
 def test_console_submits_watches_and_asks(settings, stack, shots, browser, tmp_path):

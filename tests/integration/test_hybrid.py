@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -46,7 +47,7 @@ def services(settings, tracker, logs_dir, tmp_path_factory, tiny_models):  # noq
         "LORAG_HYBRID_RETRY_BACKOFF_S": "0.5",
     }
     orchestrator = start_service("lorag_hybrid", logs_dir, **env)
-    running = {"env": env, "orchestrator": orchestrator, "logs": logs_dir}
+    running = {"env": env, "orchestrator": orchestrator, "logs": logs_dir, "lora": lora}
     yield running
     for service in (running["orchestrator"], rag, lora):
         service.stop()
@@ -65,7 +66,7 @@ async def submit(settings, uri: str, minion: str, **lora) -> str:
     params = HybridParameters(
         minion=minion,
         rag=RagParameters(chunk_tokens=64, chunk_overlap=8),
-        lora=LoraParameters(max_steps=6, batch_size=4, max_seq_len=64, **lora),
+        lora=LoraParameters(**{"max_steps": 6, "batch_size": 4, "max_seq_len": 64, **lora}),
     )
     event = JobRequested(
         job_id=job_id,
@@ -214,3 +215,33 @@ async def test_a_restarted_orchestrator_finishes_the_saga_without_rerunning_stag
         settings.postgres_dsn, "SELECT attempts FROM work_items WHERE job_id = %s", job_id
     )
     assert hybrid[0]["attempts"] == 2  # the saga itself was taken over
+
+
+async def test_a_stalled_stage_is_detected_and_the_saga_compensates(settings, services):
+    """The lora-service is frozen (SIGSTOP) mid-training: no progress, so the saga fails it."""
+    services["orchestrator"].stop()
+    services["orchestrator"] = start_service(
+        "lorag_hybrid", services["logs"], **services["env"], LORAG_HYBRID_STALL_S="5"
+    )
+    minion = f"fay-{uuid.uuid4().hex[:6]}"
+    uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in QA), "notes.md": FACT})
+    job_id = await submit(settings, uri, minion, max_steps=3000)
+    lora = services["lora"].process
+    try:
+        await wait_for_job(settings.postgres_dsn, f"{job_id}.lora", state="RUNNING", timeout=120)
+        await wait_for_job(settings.postgres_dsn, f"{job_id}.rag", state="SUCCEEDED", timeout=120)
+        lora.send_signal(signal.SIGSTOP)
+        job = await wait_for_job(settings.postgres_dsn, job_id, state="FAILED", timeout=60)
+    finally:
+        lora.send_signal(signal.SIGCONT)
+    assert job["error"]["code"] == "STAGE_STALLED" and "lora" in job["error"]["message"]
+    for _ in range(100):  # the finished RAG stage is compensated: its knowledge base goes
+        kbs = await fetch_all(
+            settings.postgres_dsn, "SELECT 1 FROM rag_knowledge_bases WHERE name = %s", minion
+        )
+        if not kbs:
+            break
+        await asyncio.sleep(0.2)
+    assert not kbs
+    # ...and the thawed lora-service obeys the cancellation it was sent
+    await wait_for_job(settings.postgres_dsn, f"{job_id}.lora", state="CANCELLED", timeout=60)
