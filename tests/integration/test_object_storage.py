@@ -45,3 +45,11 @@ def test_corrupted_object_is_detected_on_read(objects, tmp_path):
     assert not (tmp_path / "bad.bin").exists() and not (tmp_path / "bad.bin.partial").exists()
     with pytest.raises(IntegrityError, match="corrupted"):
         objects.get_bytes("lorag-test", key, expected_sha256=hashlib.sha256(b"other").hexdigest())
+
+
+def test_an_object_without_a_digest_is_refused_unless_allowed(objects):
+    key = f"upstream/{uuid.uuid4().hex}.txt"
+    objects.client.put_object("lorag-test", key, io.BytesIO(b"written by others"), 17)
+    with pytest.raises(IntegrityError, match="no recorded sha256"):
+        objects.get_bytes("lorag-test", key)
+    assert objects.get_bytes("lorag-test", key, require_digest=False) == b"written by others"

@@ -28,7 +28,7 @@ def _files(dataset: str) -> Iterator[tuple[str, bytes]]:
         bucket, prefix = parse_s3_uri(dataset)
         objects = ObjectStore.from_settings(Settings().s3)
         for key in objects.list_keys(bucket, prefix):
-            yield key, objects.get_bytes(bucket, key)
+            yield key, objects.get_bytes(bucket, key, require_digest=False)
         return
     path = Path(dataset).expanduser()
     for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):

@@ -20,7 +20,11 @@ def eval_pairs(request: JobRequested, objects: ObjectStore, limit: int) -> list[
         for key in objects.list_keys(bucket, prefix):
             if not key.endswith(".jsonl") or len(pairs) >= limit:
                 continue
-            for line in objects.get_bytes(bucket, key).decode(errors="replace").splitlines():
+            for line in (
+                objects.get_bytes(bucket, key, require_digest=False)
+                .decode(errors="replace")
+                .splitlines()
+            ):
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:
@@ -38,6 +42,6 @@ def profile_of(request: JobRequested, objects: ObjectStore) -> DatasetProfile:
         for ref in request.datasets:
             bucket, prefix = parse_s3_uri(ref.uri)
             for key in objects.list_keys(bucket, prefix):
-                yield key, objects.get_bytes(bucket, key)
+                yield key, objects.get_bytes(bucket, key, require_digest=False)
 
     return profile(files())

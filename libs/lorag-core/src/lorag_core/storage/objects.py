@@ -94,8 +94,19 @@ class ObjectStore:
         self.client.fput_object(bucket, key, str(path), metadata={SHA256_META: digest})
         return ObjectRef(bucket, key, digest, size)
 
-    def get_bytes(self, bucket: str, key: str, expected_sha256: str | None = None) -> bytes:
-        """Read an object and check it against the expected or recorded sha256."""
+    def get_bytes(
+        self,
+        bucket: str,
+        key: str,
+        expected_sha256: str | None = None,
+        *,
+        require_digest: bool = True,
+    ) -> bytes:
+        """Read an object and check it against the expected or recorded sha256.
+
+        `require_digest=False` accepts objects written by others (upstream datasets) that carry
+        no digest: those are read as they are; any digest that exists is still checked.
+        """
         response = self.client.get_object(bucket, key)
         try:
             data = response.read()
@@ -103,7 +114,13 @@ class ObjectStore:
         finally:
             response.close()
             response.release_conn()
-        _verify(bucket, key, hashlib.sha256(data).hexdigest(), expected_sha256 or recorded)
+        _verify(
+            bucket,
+            key,
+            hashlib.sha256(data).hexdigest(),
+            expected_sha256 or recorded,
+            require_digest,
+        )
         return data
 
     def get_file(
@@ -171,7 +188,11 @@ def _recorded_sha256(headers) -> str | None:
     return headers.get(f"x-amz-meta-{SHA256_META}")
 
 
-def _verify(bucket: str, key: str, actual: str, expected: str | None) -> None:
+def _verify(
+    bucket: str, key: str, actual: str, expected: str | None, require_digest: bool = True
+) -> None:
+    if expected is None and not require_digest:
+        return
     if expected is None:
         raise IntegrityError(
             f"s3://{bucket}/{key} has no recorded sha256; it was not written by lorag"

@@ -36,7 +36,9 @@ def read_examples(objects: ObjectStore, refs: tuple[DatasetRef, ...]) -> list[Ex
             raise DatasetUnavailable("DATASET_NOT_FOUND", f"nothing found under {ref.uri}")
         for key in keys:
             try:
-                data = objects.get_bytes(bucket, key, expected_sha256=ref.sha256)
+                data = objects.get_bytes(
+                    bucket, key, expected_sha256=ref.sha256, require_digest=False
+                )
             except IntegrityError as exc:
                 raise DatasetUnavailable("DATASET_CORRUPTED", str(exc)) from None
             total += len(data)

@@ -56,17 +56,10 @@ class DatasetReader:
         if isinstance(where, LocalLocation):
             return where.path.read_bytes()
         try:
-            return self.objects.get_bytes(where.bucket, where.prefix)
+            # Upstream systems may write datasets without lorag's digest: read those as they are.
+            return self.objects.get_bytes(where.bucket, where.prefix, require_digest=False)
         except IntegrityError as exc:
-            if "no recorded sha256" not in str(exc):
-                raise BadFile(file.name, "FILE_CORRUPTED", str(exc)) from None
-        # Written by an upstream system, not by lorag: there is no digest to check against.
-        response = self.objects.client.get_object(where.bucket, where.prefix)
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
+            raise BadFile(file.name, "FILE_CORRUPTED", str(exc)) from None
 
 
 def _relative(key: str, prefix: str) -> str:
