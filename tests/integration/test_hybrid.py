@@ -31,6 +31,9 @@ QA = [
     {"question": "Who rotates on call?", "answer": "the platform team"},
     {"question": "When does the rotation change?", "answer": "every Tuesday"},
 ]
+# The rag-service fails these sub-jobs with a retryable error: a flaky hybrid's first RAG attempt,
+# every attempt of a broken one's.
+FAULTS = r"job-flaky-[0-9a-f]+\.rag|job-broken-[0-9a-f]+\.rag(\.[0-9]+)?"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def services(settings, tracker, logs_dir, tmp_path_factory, tiny_models):  # noq
     chroma = {"LORAG_CHROMA_PATH": str(state / "chroma"), "LORAG_WORKER_LEASE_S": "4"}
     api_port = free_port()
     lora = start_lora(logs_dir, lora_env(tiny_models, state / "lora", api_port))
-    rag = start_service("lorag_rag", logs_dir, **chroma)
+    rag = start_service("lorag_rag", logs_dir, **chroma, LORAG_FAULT_FAIL_JOBS=FAULTS)
     env = {
         **chroma,
         "LORAG_HYBRID_LORA_API": f"http://127.0.0.1:{api_port}/v1",
@@ -61,8 +64,8 @@ def upload(settings, files: dict[str, str]) -> str:
     return f"s3://lorag-datasets/{prefix}/"
 
 
-async def submit(settings, uri: str, minion: str, **lora) -> str:
-    job_id = f"job-hybrid-{uuid.uuid4().hex[:8]}"
+async def submit(settings, uri: str, minion: str, kind: str = "hybrid", **lora) -> str:
+    job_id = f"job-{kind}-{uuid.uuid4().hex[:8]}"
     params = HybridParameters(
         minion=minion,
         rag=RagParameters(chunk_tokens=64, chunk_overlap=8),
@@ -215,6 +218,55 @@ async def test_a_restarted_orchestrator_finishes_the_saga_without_rerunning_stag
         settings.postgres_dsn, "SELECT attempts FROM work_items WHERE job_id = %s", job_id
     )
     assert hybrid[0]["attempts"] == 2  # the saga itself was taken over
+
+
+async def sub_jobs(settings, job_id: str) -> dict[str, str]:
+    rows = await fetch_all(
+        settings.postgres_dsn, "SELECT job_id, state FROM jobs WHERE parent_job_id = %s", job_id
+    )
+    return {r["job_id"].removeprefix(job_id): r["state"] for r in rows}
+
+
+async def test_a_retryable_stage_failure_is_retried_and_the_saga_succeeds(settings, services):
+    minion = f"gil-{uuid.uuid4().hex[:6]}"
+    uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in QA), "notes.md": FACT})
+    job_id = await submit(settings, uri, minion, kind="flaky")
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=300)
+    assert job["result"]["summary"]["kb"] == minion
+    assert await sub_jobs(settings, job_id) == {
+        ".rag": "FAILED",  # the injected retryable fault
+        ".rag.2": "SUCCEEDED",  # the retry, after the backoff
+        ".lora": "SUCCEEDED",  # the other stage ran once
+    }
+    first = await wait_for_job(settings.postgres_dsn, f"{job_id}.rag", state="FAILED")
+    assert first["error"]["code"] == "FAULT_INJECTED" and first["error"]["retryable"]
+
+
+async def test_a_stage_failing_every_retry_fails_the_saga_and_compensates(settings, services):
+    minion = f"hal-{uuid.uuid4().hex[:6]}"
+    uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in QA), "notes.md": FACT})
+    job_id = await submit(settings, uri, minion, kind="broken")
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="FAILED", timeout=300)
+    assert job["error"]["code"] == "STAGE_FAILED" and "FAULT_INJECTED" in job["error"]["message"]
+    subs = await sub_jobs(settings, job_id)
+    # max_retries is 2: three attempts, then no more
+    assert {k: v for k, v in subs.items() if k.startswith(".rag")} == {
+        ".rag": "FAILED",
+        ".rag.2": "FAILED",
+        ".rag.3": "FAILED",
+    }
+    for _ in range(100):  # the LoRA stage is cancelled, or its finished adapter withdrawn
+        lora = await wait_for_job(settings.postgres_dsn, f"{job_id}.lora")
+        adapters = await fetch_all(
+            settings.postgres_dsn,
+            "SELECT status FROM lora_adapters WHERE job_id = %s",
+            f"{job_id}.lora",
+        )
+        if lora["state"] == "CANCELLED" or adapters == [{"status": "withdrawn"}]:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(f"LoRA stage not compensated: {lora['state']}, {adapters}")
 
 
 async def test_a_stalled_stage_is_detected_and_the_saga_compensates(settings, services):

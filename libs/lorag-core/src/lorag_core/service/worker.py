@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -170,10 +171,18 @@ async def _run_one(
     log.info("job ended %s", outcome)
 
 
+def _injected_fault(job_id: str) -> None:
+    """Fault injection for saga tests: fail matching jobs with a retryable error."""
+    pattern = os.environ.get("LORAG_FAULT_FAIL_JOBS")
+    if pattern and re.fullmatch(pattern, job_id):
+        raise JobFailed("FAULT_INJECTED", f"LORAG_FAULT_FAIL_JOBS matched {job_id}", retryable=True)
+
+
 async def _run_job(ctx: JobContext, run: Runner) -> JobState:
     """Run the job and publish how it ended; returns that state."""
     try:
         await ctx.report(JobState.VALIDATING, stage="validating", percent=0.0, force=True)
+        _injected_fault(ctx.job_id)
         result = await run(ctx)
         await ctx._publish(state=JobState.SUCCEEDED, percent=100.0, result=result)
         return JobState.SUCCEEDED
