@@ -25,18 +25,33 @@ def list_jobs(
     ),
     owner: str | None = typer.Option(None, help="Only jobs of this owner."),
     limit: int = typer.Option(50, min=1, max=10_000, help="At most this many, newest first."),
+    before: str | None = typer.Option(
+        None,
+        "--before",
+        metavar="JOB_ID",
+        help="Next page: the jobs listed after JOB_ID, the last job of the previous page.",
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first; page on with --before."""
     settings = Settings()
 
-    async def fetch() -> list[dict[str, Any]]:
+    async def fetch() -> list[dict[str, Any]] | None:
         async with database(settings) as conn:
-            return await store.list_jobs(
-                conn, owner=owner, state=state, training_type=training_type, limit=limit
-            )
+            try:
+                return await store.list_jobs(
+                    conn, owner=owner, state=state, training_type=training_type, limit=limit,
+                    before=before,
+                )  # fmt: skip
+            except LookupError:
+                return None
 
     rows = run(fetch(), settings)
+    if rows is None:
+        fail(
+            f"no job {before!r}{f' of {owner}' if owner else ''} to page from",
+            hint="--before takes a job id from the previous page of `lorag jobs ls`",
+        )
     if json_out:
         print_json(rows)
         return
@@ -56,6 +71,8 @@ def list_jobs(
             for r in rows
         ),
     )
+    if len(rows) == limit:  # the table may shorten ids; the next page's cursor is printed whole
+        console.print(f"[dim]next page:[/] --before {rows[-1]['job_id']}", soft_wrap=True)
 
 
 @app.command("show")

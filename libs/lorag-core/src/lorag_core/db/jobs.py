@@ -196,16 +196,43 @@ async def list_jobs(
     state: JobState | None = None,
     training_type: str | None = None,
     limit: int = 50,
+    before: str | None = None,
 ) -> list[Row]:
-    """Newest jobs first, filtered by owner, state and effective type."""
+    """Newest jobs first, filtered by owner, state and effective type.
+
+    `before` pages on: only the jobs that come after that one (the last of the previous page)
+    in the listing's order. LookupError if there is no such job (of that owner, given one).
+    """
+    cursor: Row = {"created_at": None, "job_id": None}
+    if before is not None:
+        cur = await conn.execute(
+            "SELECT created_at, job_id FROM jobs"
+            " WHERE job_id = %(job_id)s AND (%(owner)s::text IS NULL OR owner = %(owner)s)",
+            {"job_id": before, "owner": owner},
+        )
+        found = await cur.fetchone()
+        if found is None:
+            raise LookupError(f"no job {before!r} to page from")
+        cursor = found
+    # The order is created_at DESC, job_id ASC, so "after the cursor" is an older job, or one as
+    # old with a larger id: the row comparison swaps created_at to say both at once.
     cur = await conn.execute(
         "SELECT job_id, requested_type, effective_type, owner, minion_id, state, stage, percent,"
         " eta_seconds, parent_job_id, created_at, updated_at, finished_at FROM jobs"
         " WHERE (%(owner)s::text IS NULL OR owner = %(owner)s)"
         " AND (%(state)s::text IS NULL OR state = %(state)s)"
         " AND (%(type)s::text IS NULL OR effective_type = %(type)s)"
+        " AND (%(after_id)s::text IS NULL"
+        "      OR (%(after_at)s::timestamptz, job_id) > (created_at, %(after_id)s::text))"
         " ORDER BY created_at DESC, job_id LIMIT %(limit)s",
-        {"owner": owner, "state": state, "type": training_type, "limit": limit},
+        {
+            "owner": owner,
+            "state": state,
+            "type": training_type,
+            "limit": limit,
+            "after_at": cursor["created_at"],
+            "after_id": cursor["job_id"],
+        },
     )
     return await cur.fetchall()
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from lorag_gateway.api import Question
 from lorag_gateway.auth import OwnerDep
 from lorag_gateway.deps import GatewayDep, router_of
 from lorag_gateway.handlers import catalog
@@ -20,7 +21,7 @@ class Promote(BaseModel):
 
 
 class KbQuery(BaseModel):
-    question: str = Field(min_length=1, max_length=4000)
+    question: Question
     top_k: int = Field(5, ge=1, le=50)
 
 

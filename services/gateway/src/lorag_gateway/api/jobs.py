@@ -34,15 +34,20 @@ class SubmitJob(BaseModel):
 
 @router.post("", status_code=202, summary="Submit a job")
 async def submit(body: SubmitJob, owner: OwnerDep, gateway: GatewayDep) -> dict[str, Any]:
-    return await jobs.submit(gateway.broker, owner, body.model_dump())
+    return await jobs.submit(gateway.db, gateway.broker, owner, body.model_dump())
 
 
 @router.get("", summary="List the caller's jobs, newest first")
 async def list_jobs(
     owner: OwnerDep, gateway: GatewayDep, state: JobState | None = None,
     type: str | None = None, limit: int = Query(50, ge=1, le=1000),
+    before: str | None = Query(None, max_length=128, description=(
+        "Next page: the job id the previous page ended with; only jobs after it are listed."
+    )),
 ) -> list[dict[str, Any]]:  # fmt: skip
-    return await jobs.list_owned(gateway.db, owner, state=state, training_type=type, limit=limit)
+    return await jobs.list_owned(
+        gateway.db, owner, state=state, training_type=type, limit=limit, before=before
+    )
 
 
 @router.get("/{job_id}", summary="One job with its progress log")

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from lorag_gateway.api import Question
 from lorag_gateway.auth import OwnerDep
 from lorag_gateway.deps import GatewayDep, router_of
 from lorag_gateway.handlers import minions
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/api/minions", tags=["minions"])
 
 
 class Ask(BaseModel):
-    question: str = Field(min_length=1, max_length=4000)
+    question: Question
     variant: str | None = Field(None, description="Force rag, lora or lora+rag.")
     compare: bool = Field(False, description="Ask every variant and return them side by side.")
 

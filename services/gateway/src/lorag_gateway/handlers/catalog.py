@@ -49,6 +49,14 @@ async def list_adapters(db: AsyncConnectionPool, owner: str, name: str | None = 
     return [{k: r.get(k) for k in ADAPTER_FIELDS} for r in rows if r["job_id"] in mine]
 
 
+async def adapter_taken(db: AsyncConnectionPool, owner: str, name: str) -> bool:
+    """True when another owner has versions of an adapter of that name."""
+    async with db.connection() as conn:
+        rows = await adapters.list_adapters(conn, name)
+        mine = await _owned_jobs(conn, owner, [r["job_id"] for r in rows])
+    return any(r["job_id"] not in mine for r in rows)
+
+
 async def show_adapter(db: AsyncConnectionPool, owner: str, name: str) -> Row:
     """An adapter's versions with aliases, and its alias history."""
     versions = await list_adapters(db, owner, name)
@@ -56,6 +64,14 @@ async def show_adapter(db: AsyncConnectionPool, owner: str, name: str) -> Row:
         raise NotFound(f"no adapter {name!r}")
     async with db.connection() as conn:
         history = await adapters.alias_history(conn, name)
+    # Names are not owned by the registry: versions another owner added outside the gateway
+    # share the history, and stay unseen like everything else of theirs.
+    mine = {v["version"] for v in versions}
+    history = [
+        {**h, "previous_version": h["previous_version"] if h["previous_version"] in mine else None}
+        for h in history
+        if h["version"] in mine
+    ]
     return {"name": name, "versions": versions, "history": history}
 
 

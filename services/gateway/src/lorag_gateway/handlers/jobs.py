@@ -9,13 +9,20 @@ from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
-from lorag_core.contracts import DatasetRef, JobCancelRequested, JobRequested
+from lorag_core.contracts import (
+    DatasetRef,
+    HybridParameters,
+    JobCancelRequested,
+    JobRequested,
+    LoraParameters,
+)
 from lorag_core.contracts.jobs import PARAMETERS_BY_TYPE
 from lorag_core.db import jobs as store
 from lorag_core.domain.job_state import JobState
 from lorag_core.domain.training_types import parse_training_type, resolve
 from lorag_core.messaging.broker import publish_event
 from lorag_gateway.errors import Conflict, Invalid, NotFound
+from lorag_gateway.handlers import catalog
 from lorag_gateway.handlers.datasets import check_reference
 
 Row = dict[str, Any]
@@ -53,9 +60,33 @@ def build_request(owner: str, body: dict[str, Any]) -> JobRequested:
         ) from None
 
 
-async def submit(broker: KafkaBroker, owner: str, body: dict[str, Any]) -> Row:
+def adapter_named(event: JobRequested) -> tuple[str, tuple[str | int, ...]] | None:
+    """The adapter a job will add a version to when the body names it, and the naming field."""
+    params = event.parameters
+    if isinstance(params, LoraParameters) and params.adapter:
+        return params.adapter, ("body", "parameters", "adapter")
+    if isinstance(params, HybridParameters):  # the LoRA stage's adapter is named after the minion
+        if params.lora.adapter:
+            return params.lora.adapter, ("body", "parameters", "lora", "adapter")
+        if params.minion:
+            return params.minion, ("body", "parameters", "minion")
+    if event.resolved.effective.is_hybrid and event.minion_id:
+        return event.minion_id, ("body", "minion_id")
+    return None  # named after the new job's id: nobody else's
+
+
+async def submit(
+    db: AsyncConnectionPool, broker: KafkaBroker, owner: str, body: dict[str, Any]
+) -> Row:
     """Publish the job's request; the tracker records it QUEUED."""
     event = build_request(owner, body)
+    named = adapter_named(event)
+    # The lora-service versions adapters by name alone: a job of bob's naming alice's adapter
+    # would add a version to it and move its `latest` alias.
+    if named is not None and await catalog.adapter_taken(db, owner, named[0]):
+        raise Invalid.field(
+            named[1], f"adapter {named[0]!r} belongs to another owner; choose another name"
+        )
     await publish_event(broker, event)
     return {
         "job_id": event.job_id,
@@ -64,9 +95,17 @@ async def submit(broker: KafkaBroker, owner: str, body: dict[str, Any]) -> Row:
     }
 
 
-async def list_owned(db: AsyncConnectionPool, owner: str, **filters: Any) -> list[Row]:
+async def list_owned(
+    db: AsyncConnectionPool, owner: str, *, before: str | None = None, **filters: Any
+) -> list[Row]:
+    """The owner's jobs, newest first; `before` (one of the owner's job ids) gives the next page."""
     async with db.connection() as conn:
-        return await store.list_jobs(conn, owner=owner, **filters)
+        try:
+            return await store.list_jobs(conn, owner=owner, before=before, **filters)
+        except LookupError:
+            raise NotFound(
+                f"no job {before!r} to page from: `before` takes one of your job ids"
+            ) from None
 
 
 async def show(db: AsyncConnectionPool, owner: str, job_id: str) -> Row:
