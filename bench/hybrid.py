@@ -20,6 +20,7 @@ from lorag_hybrid.recommend.resources import detect
 
 GRID = [(4, 64), (8, 128), (16, 256)]  # (batch, sequence)
 STEPS, RANK = 20, 8
+ROUNDS = 3  # saga overhead: best of
 PROBE = Path(__file__).with_name("_train_probe.py")
 
 
@@ -68,13 +69,19 @@ async def run(settings: Settings, work: Path) -> list[dict[str, Any]]:
                     "target": f"within ±{target:.0%}",
                 }
             )
-    figures.append(await saga_overhead(settings, work))
+    figures += await saga_overhead(settings, work)
     return figures
 
 
-async def saga_overhead(settings: Settings, work: Path) -> dict[str, Any]:
+async def saga_overhead(settings: Settings, work: Path) -> list[dict[str, Any]]:
     """Hybrid wall time vs its critical path run alone: the longer of its RAG and LoRA stages,
-    each submitted as a job of its own. Evaluation is switched off so only the saga is timed."""
+    each submitted as a job of its own. Evaluation is switched off so only the saga is timed.
+
+    Each stage service computes on one thread, as it would on a node of its own: on this 2-core
+    machine two services computing with every core would slow each other down, and the figure
+    would measure that contention rather than the saga. Services are warmed up with a small job
+    each first, and each figure is the best of ROUNDS runs: the machine is noisy.
+    """
     from lorag_core.contracts import (
         DatasetRef,
         HybridParameters,
@@ -86,7 +93,7 @@ async def saga_overhead(settings: Settings, work: Path) -> dict[str, Any]:
     from lorag_local.stack import free_port
     from lorag_lora.tiny import ensure_tiny_llama
     from tests.integration.test_lora_helpers import lora_env, start_lora
-    from tests.support.db import wait_for_job
+    from tests.support.db import fetch_all, wait_for_job
     from tests.support.kafka import publish_raw
     from tests.support.processes import start_service
 
@@ -97,7 +104,9 @@ async def saga_overhead(settings: Settings, work: Path) -> dict[str, Any]:
     started = [
         await asyncio.to_thread(start_service, "lorag_migration", logs),
         await asyncio.to_thread(start_lora, logs, lora_env(models_dir, work / "lora", api)),
-        await asyncio.to_thread(start_service, "lorag_rag", logs, **chroma),
+        await asyncio.to_thread(
+            start_service, "lorag_rag", logs, **chroma, LORAG_RAG_TORCH_THREADS="1"
+        ),
         await asyncio.to_thread(
             start_service,
             "lorag_hybrid",
@@ -105,7 +114,6 @@ async def saga_overhead(settings: Settings, work: Path) -> dict[str, Any]:
             **chroma,
             LORAG_HYBRID_LORA_API=f"http://127.0.0.1:{api}/v1",
             LORAG_HYBRID_EVAL_PAIRS="0",
-            LORAG_HYBRID_POLL_S="0.1",
         ),
     ]
     try:
@@ -117,34 +125,73 @@ async def saga_overhead(settings: Settings, work: Path) -> dict[str, Any]:
         rag = RagParameters(chunk_tokens=64, chunk_overlap=8)
         lora = LoraParameters(max_steps=60, batch_size=8, max_seq_len=128)
 
-        async def timed(training_type: str, params: Any, tag: str) -> float:
-            job_id = f"bench-saga-{tag}-{uuid.uuid4().hex[:6]}"
+        last_job = [""]
+
+        async def timed(training_type: str, params: Any) -> float:
+            job_id = f"{prefix}-{uuid.uuid4().hex[:6]}"
             event = JobRequested(
                 job_id=job_id, training_type=training_type, datasets=ref, parameters=params
             )
+            last_job[0] = job_id
             begin = time.perf_counter()
             await publish_raw(settings.kafka.bootstrap_servers, event.topic, event.to_bytes())
             await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=900)
             return time.perf_counter() - begin
 
-        alone = max(
-            [
-                await timed("EXTERNAL_RAG", rag.model_copy(update={"kb": f"{prefix}-r"}), "r"),
-                await timed("LOCAL_LORA", lora.model_copy(update={"adapter": f"{prefix}-l"}), "l"),
-            ]
-        )
-        hybrid = await timed(
-            "LOCAL_HYBRID", HybridParameters(minion=f"{prefix}-h", rag=rag, lora=lora), "h"
-        )
+        def named(params: Any, field: str) -> Any:
+            return params.model_copy(update={field: f"{prefix}-{uuid.uuid4().hex[:6]}"})
+
+        await timed("EXTERNAL_RAG", named(rag, "kb"))  # warm-up: consumer groups, caches
+        await timed("LOCAL_LORA", named(lora.model_copy(update={"max_steps": 2}), "adapter"))
+        alone, hybrid, inside = [], [], []
+        for _ in range(ROUNDS):
+            alone.append(
+                max(
+                    await timed("EXTERNAL_RAG", named(rag, "kb")),
+                    await timed("LOCAL_LORA", named(lora, "adapter")),
+                )
+            )
+            hybrid.append(
+                await timed("LOCAL_HYBRID", named(HybridParameters(rag=rag, lora=lora), "minion"))
+            )
+            inside.append(await longest_stage(settings.postgres_dsn, last_job[0], fetch_all))
     finally:
         for service in reversed(started):
             await asyncio.to_thread(service.stop)
-    return {
-        "bench": "saga_overhead",
-        "figure": "seconds",
-        "value": round(hybrid, 2),
-        "baseline": "critical path alone (the longer stage as its own job)",
-        "baseline_value": round(alone, 2),
-        "ratio": round(hybrid / alone, 3),
-        "target": "ratio <= 1.05",
-    }
+    best = min(range(ROUNDS), key=lambda i: hybrid[i])
+    return [
+        {
+            "bench": "saga_overhead",
+            "figure": "seconds",
+            "value": round(hybrid[best], 2),
+            "baseline": "critical path alone (the longer stage as its own job)",
+            "baseline_value": round(min(alone), 2),
+            "ratio": round(hybrid[best] / min(alone), 3),
+            "target": "ratio <= 1.05",
+            "runs": {"hybrid": rounded(hybrid), "alone": rounded(alone)},
+        },
+        {
+            "bench": "saga_overhead",
+            "figure": "orchestration_seconds",
+            "value": round(hybrid[best], 2),
+            "baseline": "the hybrid's longest stage, request to end, inside the same run",
+            "baseline_value": round(inside[best], 2),
+            "ratio": round(hybrid[best] / inside[best], 3),
+            "target": "reported: the saga's own cost, free of the stages' contention",
+        },
+    ]
+
+
+def rounded(values: list[float]) -> list[float]:
+    return [round(v, 2) for v in values]
+
+
+async def longest_stage(dsn: str, job_id: str, fetch_all: Any) -> float:
+    """Seconds from the recorded request to the end of the hybrid's slowest sub-job."""
+    rows = await fetch_all(
+        dsn,
+        "SELECT max(extract(epoch FROM finished_at - created_at)) AS s FROM jobs"
+        " WHERE parent_job_id = %s",
+        job_id,
+    )
+    return float(rows[0]["s"])

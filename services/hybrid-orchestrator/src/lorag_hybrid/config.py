@@ -12,10 +12,15 @@ class HybridSettings(BaseSettings):
     lora_api: str = Field(
         default="http://127.0.0.1:8102/v1", description="The lora-service's OpenAI-compatible API."
     )
-    poll_s: float = Field(default=0.5, gt=0, description="How often stage states are read.")
+    poll_s: float = Field(default=0.25, gt=0, description="How often stage states are read.")
     stall_s: float = Field(default=900.0, gt=0, description="A stage silent this long has failed.")
     max_retries: int = Field(default=2, ge=0, description="Retries of a retryable stage failure.")
     retry_backoff_s: float = Field(default=2.0, ge=0, description="First retry delay; doubles.")
     eval_pairs: int = Field(
         default=12, ge=0, description="Question/answer pairs that score variants."
+    )
+    warm_up: bool = Field(
+        default=True,
+        description="Load the evaluation router (embedder, Chroma) and probe the GPU at start, in "
+        "the background, so the first saga does not wait for them; off saves their memory.",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from lorag_core.contracts import JobResult, MinionXpEarned
@@ -21,16 +22,17 @@ from lorag_hybrid.saga.runner import artifacts, run_stages
 from lorag_hybrid.saga.validation import validate
 
 
-def make_runner(settings: HybridSettings, router_of: Any) -> Any:
+def make_runner(settings: HybridSettings, router_of: Callable[[], Router]) -> Any:
     async def run(ctx: JobContext) -> JobResult:
-        # Building the router opens Chroma and importing torch for `detect` takes seconds:
-        # both off the event loop, which must keep renewing the job's lease meanwhile.
-        return await run_hybrid(ctx, settings, await asyncio.to_thread(router_of))
+        return await run_hybrid(ctx, settings, router_of)
 
     return run
 
 
-async def run_hybrid(ctx: JobContext, settings: HybridSettings, router: Router) -> JobResult:
+async def run_hybrid(
+    ctx: JobContext, settings: HybridSettings, router_of: Callable[[], Router]
+) -> JobResult:
+    """Validate, run the stages, then evaluate; the router is only needed for the evaluation."""
     started = time.monotonic()
     request, objects = ctx.request, ctx.runtime.objects
     assert objects is not None
@@ -55,6 +57,8 @@ async def run_hybrid(ctx: JobContext, settings: HybridSettings, router: Router) 
         },
     }
     pairs = await asyncio.to_thread(eval_pairs, request, objects, settings.eval_pairs)
+    # Off the event loop, which keeps renewing the job's lease: the first build takes seconds.
+    router = await asyncio.to_thread(router_of)
     async with ctx.runtime.db.connection() as conn:
         scores: dict[str, float] = (
             await router.score(conn, minion, pairs) if pairs else dict.fromkeys(VARIANTS, 0.0)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import threading
+from collections.abc import Callable
 
 from lorag_core.domain.training_types import TrainingType
 from lorag_core.service.entry import serve
-from lorag_core.service.host import ServiceHost
+from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.service.worker import register_worker
 from lorag_core.settings import Settings
 from lorag_hybrid.config import HybridSettings
 from lorag_hybrid.handlers import make_runner
+from lorag_hybrid.recommend.resources import detect
 from lorag_hybrid.routing import Router
 
+log = logging.getLogger(__name__)
 HEALTH_PORT = 8103
 OWNED = frozenset({TrainingType.EXTERNAL_HYBRID, TrainingType.LOCAL_HYBRID})
 
@@ -29,17 +35,42 @@ def make_router(settings: HybridSettings) -> Router:
     return Router(deps, settings.lora_api, LlmSettings())
 
 
+class RouterSlot:
+    """The router, built once per process, on a worker thread: whoever asks first builds it."""
+
+    def __init__(self, build: Callable[[], Router]) -> None:
+        self._build, self._lock = build, threading.Lock()
+        self._router: Router | None = None
+
+    def get(self) -> Router:
+        with self._lock:
+            if self._router is None:
+                self._router = self._build()
+            return self._router
+
+
 def register(host: ServiceHost) -> None:
     settings = HybridSettings()
-    routers: list[Router] = []
+    router = RouterSlot(lambda: make_router(settings))
+    warming: list[asyncio.Task[None]] = []
 
-    def router() -> Router:
-        if not routers:  # built on the first hybrid, not at start: the embedder is heavy
-            routers.append(make_router(settings))
-        return routers[0]
+    async def warm_up() -> None:
+        # Importing torch (GPU probe) and loading the embedder take seconds: done while the
+        # service already takes jobs, so the first saga's stages start without waiting for them.
+        try:
+            await asyncio.to_thread(detect)
+            await asyncio.to_thread(router.get)
+            log.info("warmed up: GPU probed, evaluation router loaded")
+        except Exception:
+            log.exception("warm-up failed; the first saga builds the router instead")
 
+    async def start_warm_up(runtime: Runtime) -> None:
+        if settings.warm_up:
+            warming.append(asyncio.create_task(warm_up()))
+
+    host.after_start(start_warm_up)
     # Sagas mostly wait on their stages: several can run side by side.
-    register_worker(host, OWNED, make_runner(settings, router), concurrency=4)
+    register_worker(host, OWNED, make_runner(settings, router.get), concurrency=4)
 
 
 def run() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,18 +29,22 @@ class Resources:
 
 
 def detect() -> Resources:
-    """Read the machine: /proc/meminfo for memory, torch (if installed) for a CUDA GPU."""
-    memory = _available_memory()
-    gpu_name, gpu_memory = None, 0
+    """Read the machine: /proc/meminfo for memory (now), torch (if installed) for a CUDA GPU."""
+    gpu_name, gpu_memory = _gpu()
+    return Resources(os.cpu_count() or 1, _available_memory(), gpu_name, gpu_memory)
+
+
+@functools.cache
+def _gpu() -> tuple[str | None, int]:
+    """Asked once per process: importing torch takes seconds and the GPU does not change."""
     try:
         import torch
-
-        if torch.cuda.is_available():
-            props = torch.cuda.get_device_properties(0)
-            gpu_name, gpu_memory = props.name, int(props.total_memory)
     except ImportError:
-        pass
-    return Resources(os.cpu_count() or 1, memory, gpu_name, gpu_memory)
+        return None, 0
+    if not torch.cuda.is_available():
+        return None, 0
+    props = torch.cuda.get_device_properties(0)
+    return props.name, int(props.total_memory)
 
 
 def _available_memory() -> int:
