@@ -383,23 +383,22 @@ def test_an_adapter_name_stays_with_its_owner(settings, gateway, owners, lora):
     # its owner adds versions as before
     wait(settings, submit(alice, "LOCAL_LORA", uri, **LORA_FAST, adapter=name), "SUCCEEDED", 180)
 
-    # A version added outside the gateway (straight to Kafka, as the CLI may) stays bob's alone.
+    # Straight to Kafka, past the gateway: the lora-service refuses the name before training.
     bobs = JobRequested(
         job_id=f"job-gw-{uuid.uuid4().hex[:10]}", training_type="LOCAL_LORA", owner="bob",
         datasets=(DatasetRef(uri=bobs_uri),), parameters=LoraParameters(**LORA_FAST, adapter=name),
     )  # fmt: skip
     key = bobs.job_id.encode()
     asyncio.run(publish_raw(settings.kafka.bootstrap_servers, bobs.topic, bobs.to_bytes(), key=key))
-    wait(settings, bobs.job_id, "SUCCEEDED", timeout=180)
+    failed = wait(settings, bobs.job_id, "FAILED", timeout=180)
+    assert failed["error"]["code"] == "ADAPTER_OWNED_BY_OTHER", failed["error"]
 
-    def shown(c: httpx.Client) -> tuple[set[int], list[tuple[str, int, int | None]]]:
-        r = c.get(f"/api/adapters/{name}")
-        assert r.status_code == 200, r.text
-        history = [(h["alias"], h["version"], h["previous_version"]) for h in r.json()["history"]]
-        return {v["version"] for v in r.json()["versions"]}, history
-
-    assert shown(alice) == ({1, 2}, [("latest", 1, None), ("latest", 2, 1)])
-    assert shown(bob) == ({3}, [("latest", 3, None)])  # not "moved from alice's version 2"
+    r = alice.get(f"/api/adapters/{name}")
+    assert r.status_code == 200, r.text
+    assert {v["version"] for v in r.json()["versions"]} == {1, 2}
+    history = [(h["alias"], h["version"], h["previous_version"]) for h in r.json()["history"]]
+    assert history == [("latest", 1, None), ("latest", 2, 1)]
+    assert bob.get(f"/api/adapters/{name}").status_code == 404
 
 
 def test_knowledge_bases_are_listed_and_queried_by_their_owner_only(settings, gateway, owners, rag):

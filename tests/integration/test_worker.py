@@ -70,6 +70,25 @@ async def test_cancel_stops_a_running_job_within_five_seconds(settings, tracker,
     assert asyncio.get_running_loop().time() - started < 5
 
 
+async def test_a_job_cancelled_while_queued_never_runs(settings, tracker, logs_dir):
+    job_id = await submit(settings, "steps=1")  # no worker is running yet
+    await wait_for_job(settings.postgres_dsn, job_id, state="QUEUED", timeout=30)
+    subprocess.run(
+        [sys.executable, "-m", "lorag_cli", "jobs", "cancel", job_id],
+        check=True,
+        capture_output=True,
+    )
+    worker = start_service("tests.support.echo_service", logs_dir)
+    try:
+        await wait_for_job(settings.postgres_dsn, job_id, state="CANCELLED", timeout=30)
+    finally:
+        worker.stop()
+    states = await fetch_all(
+        settings.postgres_dsn, "SELECT state FROM job_progress WHERE job_id = %s", job_id
+    )
+    assert [r["state"] for r in states] == ["CANCELLED"]  # claimed, seen cancelled, not run
+
+
 async def test_a_killed_worker_is_taken_over_and_the_job_finishes(
     settings, tracker, echo, logs_dir
 ):

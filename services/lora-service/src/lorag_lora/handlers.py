@@ -19,7 +19,7 @@ from lorag_core.domain.job_state import JobState
 from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
 from lorag_core.storage import ObjectStore
 from lorag_lora import publishing
-from lorag_lora.adapters import artifacts
+from lorag_lora.adapters import artifacts, registry
 from lorag_lora.adapters.datasets import DatasetUnavailable, read_examples
 from lorag_lora.adapters.models import BaseModel, ModelError, ModelManager
 from lorag_lora.config import LoraSettings
@@ -56,6 +56,8 @@ async def run_job(ctx: JobContext, deps: Deps) -> JobResult:
         done = await publishing.if_already_stored(ctx)
         if done is not None:
             return done
+    if not full:
+        await _check_name_free(ctx, params.adapter or ctx.job_id)
     try:
         await ctx.report(JobState.VALIDATING, stage="reading dataset", force=True)
         examples = await asyncio.to_thread(read_examples, objects, ctx.request.datasets)
@@ -127,6 +129,16 @@ class Prepared:
     eval_rows: list[TokenRow]
     truncated: int
     notes: list[str]
+
+
+async def _check_name_free(ctx: JobContext, name: str) -> None:
+    """Refuse before training, not after: another owner's adapter name cannot get a version."""
+    async with ctx.runtime.db.connection() as conn:
+        if await registry.other_owner(conn, name, ctx.request.owner) is not None:
+            raise JobFailed(
+                "ADAPTER_OWNED_BY_OTHER",
+                f"adapter {name!r} belongs to another owner; choose another name",
+            )
 
 
 def _prepare_data(

@@ -15,7 +15,7 @@ from typing import Any
 
 from lorag_core.contracts import AdapterCreated, ArtifactRef, JobResult
 from lorag_core.messaging.broker import publish_event
-from lorag_core.service.worker import JobContext
+from lorag_core.service.worker import JobContext, JobFailed
 from lorag_lora.adapters import artifacts, registry
 from lorag_lora.adapters.models import BaseModel
 from lorag_lora.domain.registry import created_event_id
@@ -40,7 +40,10 @@ async def store_and_publish(
     assert objects is not None
     name = params.adapter or ctx.job_id
     async with ctx.runtime.db.connection() as conn:
-        version = await registry.reserve_version(conn, name, ctx.job_id)
+        try:
+            version = await registry.reserve_version(conn, name, ctx.job_id, ctx.request.owner)
+        except registry.NameTaken as exc:
+            raise JobFailed("ADAPTER_OWNED_BY_OTHER", str(exc)) from None
     lora = lora_config_of(params, base.model_type)
     training = params.model_dump(mode="json", exclude={"kind"})
     manifest = {

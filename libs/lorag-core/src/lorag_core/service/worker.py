@@ -181,6 +181,10 @@ def _injected_fault(job_id: str) -> None:
 async def _run_job(ctx: JobContext, run: Runner) -> JobState:
     """Run the job and publish how it ended; returns that state."""
     try:
+        async with ctx.runtime.db.connection() as conn:
+            if await work.cancel_requested(conn, ctx.job_id):  # asked while it waited its turn
+                ctx.cancelled.set()
+        await ctx.check_cancelled()
         await ctx.report(JobState.VALIDATING, stage="validating", percent=0.0, force=True)
         _injected_fault(ctx.job_id)
         result = await run(ctx)

@@ -24,8 +24,24 @@ class AdapterNotFound(LookupError):
     """No ready adapter answers to a reference."""
 
 
-async def reserve_version(conn: Conn, name: str, job_id: str) -> int:
-    """The job's version of `name`: its own if it already has one (a retry), else the next free."""
+class NameTaken(Exception):
+    """The adapter name has versions made by another owner."""
+
+
+async def other_owner(conn: Conn, name: str, owner: str) -> str | None:
+    """Who else owns versions of `name`, if anyone: a name belongs to whoever made it first."""
+    cur = await conn.execute(
+        "SELECT owner FROM lora_adapters WHERE name = %s AND owner IS DISTINCT FROM %s LIMIT 1",
+        (name, owner),
+    )
+    row = await cur.fetchone()
+    return None if row is None else str(row["owner"])
+
+
+async def reserve_version(conn: Conn, name: str, job_id: str, owner: str) -> int:
+    """The job's version of `name`: its own if it already has one (a retry), else the next free.
+
+    NameTaken when another owner has versions of that name."""
     async with conn.transaction():
         # One allocator per name at a time; the unique (name, version) key is the last guard.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('lora:' || %s))", (name,))
@@ -38,11 +54,13 @@ async def reserve_version(conn: Conn, name: str, job_id: str) -> int:
             if row["name"] != name:
                 raise ValueError(f"job {job_id} already holds adapter {row['name']}")
             return int(row["version"])
+        if await other_owner(conn, name, owner) is not None:
+            raise NameTaken(f"adapter {name!r} belongs to another owner; choose another name")
         cur = await conn.execute(
-            "INSERT INTO lora_adapters (name, version, job_id) SELECT %(name)s,"
-            " COALESCE(MAX(version), 0) + 1, %(job)s FROM lora_adapters WHERE name = %(name)s"
-            " RETURNING version",
-            {"name": name, "job": job_id},
+            "INSERT INTO lora_adapters (name, version, job_id, owner) SELECT %(name)s,"
+            " COALESCE(MAX(version), 0) + 1, %(job)s, %(owner)s FROM lora_adapters"
+            " WHERE name = %(name)s RETURNING version",
+            {"name": name, "job": job_id, "owner": owner},
         )
         return int((await cur.fetchone())["version"])  # type: ignore[index]
 
