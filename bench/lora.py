@@ -111,7 +111,8 @@ async def adapters_and_serving(settings: Settings, base: Any, work: Path) -> lis
             with tempfile.TemporaryDirectory() as tmp:
                 model.save_pretrained(tmp)
                 async with pool.connection() as conn:
-                    version = await registry.reserve_version(conn, name, f"bench-job-{name}", "bench")
+                    job = f"bench-job-{name}"
+                    version = await registry.reserve_version(conn, name, job, "bench")
                 ref = artifacts.store_adapter(objects, Path(tmp), name, version, {})
             async with pool.connection() as conn:
                 await registry.mark_ready(conn, name, version, base_model=base.name,
