@@ -137,6 +137,25 @@ def test_no_or_a_wrong_token_is_401(gateway):
             assert r.headers["www-authenticate"] == "Bearer"
 
 
+def test_an_owner_over_the_rate_limit_gets_429_and_others_do_not(settings, logs_dir, owners):
+    port = free_port()
+    limited = start_service(
+        "lorag_gateway", logs_dir, LORAG_GATEWAY_PORT=str(port),
+        LORAG_GATEWAY_RATE_LIMIT_PER_S="0.5", LORAG_GATEWAY_RATE_LIMIT_BURST="3",
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_api(base, limited)
+        alice, bob = client(base, owners["alice"]), client(base, owners["bob"])
+        assert [alice.get("/api/me").status_code for _ in range(3)] == [200, 200, 200]
+        over = alice.get("/api/jobs")
+        assert over.status_code == 429, over.text
+        assert int(over.headers["retry-after"]) >= 1 and "retry in" in over.json()["detail"]
+        assert bob.get("/api/me").status_code == 200  # a bucket per owner
+    finally:
+        assert limited.stop() == 0, limited.log()
+
+
 def test_a_revoked_token_is_401(settings, gateway):
     async def revoked() -> str:
         async with await psycopg.AsyncConnection.connect(

@@ -25,3 +25,9 @@ class GatewaySettings(BaseSettings):
         default=64 * 1024 * 1024, ge=1, description="Most bytes read to profile a dataset."
     )
     poll_s: float = Field(default=0.2, gt=0, description="How often a watched job is re-read.")
+    rate_limit_per_s: float = Field(
+        default=50.0, gt=0, description="Requests a second each owner may make (429 past it)."
+    )
+    rate_limit_burst: int = Field(
+        default=200, ge=1, description="Requests an owner may make at once before the rate holds."
+    )

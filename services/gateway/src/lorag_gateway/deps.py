@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from lorag_core.storage import ObjectStore
 from lorag_gateway.config import GatewaySettings
+from lorag_gateway.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from lorag_gateway.watch import JobWatchers
@@ -25,6 +26,7 @@ class Gateway:
     objects: ObjectStore
     broker: KafkaBroker
     watchers: JobWatchers
+    limiter: RateLimiter
     lazy: dict[str, Any] = field(default_factory=dict)  # built on first use: embedders, routers
 
 

@@ -15,6 +15,7 @@ from lorag_core.settings import Settings
 from lorag_gateway.app import create_app
 from lorag_gateway.config import GatewaySettings
 from lorag_gateway.deps import Gateway
+from lorag_gateway.ratelimit import RateLimiter
 from lorag_gateway.watch import JobWatchers
 
 HEALTH_PORT = 8105
@@ -35,6 +36,7 @@ def build(runtime: Runtime, settings: GatewaySettings) -> Gateway:
     return Gateway(
         settings=settings, db=runtime.db, objects=runtime.objects, broker=runtime.broker,
         watchers=JobWatchers(runtime.db, settings.poll_s),
+        limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
     )  # fmt: skip
 
 
