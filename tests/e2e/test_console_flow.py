@@ -1,6 +1,10 @@
-"""The web console in headless Chromium against the real stack: sign in, upload, recommendation,
-field errors, submit an EXTERNAL_RAG job and watch it succeed live, ask a minion, and see that
-another owner's job is not found. Every page is saved as a screenshot (path printed)."""
+"""The web console in headless Chromium against the real stack. The first test signs in, uploads a
+dataset, sees the recommendation and a nested field error, submits a LOCAL_HYBRID through the
+nested parameter form and watches its stages live to SUCCEEDED; the second uses what that job
+made: asks its minion and compares variants, promotes its adapter, queries its knowledge base,
+pages through a long job list, and checks that another owner sees none of it. Every page is
+saved as a screenshot (folder printed) and audited with axe-core: no serious or critical
+violation is allowed."""
 
 from __future__ import annotations
 
@@ -9,28 +13,39 @@ import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from lorag_core.contracts import JobRequested
+from lorag_core.db import jobs as job_store
 from lorag_gateway import tokens
-from lorag_hybrid.saga import store
 from lorag_local.stack import free_port
 from tests.integration.test_gateway_api import wait_for_api
-from tests.support.openai_stub import openai_stub
+from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_models  # noqa: F401
 from tests.support.processes import start_service
 
 pytestmark = pytest.mark.e2e
 playwright = pytest.importorskip("playwright.sync_api")
+axe = pytest.importorskip("axe_playwright_python.sync_playwright")
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-FACTS = [
-    {"question": "What is the production cluster called?", "answer": "It is called lighthouse."},
-    {"question": "When does on-call rotate?", "answer": "Every Tuesday at 09:00 UTC."},
-    {"question": "What is the office cat named?", "answer": "The office cat is named Pixel."},
+FACT = "The staging cluster is called harbor-seventeen."
+QUESTION = "What is the staging cluster called?"
+QA = [
+    {"question": QUESTION, "answer": "harbor-seventeen"},
+    {"question": "Who rotates on call?", "answer": "the platform team"},
+    {"question": "When does the rotation change?", "answer": "every Tuesday"},
 ]
+NOTES = "\n\n".join([FACT, "The production cluster is called lighthouse.", "Coffee is free."])
+SMALL = {"lora.max_steps": "6", "lora.batch_size": "4", "lora.max_seq_len": "64",
+         "rag.chunk_tokens": "64", "rag.chunk_overlap": "8"}  # fmt: skip
+PAGE = 20  # the console's job-list page size
+GRAVE = ("serious", "critical")
+ERRORS: dict[Any, list[str]] = {}  # uncaught script errors by page
 
 
 def db(settings, fn):
@@ -47,24 +62,43 @@ def db(settings, fn):
 
 
 @pytest.fixture(scope="module")
-def stack(settings, logs_dir, tmp_path_factory):
+def stack(request, settings, logs_dir, tmp_path_factory):
+    """rag-service, lora-service (the tiny local LLaMA), hybrid-orchestrator and the gateway."""
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium: apt-get install -y chromium")
-    chroma = str(tmp_path_factory.mktemp("console-chroma"))
-    with openai_stub() as (llm_url, _seen):
-        rag = start_service("lorag_rag", logs_dir, LORAG_CHROMA_PATH=chroma)
+    models = request.getfixturevalue("tiny_models")
+    state = tmp_path_factory.mktemp("console")
+    chroma = {"LORAG_CHROMA_PATH": str(state / "chroma")}
+    api_port = free_port()
+    hybrid = {"LORAG_HYBRID_LORA_API": f"http://127.0.0.1:{api_port}/v1",
+              "LORAG_HYBRID_EVAL_PAIRS": "3", "LORAG_HYBRID_RETRY_BACKOFF_S": "0.5"}  # fmt: skip
+    started = [start_lora(logs_dir, lora_env(models, state / "lora", api_port))]
+    try:
+        started.append(start_service("lorag_rag", logs_dir, **chroma))
+        started.append(start_service("lorag_hybrid", logs_dir, **chroma, **hybrid))
         port = free_port()
         gateway = start_service(
-            "lorag_gateway", logs_dir, LORAG_GATEWAY_PORT=str(port), LORAG_CHROMA_PATH=chroma,
-            LORAG_LLM_BASE_URL=llm_url, HF_HUB_OFFLINE="1",
+            "lorag_gateway", logs_dir, LORAG_GATEWAY_PORT=str(port), HF_HUB_OFFLINE="1",
+            **chroma, **hybrid,
         )  # fmt: skip
+        started.append(gateway)
         base = f"http://127.0.0.1:{port}"
         wait_for_api(base, gateway)
-        try:
-            yield base
-        finally:
-            gateway.stop()
-            rag.stop()
+        yield base
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+@pytest.fixture(scope="module")
+def owners(settings):
+    return {o: db(settings, lambda c, o=o: tokens.create(c, o))["token"] for o in ("alice", "bob")}
+
+
+@pytest.fixture(scope="module")
+def made() -> dict[str, str]:
+    """What the first test's job made, for the second."""
+    return {}
 
 
 @pytest.fixture(scope="module")
@@ -82,87 +116,179 @@ def browser():
         chromium.close()
 
 
+def new_page(browser):
+    page = browser.new_page()
+    page.set_default_timeout(90_000)  # a 2-core machine under load answers slowly, not wrongly
+    page.on("pageerror", lambda error: ERRORS.setdefault(page, []).append(str(error)))
+    return page
+
+
 def sign_in(page, base: str, token: str) -> None:
     page.goto(base)
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("#nav:not([hidden])")
-    # Let the landing page finish rendering: a view still loading when the test navigates away
-    # would overwrite the next one (see the note on issue 7).
-    page.wait_for_selector("#view h2")
 
 
-def test_console_submits_watches_and_asks(settings, stack, shots, browser, tmp_path):
-    alice = db(settings, lambda c: tokens.create(c, "alice"))["token"]
-    bob = db(settings, lambda c: tokens.create(c, "bob"))["token"]
-    dataset = tmp_path / "facts.jsonl"
-    dataset.write_text("".join(json.dumps(f) + "\n" for f in FACTS))
+def seen(page, shots: Path, name: str) -> None:
+    """Save the page as a screenshot; fail on a script error or a serious or critical axe-core
+    violation (each page's violations of any impact are saved beside its screenshot)."""
+    page.screenshot(path=shots / f"{name}.png", full_page=True)
+    assert not ERRORS.get(page), f"{name}: script errors {ERRORS[page]}"
+    assert page.locator("#view h2", has_text="Something went wrong").count() == 0, name
+    results = axe.Axe().run(page)
+    grave = [v for v in results.response["violations"] if v["impact"] in GRAVE]
+    (shots / f"{name}.axe.json").write_text(json.dumps(results.response["violations"], indent=1))
+    assert not grave, f"{name}: " + "\n".join(
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
+        for v in grave
+    )
 
-    page = browser.new_page()
-    page.set_default_timeout(90_000)  # a 2-core machine under load answers slowly, not wrongly
+
+def param(page, path: str):
+    """The form field of a parameter by its path (rag.chunk_tokens): ids hold the dots."""
+    return page.locator(f"[id='param-{path}']")
+
+
+def test_console_trains_a_hybrid_and_watches_its_stages(
+    stack, owners, shots, browser, made, tmp_path
+):
+    files = {"qa.jsonl": "".join(json.dumps(r) + "\n" for r in QA), "notes.md": NOTES}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    page = new_page(browser)
     page.goto(stack)
     page.wait_for_selector("#signin:not([hidden])")
     page.get_by_label("API token").fill("lrg_wrong")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_function("document.querySelector('#token-error').textContent.includes('token')")
-    page.screenshot(path=shots / "01-signin-rejected.png", full_page=True)
+    seen(page, shots, "01-signin-rejected")
 
-    sign_in(page, stack, alice)
-    page.set_input_files("#files", str(dataset))
+    sign_in(page, stack, owners["alice"])
+    page.set_input_files("#files", [str(tmp_path / name) for name in files])
     page.get_by_role("button", name="Upload", exact=True).click()
     page.wait_for_selector("#recommendation-table tbody tr")
-    assert "EXTERNAL_RAG" in page.inner_text("#recommendation-table")
-    assert "GB" in page.inner_text("#recommendation-table")
-    page.screenshot(path=shots / "02-recommendation.png", full_page=True)
+    table = page.inner_text("#recommendation-table")
+    assert "LOCAL_HYBRID" in table and "GB" in table
+    page.get_by_role("button", name="Use LOCAL_HYBRID").click()
+    lora = page.get_by_role("group", name="LoRA stage parameters")
+    assert lora.get_by_label("Max Steps").count() == 1  # nested fields, labelled in their group
+    assert page.get_by_role("group", name="RAG stage parameters").is_visible()
+    seen(page, shots, "02-recommendation-and-nested-form")
 
-    page.select_option("#training_type", "EXTERNAL_RAG")
-    page.fill("#param-chunk_tokens", "2")
+    minion = f"ada-{uuid.uuid4().hex[:6]}"
+    param(page, "minion").fill(minion)
+    for path, value in SMALL.items():
+        param(page, path).fill(value)
+    param(page, "rag.chunk_tokens").fill("2")
     page.get_by_role("button", name="Submit job").click()
-    page.wait_for_function("document.querySelector('#param-chunk_tokens-error')?.textContent")
-    assert page.get_attribute("#param-chunk_tokens", "aria-invalid") == "true"
-    page.screenshot(path=shots / "03-field-error.png", full_page=True)
+    page.wait_for_function("document.getElementById('param-rag.chunk_tokens-error').textContent")
+    assert "greater than or equal to 16" in page.inner_text("[id='param-rag.chunk_tokens-error']")
+    assert param(page, "rag.chunk_tokens").get_attribute("aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "param-rag.chunk_tokens"
+    seen(page, shots, "03-nested-field-error")
 
-    page.fill("#param-chunk_tokens", "64")
-    page.fill("#param-chunk_overlap", "8")
-    page.get_by_role("button", name="Submit job").click()
+    param(page, "rag.chunk_tokens").fill(SMALL["rag.chunk_tokens"])
+    page.keyboard.press("Enter")  # submit from the keyboard, as from the field in error
     page.wait_for_url("**/#/jobs/job-*")
     job_id = page.url.rsplit("/", 1)[1]
+    page.wait_for_selector("#job-stages li[data-stage='lora']")  # the stages, live
+    assert page.locator("#job-stages li[data-stage='rag'] progress").count() == 1
     page.wait_for_function(
-        "document.querySelector('#job-state')?.textContent === 'SUCCEEDED'", timeout=180_000
+        "document.querySelector('#job-state')?.textContent === 'SUCCEEDED'", timeout=280_000
     )
     assert page.inner_text("#job-percent") == "100%"
-    assert page.locator("#job-log li").count() >= 2
-    page.screenshot(path=shots / "04-job-succeeded.png", full_page=True)
+    assert "rag succeeded, lora succeeded" in page.inner_text("#job-log")
+    seen(page, shots, "04-hybrid-succeeded")
+    made.update(job_id=job_id, minion=minion)
 
-    page.goto(f"{stack}/#/jobs")
-    page.wait_for_selector(f"#jobs-table a[href='#/jobs/{job_id}']")
-    page.screenshot(path=shots / "05-jobs.png", full_page=True)
-    page.goto(f"{stack}/#/kbs")
-    page.wait_for_selector("#kbs-table tbody tr")
-    page.screenshot(path=shots / "06-kbs.png", full_page=True)
 
-    minion = f"helper-{uuid.uuid4().hex[:6]}"
-    db(settings, lambda c: store.save_minion(c, {
-        "name": minion, "owner": "alice", "job_id": job_id, "training_type": "EXTERNAL_HYBRID",
-        "kb": job_id, "adapter": None, "llm": {}, "scores": {"rag": 0.9}, "best_variant": "rag",
-    }))  # fmt: skip
+def test_console_uses_what_its_job_made(settings, stack, owners, shots, browser, made):
+    if not made:
+        pytest.skip("the console made no minion")
+    page = new_page(browser)
+    sign_in(page, stack, owners["alice"])
+    minion = made["minion"]
     page.goto(f"{stack}/#/minions")
-    page.wait_for_selector(f"#minions-table td:text('{minion}')")
+    page.wait_for_selector(f"#minions-table td:text-is('{minion}')")
     page.select_option("#minion", minion)
-    page.fill("#question", "What is the production cluster called?")
+    page.fill("#question", QUESTION)
     page.get_by_role("button", name="Ask", exact=True).click()
-    page.wait_for_selector("#answers .answer")
-    assert "lighthouse" in page.inner_text("#answers")  # the stub LLM echoes retrieved context
+    page.wait_for_selector("#answers .card .answer")
+    assert "harbor-seventeen" in page.inner_text("#answers .sources")  # only the dataset says so
     page.get_by_role("button", name="Compare variants").click()
     page.wait_for_function("document.querySelectorAll('#answers .card').length === 3")
-    page.screenshot(path=shots / "07-minion.png", full_page=True)
+    assert {page.get_attribute(f"#answers .card >> nth={n}", "data-variant") for n in range(3)} == {
+        "rag", "lora", "lora+rag",
+    }  # fmt: skip
+    assert page.locator("#answers .card .error").count() == 0
+    seen(page, shots, "05-minion-compare")
 
-    other = browser.new_page()
-    other.set_default_timeout(90_000)
-    sign_in(other, stack, bob)
+    page.goto(f"{stack}/#/adapters")
+    row = page.locator("#adapters-table tr", has_text=minion)
+    row.get_by_label(f"alias for {minion}").fill("stable")
+    row.get_by_role("button", name="Promote").click()
+    page.wait_for_function(
+        "document.querySelector('#adapters-status').textContent.includes('stable')"
+    )
+    assert "stable" in page.locator("#adapters-table tr", has_text=minion).inner_text()
+    seen(page, shots, "06-adapter-promoted")
+
+    page.goto(f"{stack}/#/kbs")
+    page.select_option("#kb-name", minion)
+    page.fill("#kb-question", QUESTION)
+    page.get_by_role("button", name="Query").click()
+    page.wait_for_selector("#kb-hits li")
+    assert "harbor-seventeen" in page.inner_text("#kb-hits")
+    seen(page, shots, "07-kb-query")
+
+    page.goto(f"{stack}/#/jobs")
+    page.wait_for_selector(f"#jobs-table a[href='#/jobs/{made['job_id']}']")
+    seen(page, shots, "08-jobs")
+
+
+def test_console_pages_through_older_jobs(settings, stack, shots, browser):
+    owner = f"carol-{uuid.uuid4().hex[:6]}"
+
+    async def seed(conn: Any) -> str:
+        for n in range(PAGE + 5):
+            await job_store.record_requested(conn, JobRequested(
+                job_id=f"job-page-{owner}-{n:02d}", training_type="EXTERNAL_RAG", owner=owner,
+                datasets=[{"uri": f"s3://lorag-datasets/{owner}/"}],
+            ))  # fmt: skip
+        return str((await tokens.create(conn, owner))["token"])
+
+    page = new_page(browser)
+    sign_in(page, stack, db(settings, seed))
+    page.goto(f"{stack}/#/jobs")
+    page.wait_for_selector("#jobs-table tbody tr")
+    assert page.locator("#jobs-table tbody tr").count() == PAGE
+    page.get_by_role("button", name="Older jobs").click()
+    page.wait_for_function(f"document.querySelectorAll('#jobs-table tbody tr').length > {PAGE}")
+    ids = [r.get_attribute("data-job") for r in page.locator("#jobs-table tbody tr").all()]
+    assert sorted(ids) == [f"job-page-{owner}-{n:02d}" for n in range(PAGE + 5)]  # no repeats
+    assert page.get_by_role("button", name="Older jobs").is_hidden()  # the last page was short
+    seen(page, shots, "09-jobs-older")
+
+
+def test_another_owner_sees_nothing_and_a_slow_view_never_covers_a_newer_one(
+    stack, shots, browser, owners, made
+):
+    other = new_page(browser)
+    # Hold the landing view's datasets request for a while: the test navigates on before it
+    # answers, and that late view must not replace the page shown by then.
+    other.add_init_script("""(() => { const real = window.fetch;
+      window.fetch = async (url, options) => {
+        if (String(url).startsWith('/api/datasets')) await new Promise((r) => setTimeout(r, 1500));
+        return real(url, options);
+      }; })()""")
+    sign_in(other, stack, owners["bob"])
+    job_id = made.get("job_id", "job-000000000000")
     other.goto(f"{stack}/#/jobs/{job_id}")
     other.wait_for_selector("#view .error:has-text('no job')")
+    other.wait_for_timeout(2_500)  # the slow landing view has answered by now
+    assert other.inner_text("#view h2") == "Not found"  # not "New job"
+    assert other.locator("#view .error:has-text('no job')").count() == 1
     other.goto(f"{stack}/#/minions")
-    other.wait_for_selector("#minions-table")
-    assert minion not in other.inner_text("#minions-table")
-    other.screenshot(path=shots / "08-other-owner.png", full_page=True)
+    other.wait_for_selector("#no-minions")
+    seen(other, shots, "10-other-owner")
