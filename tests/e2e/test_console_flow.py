@@ -244,7 +244,15 @@ def test_console_uses_what_its_job_made(settings, stack, owners, shots, browser,
 
     page.goto(f"{stack}/#/jobs")
     page.wait_for_selector(f"#jobs-table a[href='#/jobs/{made['job_id']}']")
-    seen(page, shots, "08-jobs")
+    page.select_option("#f-type", "LOCAL_HYBRID")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_function("document.getElementById('f-type').value === 'LOCAL_HYBRID'")
+    page.wait_for_selector(f"#jobs-table a[href='#/jobs/{made['job_id']}']")
+    assert set(page.locator("#jobs-table tbody td:nth-child(2)").all_inner_texts()) == {
+        "LOCAL_HYBRID"
+    }  # the sub-jobs (EXTERNAL_RAG, LOCAL_LORA) are filtered out
+    assert page.evaluate("document.activeElement.id") == "filter"  # redrawn, focus kept
+    seen(page, shots, "08-jobs-filtered")
 
 
 def test_console_pages_through_older_jobs(settings, stack, shots, browser):

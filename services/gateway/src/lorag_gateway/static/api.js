@@ -66,11 +66,13 @@ export function navigation(signal, { reload, focus }) {
     api: (path, options = {}) => api(path, { ...options, signal }),
     draw(html, title) {
       nav.check();
+      const active = document.activeElement?.id;  // a redraw in place keeps the keyboard there
       $("#view").innerHTML = html;
       drawn = true;
       document.title = `${title} · lorag console`;
-      const heading = $("#view h2");
-      if (focus && heading) { heading.tabIndex = -1; heading.focus(); }
+      const heading = $("#view h2"), again = !focus && active && document.getElementById(active);
+      if (again) again.focus();
+      else if (heading && (focus || document.activeElement === document.body)) { heading.tabIndex = -1; heading.focus(); }
     },
     /** An error of this view: under it, or in its place when it never drew (not found…). */
     fail(err) {

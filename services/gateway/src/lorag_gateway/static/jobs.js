@@ -47,7 +47,7 @@ export async function jobList(nav) {
   nav.draw(`<h2>Jobs</h2><form id="filters" class="grid">
     <div><label for="f-state">State</label><select id="f-state">${STATES.map((s) => option(s, s, "state")).join("")}</select></div>
     <div><label for="f-type">Type</label><select id="f-type">${["", ...Object.keys(types)].map((t) => option(t, t, "type")).join("")}</select></div>
-    <div><button type="submit">Filter</button></div></form>
+    <div><button type="submit" id="filter">Filter</button></div></form>
     ${rows.length ? "" : "<p>No jobs yet.</p>"}
     <table id="jobs-table"${rows.length ? "" : " hidden"}><thead><tr><th scope="col">job</th><th scope="col">type</th>
     <th scope="col">state</th><th scope="col">stage</th><th scope="col">%</th><th scope="col">created</th></tr></thead>
