@@ -273,8 +273,9 @@ async def test_a_stalled_stage_is_detected_and_the_saga_compensates(settings, se
     """The lora-service is frozen (SIGSTOP) mid-training: no progress, so the saga fails it."""
     services["orchestrator"].stop()
     services["orchestrator"] = start_service(
-        "lorag_hybrid", services["logs"], **services["env"], LORAG_HYBRID_STALL_S="5"
-    )
+        "lorag_hybrid", services["logs"], **services["env"], LORAG_HYBRID_STALL_S="5",
+        LORAG_HYBRID_CANCEL_WAIT_S="3",  # the frozen stage cannot end: do not wait long for it
+    )  # fmt: skip
     minion = f"fay-{uuid.uuid4().hex[:6]}"
     uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in QA), "notes.md": FACT})
     job_id = await submit(settings, uri, minion, max_steps=3000)

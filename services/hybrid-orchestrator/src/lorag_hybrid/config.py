@@ -12,8 +12,16 @@ class HybridSettings(BaseSettings):
     lora_api: str = Field(
         default="http://127.0.0.1:8102/v1", description="The lora-service's OpenAI-compatible API."
     )
-    poll_s: float = Field(default=0.25, gt=0, description="How often stage states are read.")
+    poll_s: float = Field(
+        default=0.5, gt=0, description="How often stage progress is read; an ending wakes at once."
+    )
     stall_s: float = Field(default=900.0, gt=0, description="A stage silent this long has failed.")
+    cancel_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long compensation waits for a cancelled stage to end, so that one "
+        "which finished anyway is undone too.",
+    )
     max_retries: int = Field(default=2, ge=0, description="Retries of a retryable stage failure.")
     retry_backoff_s: float = Field(default=2.0, ge=0, description="First retry delay; doubles.")
     eval_pairs: int = Field(

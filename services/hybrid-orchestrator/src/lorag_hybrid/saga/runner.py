@@ -20,6 +20,7 @@ from lorag_core.contracts import (
     JobRequested,
     JobResult,
 )
+from lorag_core.db.endings import JobEndings
 from lorag_core.domain.job_state import JobState
 from lorag_core.messaging.broker import publish_event
 from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
@@ -60,8 +61,13 @@ def sub_request(request: JobRequested, stage: str, job_id: str, minion: str) -> 
     )
 
 
-async def run_stages(ctx: JobContext, settings: HybridSettings, minion: str) -> dict[str, Any]:
-    """Run RAG and LoRA to the end; return each stage's sub-job row. Raises after compensating."""
+async def run_stages(
+    ctx: JobContext, settings: HybridSettings, minion: str, endings: JobEndings
+) -> dict[str, Any]:
+    """Run RAG and LoRA to the end; return each stage's sub-job row. Raises after compensating.
+
+    Stage rows are re-read every `poll_s` for the progress view, and at once when a stage ends.
+    """
     runtime, request = ctx.runtime, ctx.request
     async with runtime.db.connection() as conn:
         known = await store.stages(conn, request.job_id)
@@ -83,19 +89,19 @@ async def run_stages(ctx: JobContext, settings: HybridSettings, minion: str) -> 
             metrics=_stage_metrics(views),
         )
         if ctx.cancelled.is_set():
-            await _compensate(ctx, running, rows, "the hybrid was cancelled")
+            await _compensate(ctx, settings, endings, running, rows, "the hybrid was cancelled")
             raise JobCancelled(request.job_id)
         for stage in running.values():
             row = rows.get(stage.job_id)
             if row is not None and row["state"] in ("FAILED", "CANCELLED"):
-                await _retry_or_fail(ctx, settings, running, rows, stage, row, minion)
+                await _retry_or_fail(ctx, settings, endings, running, rows, stage, row, minion)
             elif row is not None and _stalled(row, settings.stall_s):
                 reason = f"{stage.name} stage made no progress for {settings.stall_s:.0f} s"
-                await _compensate(ctx, running, rows, reason)
+                await _compensate(ctx, settings, endings, running, rows, reason)
                 raise JobFailed("STAGE_STALLED", reason, retryable=True)
         if all(rows.get(r.job_id, {}).get("state") == "SUCCEEDED" for r in running.values()):
             return {name: rows[r.job_id] for name, r in running.items()}
-        await asyncio.sleep(settings.poll_s)
+        await endings.wait([r.job_id for r in running.values()], settings.poll_s)
 
 
 async def _start(ctx: JobContext, stage: Running, minion: str) -> None:
@@ -110,6 +116,7 @@ async def _start(ctx: JobContext, stage: Running, minion: str) -> None:
 async def _retry_or_fail(
     ctx: JobContext,
     settings: HybridSettings,
+    endings: JobEndings,
     running: dict[str, Running],
     rows: dict[str, Any],
     stage: Running,
@@ -134,16 +141,26 @@ async def _retry_or_fail(
         await _start(ctx, stage, minion)
         return
     reason = f"{stage.name} stage failed: {error['code']}: {error['message']}"
-    await _compensate(ctx, running, rows, reason)
+    await _compensate(ctx, settings, endings, running, rows, reason)
     raise JobFailed("STAGE_FAILED", reason[:4000], retryable=False)
 
 
 async def _compensate(
-    ctx: JobContext, running: dict[str, Running], rows: dict[str, Any], reason: str
+    ctx: JobContext,
+    settings: HybridSettings,
+    endings: JobEndings,
+    running: dict[str, Running],
+    rows: dict[str, Any],
+    reason: str,
 ) -> None:
-    """Undo in reverse stage order, shielded so a cancellation cannot interrupt it halfway."""
+    """Undo in reverse stage order, shielded so a cancellation cannot interrupt it halfway.
+
+    Running sub-jobs are cancelled, and waited for (up to `cancel_wait_s`): one that finished
+    its work before it saw the cancellation ends SUCCEEDED, and what it made is then undone too.
+    """
 
     async def undo() -> None:
+        cancelled = []
         for stage in reversed(list(running.values())):
             state = (rows.get(stage.job_id) or {}).get("state", "QUEUED")
             async with ctx.runtime.db.connection() as conn:
@@ -151,19 +168,41 @@ async def _compensate(
             if not first:
                 continue
             if state == "SUCCEEDED":
-                event: Any = CompensationRequested(
-                    job_id=stage.job_id, parent_job_id=ctx.job_id, reason=reason[:2000]
-                )
+                await _undo_stage(ctx, stage, reason)
             elif state not in ("FAILED", "CANCELLED"):
                 event = JobCancelRequested(
                     job_id=stage.job_id, reason=reason[:500], requested_by="hybrid-orchestrator"
                 )
-            else:
-                continue  # it cleaned up after itself when it ended
-            await publish_event(ctx.runtime.broker, event)
-            log.info("compensating %s stage (%s): %s", stage.name, state, type(event).__name__)
+                await publish_event(ctx.runtime.broker, event)
+                log.info("compensating %s stage (%s): cancelled", stage.name, state)
+                cancelled.append(stage)
+            # FAILED or CANCELLED: it cleaned up after itself when it ended
+        for stage in cancelled:
+            if await _ended_as(ctx, endings, stage.job_id, settings.cancel_wait_s) == "SUCCEEDED":
+                await _undo_stage(ctx, stage, reason)
 
     await asyncio.shield(undo())
+
+
+async def _undo_stage(ctx: JobContext, stage: Running, reason: str) -> None:
+    event = CompensationRequested(
+        job_id=stage.job_id, parent_job_id=ctx.job_id, reason=reason[:2000]
+    )
+    await publish_event(ctx.runtime.broker, event)
+    log.info("compensating %s stage: undoing what it made", stage.name)
+
+
+async def _ended_as(ctx: JobContext, endings: JobEndings, job_id: str, timeout: float) -> str:
+    """The sub-job's state once it ended, or as it is when `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with ctx.runtime.db.connection() as conn:
+            row = (await store.sub_jobs(conn, [job_id])).get(job_id)
+        state = row["state"] if row else "QUEUED"
+        left = deadline - time.monotonic()
+        if JobState(state).is_terminal or left <= 0:
+            return str(state)
+        await endings.wait([job_id], min(left, 1.0))
 
 
 def _view(name: str, row: dict[str, Any] | None) -> StageView:
