@@ -25,6 +25,7 @@ from lorag_core.db import jobs as store
 from lorag_core.domain.job_state import JobState
 from lorag_core.settings import Settings
 from lorag_gateway import tokens
+from lorag_gateway.config import GatewaySettings
 from lorag_local.stack import free_port
 from tests.integration.test_gateway_api import wait_for_api
 from tests.support.processes import start_service
@@ -144,15 +145,14 @@ async def run(settings: Settings, work: Path) -> list[dict[str, Any]]:
         await asyncio.to_thread(wait_for_api, base, service)
         body = {"training_type": "EXTERNAL_RAG", "datasets": ["s3://lorag-datasets/bench/"]}
         shape = {"clients": CLIENTS, "requests_each": REQUESTS}
+        wake = {"woken_by": "NOTIFY", "fallback_poll_ms": GatewaySettings().poll_s * 1000}
         return [
             figure("baseline_hello", await hammer(hello, "GET", "/hello", token), **shape),
             figure("list_jobs", await hammer(base, "GET", "/api/jobs?limit=50", token), **shape),
             figure("submit_job", await hammer(base, "POST", "/api/jobs", token, body), **shape),
-            figure("sse_baseline_1_watcher", await fan_out(settings, base, token, 1), poll_ms=200),
+            figure("sse_baseline_1_watcher", await fan_out(settings, base, token, 1), **wake),
             figure(
-                f"sse_{WATCHERS}_watchers",
-                await fan_out(settings, base, token, WATCHERS),
-                poll_ms=200,
+                f"sse_{WATCHERS}_watchers", await fan_out(settings, base, token, WATCHERS), **wake
             ),
         ]
     finally:

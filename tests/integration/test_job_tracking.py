@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from lorag_core.contracts import JobError, JobProgress, JobRequested, JobResult
-from lorag_core.db.endings import JobEndings
+from lorag_core.db.changes import JobChanges
 from lorag_core.domain.job_state import JobState
 from tests.support.db import fetch_all, wait_for_job
 from tests.support.kafka import publish_raw
@@ -121,21 +121,24 @@ async def test_progress_before_its_request_is_kept(settings, tracker):
     assert job["effective_type"] == "EXTERNAL_RAG" and job["last_seq"] == 2
 
 
-async def test_a_job_ending_wakes_its_waiters_at_once(settings, tracker):
-    """The tracker NOTIFYs endings: a saga waiting on its stages wakes without polling."""
-    endings = JobEndings(settings.postgres_dsn)
-    endings.start()
+async def test_job_changes_wake_their_waiters_at_once(settings, tracker):
+    """The tracker NOTIFYs each job it moves on: waiters wake without polling."""
+    changes = JobChanges(settings.postgres_dsn)
+    changes.start()
     try:
-        ending, running = f"job-end-{uuid.uuid4().hex[:8]}", f"job-run-{uuid.uuid4().hex[:8]}"
+        job_id = f"job-chg-{uuid.uuid4().hex[:8]}"
         await asyncio.sleep(0.5)  # the LISTEN is in place
-        waiting = asyncio.create_task(endings.wait([ending], timeout=30))
-        bystander = asyncio.create_task(endings.wait([running], timeout=2))
-        await send(settings, progress(running, 1, JobState.RUNNING))
-        await send(settings, progress(ending, 1, JobState.RUNNING))
-        started = asyncio.get_running_loop().time()
-        await send(settings, progress(ending, 2, JobState.SUCCEEDED))
-        assert await waiting is True
-        assert asyncio.get_running_loop().time() - started < 5  # not the 30 s timeout
-        assert await bystander is False  # a job still running wakes nobody
+        clock = asyncio.get_running_loop().time
+        any_change = asyncio.create_task(changes.wait([job_id], timeout=30))
+        ending = asyncio.create_task(changes.wait([job_id], timeout=30, ended=True))
+        await asyncio.sleep(0.1)
+        started = clock()
+        await send(settings, progress(job_id, 1, JobState.RUNNING))
+        assert await any_change is True and clock() - started < 5  # not the 30 s timeout
+        assert not ending.done()  # RUNNING is not an ending
+        await send(settings, progress(job_id, 2, JobState.SUCCEEDED))
+        assert await ending is True and clock() - started < 10
+        other = f"job-chg-{uuid.uuid4().hex[:8]}"
+        assert await changes.wait([other], timeout=0.5) is False  # nothing happened to it
     finally:
-        await endings.stop()
+        await changes.stop()

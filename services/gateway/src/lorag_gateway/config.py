@@ -24,7 +24,9 @@ class GatewaySettings(BaseSettings):
     max_profile_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1, description="Most bytes read to profile a dataset."
     )
-    poll_s: float = Field(default=0.2, gt=0, description="How often a watched job is re-read.")
+    poll_s: float = Field(
+        default=1.0, gt=0, description="A watched job is re-read on each change, and this often."
+    )
     rate_limit_per_s: float = Field(
         default=50.0, gt=0, description="Requests a second each owner may make (429 past it)."
     )

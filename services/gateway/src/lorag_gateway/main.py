@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from lorag_core.db.changes import JobChanges
 from lorag_core.service.entry import serve
 from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.settings import Settings
@@ -33,9 +34,11 @@ class EmbeddedServer(uvicorn.Server):
 def build(runtime: Runtime, settings: GatewaySettings) -> Gateway:
     """The gateway's shared things from the service host's runtime."""
     assert runtime.objects is not None
+    changes = JobChanges(runtime.settings.postgres_dsn)
+    changes.start()
     return Gateway(
         settings=settings, db=runtime.db, objects=runtime.objects, broker=runtime.broker,
-        watchers=JobWatchers(runtime.db, settings.poll_s),
+        watchers=JobWatchers(runtime.db, changes, settings.poll_s),
         limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
     )  # fmt: skip
 

@@ -1,7 +1,9 @@
-"""Live job progress: one poller per watched job, fanning each change out to every watcher.
+"""Live job progress: one reader per watched job, fanning each change out to every watcher.
 
-A poller reads the job row and its new progress-log rows every `poll_s`; watchers that join
-late first receive what the poller already saw, so every watcher sees the whole story.
+A reader reads the job row and its new progress-log rows when the job tracker announces a change
+(Postgres NOTIFY, see lorag_core.db.changes), and every `poll_s` in case a notice was missed;
+watchers that join late first receive what the reader already saw, so every watcher sees the
+whole story.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from lorag_core.db import jobs as store
+from lorag_core.db.changes import JobChanges
 from lorag_core.domain.job_state import JobState
 
 log = logging.getLogger(__name__)
@@ -44,8 +47,8 @@ class Feed:
 class JobWatchers:
     """Fans job changes out to watchers; a job's poller runs while someone watches it."""
 
-    def __init__(self, db: AsyncConnectionPool, poll_s: float) -> None:
-        self.db, self.poll_s = db, poll_s
+    def __init__(self, db: AsyncConnectionPool, changes: JobChanges, poll_s: float) -> None:
+        self.db, self.changes, self.poll_s = db, changes, poll_s
         self.feeds: dict[str, Feed] = {}
 
     async def watch(self, job_id: str) -> AsyncIterator[Message]:
@@ -95,9 +98,10 @@ class JobWatchers:
                 if JobState(job["state"]).is_terminal:
                     feed.send({"event": "end", "data": {"state": job["state"]}})
                     return
-            await asyncio.sleep(self.poll_s)
+            await self.changes.wait([feed.job_id], self.poll_s)
 
     async def close(self) -> None:
+        await self.changes.stop()
         for feed in list(self.feeds.values()):
             if feed.task is not None:
                 feed.task.cancel()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lorag_core.contracts import JobResult, MinionXpEarned
-from lorag_core.db.endings import JobEndings
+from lorag_core.db.changes import JobChanges
 from lorag_core.domain.job_state import JobState
 from lorag_core.messaging.broker import publish_event
 from lorag_core.service.worker import JobContext
@@ -24,10 +24,10 @@ from lorag_hybrid.saga.validation import validate
 
 
 def make_runner(
-    settings: HybridSettings, router_of: Callable[[], Router], endings: JobEndings
+    settings: HybridSettings, router_of: Callable[[], Router], changes: JobChanges
 ) -> Any:
     async def run(ctx: JobContext) -> JobResult:
-        return await run_hybrid(ctx, settings, router_of, endings)
+        return await run_hybrid(ctx, settings, router_of, changes)
 
     return run
 
@@ -36,7 +36,7 @@ async def run_hybrid(
     ctx: JobContext,
     settings: HybridSettings,
     router_of: Callable[[], Router],
-    endings: JobEndings,
+    changes: JobChanges,
 ) -> JobResult:
     """Validate, run the stages, then evaluate; the router is only needed for the evaluation."""
     started = time.monotonic()
@@ -44,7 +44,7 @@ async def run_hybrid(
     assert objects is not None
     await validate(request, objects, await asyncio.to_thread(detect))
     minion_name = parameters(request).minion or request.minion_id or request.job_id
-    stage_rows = await run_stages(ctx, settings, minion_name, endings)
+    stage_rows = await run_stages(ctx, settings, minion_name, changes)
     await ctx.report(JobState.RUNNING, stage="evaluate", percent=95.0, force=True)
     rag_summary, lora_summary = (
         stage_rows[RAG]["result"]["summary"],

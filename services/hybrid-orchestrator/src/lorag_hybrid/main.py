@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from lorag_core.db.endings import JobEndings
+from lorag_core.db.changes import JobChanges
 from lorag_core.domain.training_types import TrainingType
 from lorag_core.service.entry import serve
 from lorag_core.service.host import Runtime, ServiceHost
@@ -65,20 +65,20 @@ def register(host: ServiceHost) -> None:
         except Exception:
             log.exception("warm-up failed; the first saga builds the router instead")
 
-    endings = JobEndings(host.settings.postgres_dsn)
+    changes = JobChanges(host.settings.postgres_dsn)
 
     async def start(runtime: Runtime) -> None:
-        endings.start()
+        changes.start()
         if settings.warm_up:
             warming.append(asyncio.create_task(warm_up()))
 
     async def stop(runtime: Runtime) -> None:
-        await endings.stop()
+        await changes.stop()
 
     host.after_start(start)
     host.on_stop(stop)
     # Sagas mostly wait on their stages: several can run side by side.
-    register_worker(host, OWNED, make_runner(settings, router.get, endings), concurrency=4)
+    register_worker(host, OWNED, make_runner(settings, router.get, changes), concurrency=4)
 
 
 def run() -> None:

@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from lorag_core.contracts import JobProgress, JobRequested
-from lorag_core.db.endings import CHANNEL as ENDED_CHANNEL
+from lorag_core.db.changes import CHANNEL as CHANGED_CHANNEL
 from lorag_core.domain.job_state import JobPosition, JobState, Verdict
 
 Row = dict[str, Any]
@@ -171,11 +171,10 @@ async def apply_progress(
         await c.execute(MOVE_PROGRESS)
         if updates:
             await c.executemany(UPDATE_POSITION, list(updates.values()))
-        ended = [job_id for job_id, (_, position) in newest.items() if position.state.is_terminal]
-        if ended:  # delivered on commit, to every process LISTENing (see db/endings.py)
+        if newest:  # delivered on commit, to every process LISTENing (see db/changes.py)
             await c.execute(
-                "SELECT pg_notify(%s, job_id) FROM unnest(%s::text[]) AS job_id",
-                (ENDED_CHANNEL, ended),
+                "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
+                (CHANGED_CHANNEL, [f"{p.state.value} {j}" for j, (_, p) in newest.items()]),
             )
     return outcomes
 

@@ -20,7 +20,7 @@ from lorag_core.contracts import (
     JobRequested,
     JobResult,
 )
-from lorag_core.db.endings import JobEndings
+from lorag_core.db.changes import JobChanges
 from lorag_core.domain.job_state import JobState
 from lorag_core.messaging.broker import publish_event
 from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
@@ -62,7 +62,7 @@ def sub_request(request: JobRequested, stage: str, job_id: str, minion: str) -> 
 
 
 async def run_stages(
-    ctx: JobContext, settings: HybridSettings, minion: str, endings: JobEndings
+    ctx: JobContext, settings: HybridSettings, minion: str, changes: JobChanges
 ) -> dict[str, Any]:
     """Run RAG and LoRA to the end; return each stage's sub-job row. Raises after compensating.
 
@@ -89,19 +89,19 @@ async def run_stages(
             metrics=_stage_metrics(views),
         )
         if ctx.cancelled.is_set():
-            await _compensate(ctx, settings, endings, running, rows, "the hybrid was cancelled")
+            await _compensate(ctx, settings, changes, running, rows, "the hybrid was cancelled")
             raise JobCancelled(request.job_id)
         for stage in running.values():
             row = rows.get(stage.job_id)
             if row is not None and row["state"] in ("FAILED", "CANCELLED"):
-                await _retry_or_fail(ctx, settings, endings, running, rows, stage, row, minion)
+                await _retry_or_fail(ctx, settings, changes, running, rows, stage, row, minion)
             elif row is not None and _stalled(row, settings.stall_s):
                 reason = f"{stage.name} stage made no progress for {settings.stall_s:.0f} s"
-                await _compensate(ctx, settings, endings, running, rows, reason)
+                await _compensate(ctx, settings, changes, running, rows, reason)
                 raise JobFailed("STAGE_STALLED", reason, retryable=True)
         if all(rows.get(r.job_id, {}).get("state") == "SUCCEEDED" for r in running.values()):
             return {name: rows[r.job_id] for name, r in running.items()}
-        await endings.wait([r.job_id for r in running.values()], settings.poll_s)
+        await changes.wait([r.job_id for r in running.values()], settings.poll_s, ended=True)
 
 
 async def _start(ctx: JobContext, stage: Running, minion: str) -> None:
@@ -116,7 +116,7 @@ async def _start(ctx: JobContext, stage: Running, minion: str) -> None:
 async def _retry_or_fail(
     ctx: JobContext,
     settings: HybridSettings,
-    endings: JobEndings,
+    changes: JobChanges,
     running: dict[str, Running],
     rows: dict[str, Any],
     stage: Running,
@@ -141,14 +141,14 @@ async def _retry_or_fail(
         await _start(ctx, stage, minion)
         return
     reason = f"{stage.name} stage failed: {error['code']}: {error['message']}"
-    await _compensate(ctx, settings, endings, running, rows, reason)
+    await _compensate(ctx, settings, changes, running, rows, reason)
     raise JobFailed("STAGE_FAILED", reason[:4000], retryable=False)
 
 
 async def _compensate(
     ctx: JobContext,
     settings: HybridSettings,
-    endings: JobEndings,
+    changes: JobChanges,
     running: dict[str, Running],
     rows: dict[str, Any],
     reason: str,
@@ -178,7 +178,7 @@ async def _compensate(
                 cancelled.append(stage)
             # FAILED or CANCELLED: it cleaned up after itself when it ended
         for stage in cancelled:
-            if await _ended_as(ctx, endings, stage.job_id, settings.cancel_wait_s) == "SUCCEEDED":
+            if await _ended_as(ctx, changes, stage.job_id, settings.cancel_wait_s) == "SUCCEEDED":
                 await _undo_stage(ctx, stage, reason)
 
     await asyncio.shield(undo())
@@ -192,7 +192,7 @@ async def _undo_stage(ctx: JobContext, stage: Running, reason: str) -> None:
     log.info("compensating %s stage: undoing what it made", stage.name)
 
 
-async def _ended_as(ctx: JobContext, endings: JobEndings, job_id: str, timeout: float) -> str:
+async def _ended_as(ctx: JobContext, changes: JobChanges, job_id: str, timeout: float) -> str:
     """The sub-job's state once it ended, or as it is when `timeout` seconds have passed."""
     deadline = time.monotonic() + timeout
     while True:
@@ -202,7 +202,7 @@ async def _ended_as(ctx: JobContext, endings: JobEndings, job_id: str, timeout: 
         left = deadline - time.monotonic()
         if JobState(state).is_terminal or left <= 0:
             return str(state)
-        await endings.wait([job_id], min(left, 1.0))
+        await changes.wait([job_id], min(left, 1.0), ended=True)
 
 
 def _view(name: str, row: dict[str, Any] | None) -> StageView:
