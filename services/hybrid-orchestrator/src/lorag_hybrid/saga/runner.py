@@ -81,12 +81,14 @@ async def run_stages(
             rows = await store.sub_jobs(conn, [r.job_id for r in running.values()])
         views = [_view(name, rows.get(r.job_id)) for name, r in running.items()]
         percent, eta = overall(views)
+        succeeded = all(v.state is JobState.SUCCEEDED for v in views)
         await ctx.report(
             JobState.RUNNING,
             stage=_stage_label(views),
             percent=percent * 0.95,
             eta_seconds=eta,
             metrics=_stage_metrics(views),
+            force=succeeded,  # the view always records every stage's end
         )
         if ctx.cancelled.is_set():
             await _compensate(ctx, settings, changes, running, rows, "the hybrid was cancelled")
@@ -99,7 +101,7 @@ async def run_stages(
                 reason = f"{stage.name} stage made no progress for {settings.stall_s:.0f} s"
                 await _compensate(ctx, settings, changes, running, rows, reason)
                 raise JobFailed("STAGE_STALLED", reason, retryable=True)
-        if all(rows.get(r.job_id, {}).get("state") == "SUCCEEDED" for r in running.values()):
+        if succeeded:
             return {name: rows[r.job_id] for name, r in running.items()}
         await changes.wait([r.job_id for r in running.values()], settings.poll_s, ended=True)
 
