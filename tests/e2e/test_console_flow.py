@@ -199,6 +199,7 @@ def test_console_trains_a_hybrid_and_watches_its_stages(
     )
     assert page.inner_text("#job-percent") == "100%"
     assert "rag succeeded, lora succeeded" in page.inner_text("#job-log")
+    assert page.locator("#loss-chart polyline").count() == 1  # the LoRA stage's loss, live
     seen(page, shots, "04-hybrid-succeeded")
     made.update(job_id=job_id, minion=minion)
 

@@ -104,11 +104,13 @@ async def test_a_local_hybrid_makes_a_minion_that_answers_from_the_dataset(setti
     }
     log = await fetch_all(
         settings.postgres_dsn,
-        "SELECT stage, percent FROM job_progress WHERE job_id = %s ORDER BY seq",
+        "SELECT stage, percent, metrics FROM job_progress WHERE job_id = %s ORDER BY seq",
         job_id,
     )
     percents = [r["percent"] for r in log if r["percent"] is not None]
     assert percents == sorted(percents)  # one progress view, never backwards
+    metrics = [r["metrics"] or {} for r in log]
+    assert any("loss" in m for m in metrics) and any("chunks_per_s" in m for m in metrics)
 
     asked = subprocess.run(
         [

@@ -30,6 +30,7 @@ from lorag_hybrid.saga.plan import EVALUATE, LORA, RAG, STAGES, StageView, overa
 
 log = logging.getLogger(__name__)
 WORK_STAGES = [s for s in STAGES if s.training_type is not None]
+FORWARDED = {LORA: ("loss", "step"), RAG: ("chunks_per_s",)}  # stage figures the hybrid shows
 
 
 @dataclass
@@ -87,7 +88,7 @@ async def run_stages(
             stage=_stage_label(views),
             percent=percent * 0.95,
             eta_seconds=eta,
-            metrics=_stage_metrics(views),
+            metrics=_stage_metrics(views, running, rows),
             force=succeeded,  # the view always records every stage's end
         )
         if ctx.cancelled.is_set():
@@ -217,8 +218,15 @@ def _stage_label(views: list[StageView]) -> str:
     return ", ".join(f"{v.name} {v.state.value.lower()}" for v in views)[:64]
 
 
-def _stage_metrics(views: list[StageView]) -> dict[str, float]:
-    return {f"{v.name}_percent": round(v.percent, 1) for v in views}
+def _stage_metrics(
+    views: list[StageView], running: dict[str, Running], rows: dict[str, Any]
+) -> dict[str, float]:
+    """Each stage's percent, and the stages' live figures (training loss, ingestion rate)."""
+    figures = {f"{v.name}_percent": round(v.percent, 1) for v in views}
+    for name, stage in running.items():
+        metrics = (rows.get(stage.job_id) or {}).get("metrics") or {}
+        figures |= {k: float(metrics[k]) for k in FORWARDED.get(name, ()) if k in metrics}
+    return figures
 
 
 def _stalled(row: dict[str, Any], stall_s: float) -> bool:

@@ -40,8 +40,8 @@ async def mark_compensated(conn: AsyncConnection[Any], parent: str, stage: str) 
 
 async def sub_jobs(conn: AsyncConnection[Any], job_ids: list[str]) -> dict[str, Row]:
     cur = await conn.execute(
-        "SELECT job_id, state, percent, eta_seconds, stage, result, error, updated_at, created_at"
-        " FROM jobs WHERE job_id = ANY(%s)",
+        "SELECT job_id, state, percent, eta_seconds, stage, metrics, result, error, updated_at,"
+        " created_at FROM jobs WHERE job_id = ANY(%s)",
         (job_ids,),
     )
     return {row["job_id"]: row for row in await cur.fetchall()}
