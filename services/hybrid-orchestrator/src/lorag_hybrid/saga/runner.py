@@ -65,147 +65,148 @@ def sub_request(request: JobRequested, stage: str, job_id: str, minion: str) -> 
 async def run_stages(
     ctx: JobContext, settings: HybridSettings, minion: str, changes: JobChanges
 ) -> dict[str, Any]:
-    """Run RAG and LoRA to the end; return each stage's sub-job row. Raises after compensating.
-
-    Stage rows are re-read every `poll_s` for the progress view, and at once when a stage ends.
-    """
-    runtime, request = ctx.runtime, ctx.request
-    async with runtime.db.connection() as conn:
-        known = await store.stages(conn, request.job_id)
-    running = {}
-    for plan in WORK_STAGES:
-        attempt = known[plan.name]["attempt"] if plan.name in known else 1
-        running[plan.name] = Running(plan.name, plan.job_id(request.job_id, attempt), attempt)
-        await _start(ctx, running[plan.name], minion)
-    while True:
-        async with runtime.db.connection() as conn:
-            rows = await store.sub_jobs(conn, [r.job_id for r in running.values()])
-        views = [_view(name, rows.get(r.job_id)) for name, r in running.items()]
-        percent, eta = overall(views)
-        succeeded = all(v.state is JobState.SUCCEEDED for v in views)
-        await ctx.report(
-            JobState.RUNNING,
-            stage=_stage_label(views),
-            percent=percent * 0.95,
-            eta_seconds=eta,
-            metrics=_stage_metrics(views, running, rows),
-            force=succeeded,  # the view always records every stage's end
-        )
-        if ctx.cancelled.is_set():
-            await _compensate(ctx, settings, changes, running, rows, "the hybrid was cancelled")
-            raise JobCancelled(request.job_id)
-        for stage in running.values():
-            row = rows.get(stage.job_id)
-            if row is not None and row["state"] in ("FAILED", "CANCELLED"):
-                await _retry_or_fail(ctx, settings, changes, running, rows, stage, row, minion)
-            elif row is not None and _stalled(row, settings.stall_s):
-                reason = f"{stage.name} stage made no progress for {settings.stall_s:.0f} s"
-                await _compensate(ctx, settings, changes, running, rows, reason)
-                raise JobFailed("STAGE_STALLED", reason, retryable=True)
-        if succeeded:
-            return {name: rows[r.job_id] for name, r in running.items()}
-        await changes.wait([r.job_id for r in running.values()], settings.poll_s, ended=True)
+    """Run RAG and LoRA to the end; return each stage's sub-job row. Raises after compensating."""
+    return await Saga(ctx, settings, changes, minion).run()
 
 
-async def _start(ctx: JobContext, stage: Running, minion: str) -> None:
-    async with ctx.runtime.db.connection() as conn:
-        await store.record_stage(conn, ctx.job_id, stage.name, stage.job_id, stage.attempt)
-    # Idempotent by job id: a restarted orchestrator re-publishes and nothing runs twice.
-    await publish_event(
-        ctx.runtime.broker, sub_request(ctx.request, stage.name, stage.job_id, minion)
-    )
+class Saga:
+    """One hybrid's work stages: started, followed as one view, retried, compensated."""
 
+    def __init__(
+        self, ctx: JobContext, settings: HybridSettings, changes: JobChanges, minion: str
+    ) -> None:
+        self.ctx, self.settings, self.changes, self.minion = ctx, settings, changes, minion
+        self.running: dict[str, Running] = {}  # stage name -> its current sub-job
+        self.rows: dict[str, Any] = {}  # sub-job id -> its jobs row, as last read
 
-async def _retry_or_fail(
-    ctx: JobContext,
-    settings: HybridSettings,
-    changes: JobChanges,
-    running: dict[str, Running],
-    rows: dict[str, Any],
-    stage: Running,
-    row: dict[str, Any],
-    minion: str,
-) -> None:
-    error = row["error"] or {"code": "STAGE_CANCELLED", "message": "cancelled", "retryable": False}
-    if error.get("retryable") and stage.attempt <= settings.max_retries:
-        delay = settings.retry_backoff_s * 2 ** (stage.attempt - 1)
-        log.warning(
-            "%s stage failed (%s); retry %d in %.0f s",
-            stage.name,
-            error["code"],
-            stage.attempt,
-            delay,
-        )
-        await asyncio.sleep(delay)
-        stage.attempt += 1
-        stage.job_id = next(s for s in STAGES if s.name == stage.name).job_id(
-            ctx.job_id, stage.attempt
-        )
-        await _start(ctx, stage, minion)
-        return
-    reason = f"{stage.name} stage failed: {error['code']}: {error['message']}"
-    await _compensate(ctx, settings, changes, running, rows, reason)
-    raise JobFailed("STAGE_FAILED", reason[:4000], retryable=False)
-
-
-async def _compensate(
-    ctx: JobContext,
-    settings: HybridSettings,
-    changes: JobChanges,
-    running: dict[str, Running],
-    rows: dict[str, Any],
-    reason: str,
-) -> None:
-    """Undo in reverse stage order, shielded so a cancellation cannot interrupt it halfway.
-
-    Running sub-jobs are cancelled, and waited for (up to `cancel_wait_s`): one that finished
-    its work before it saw the cancellation ends SUCCEEDED, and what it made is then undone too.
-    """
-
-    async def undo() -> None:
-        cancelled = []
-        for stage in reversed(list(running.values())):
-            state = (rows.get(stage.job_id) or {}).get("state", "QUEUED")
-            async with ctx.runtime.db.connection() as conn:
-                first = await store.mark_compensated(conn, ctx.job_id, stage.name)
-            if not first:
-                continue
-            if state == "SUCCEEDED":
-                await _undo_stage(ctx, stage, reason)
-            elif state not in ("FAILED", "CANCELLED"):
-                event = JobCancelRequested(
-                    job_id=stage.job_id, reason=reason[:500], requested_by="hybrid-orchestrator"
-                )
-                await publish_event(ctx.runtime.broker, event)
-                log.info("compensating %s stage (%s): cancelled", stage.name, state)
-                cancelled.append(stage)
-            # FAILED or CANCELLED: it cleaned up after itself when it ended
-        for stage in cancelled:
-            if await _ended_as(ctx, changes, stage.job_id, settings.cancel_wait_s) == "SUCCEEDED":
-                await _undo_stage(ctx, stage, reason)
-
-    await asyncio.shield(undo())
-
-
-async def _undo_stage(ctx: JobContext, stage: Running, reason: str) -> None:
-    event = CompensationRequested(
-        job_id=stage.job_id, parent_job_id=ctx.job_id, reason=reason[:2000]
-    )
-    await publish_event(ctx.runtime.broker, event)
-    log.info("compensating %s stage: undoing what it made", stage.name)
-
-
-async def _ended_as(ctx: JobContext, changes: JobChanges, job_id: str, timeout: float) -> str:
-    """The sub-job's state once it ended, or as it is when `timeout` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
+    async def run(self) -> dict[str, Any]:
+        """Stage rows are re-read every `poll_s` for the progress view, and when a stage ends."""
+        ctx, settings = self.ctx, self.settings
         async with ctx.runtime.db.connection() as conn:
-            row = (await store.sub_jobs(conn, [job_id])).get(job_id)
-        state = row["state"] if row else "QUEUED"
-        left = deadline - time.monotonic()
-        if JobState(state).is_terminal or left <= 0:
-            return str(state)
-        await changes.wait([job_id], min(left, 1.0), ended=True)
+            known = await store.stages(conn, ctx.job_id)
+        for plan in WORK_STAGES:
+            attempt = known[plan.name]["attempt"] if plan.name in known else 1
+            self.running[plan.name] = Running(plan.name, plan.job_id(ctx.job_id, attempt), attempt)
+            await self._start(self.running[plan.name])
+        while True:
+            async with ctx.runtime.db.connection() as conn:
+                self.rows = await store.sub_jobs(conn, self._job_ids())
+            views = [_view(name, self.rows.get(r.job_id)) for name, r in self.running.items()]
+            percent, eta = overall(views)
+            succeeded = all(v.state is JobState.SUCCEEDED for v in views)
+            await ctx.report(
+                JobState.RUNNING,
+                stage=_stage_label(views),
+                percent=percent * 0.95,
+                eta_seconds=eta,
+                metrics=self._metrics(views),
+                force=succeeded,  # the view always records every stage's end
+            )
+            if ctx.cancelled.is_set():
+                await self._compensate("the hybrid was cancelled")
+                raise JobCancelled(ctx.job_id)
+            for stage in self.running.values():
+                row = self.rows.get(stage.job_id)
+                if row is not None and row["state"] in ("FAILED", "CANCELLED"):
+                    await self._retry_or_fail(stage, row)
+                elif row is not None and _stalled(row, settings.stall_s):
+                    reason = f"{stage.name} stage made no progress for {settings.stall_s:.0f} s"
+                    await self._compensate(reason)
+                    raise JobFailed("STAGE_STALLED", reason, retryable=True)
+            if succeeded:
+                return {name: self.rows[r.job_id] for name, r in self.running.items()}
+            await self.changes.wait(self._job_ids(), settings.poll_s, ended=True)
+
+    def _job_ids(self) -> list[str]:
+        return [r.job_id for r in self.running.values()]
+
+    async def _start(self, stage: Running) -> None:
+        ctx = self.ctx
+        async with ctx.runtime.db.connection() as conn:
+            await store.record_stage(conn, ctx.job_id, stage.name, stage.job_id, stage.attempt)
+        # Idempotent by job id: a restarted orchestrator re-publishes and nothing runs twice.
+        request = sub_request(ctx.request, stage.name, stage.job_id, self.minion)
+        await publish_event(ctx.runtime.broker, request)
+
+    async def _retry_or_fail(self, stage: Running, row: dict[str, Any]) -> None:
+        error = row["error"] or {"code": "STAGE_CANCELLED", "message": "cancelled"}
+        if error.get("retryable") and stage.attempt <= self.settings.max_retries:
+            delay = self.settings.retry_backoff_s * 2 ** (stage.attempt - 1)
+            log.warning(
+                "%s stage failed (%s); retry %d in %.0f s",
+                stage.name,
+                error["code"],
+                stage.attempt,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            stage.attempt += 1
+            plan = next(s for s in STAGES if s.name == stage.name)
+            stage.job_id = plan.job_id(self.ctx.job_id, stage.attempt)
+            await self._start(stage)
+            return
+        reason = f"{stage.name} stage failed: {error['code']}: {error['message']}"
+        await self._compensate(reason)
+        raise JobFailed("STAGE_FAILED", reason[:4000], retryable=False)
+
+    async def _compensate(self, reason: str) -> None:
+        """Undo in reverse stage order, shielded so a cancellation cannot interrupt it halfway.
+
+        Running sub-jobs are cancelled, and waited for (up to `cancel_wait_s`): one that finished
+        its work before it saw the cancellation ends SUCCEEDED, and what it made is undone too.
+        """
+        ctx = self.ctx
+
+        async def undo() -> None:
+            cancelled = []
+            for stage in reversed(list(self.running.values())):
+                state = (self.rows.get(stage.job_id) or {}).get("state", "QUEUED")
+                async with ctx.runtime.db.connection() as conn:
+                    first = await store.mark_compensated(conn, ctx.job_id, stage.name)
+                if not first:
+                    continue
+                if state == "SUCCEEDED":
+                    await self._undo(stage, reason)
+                elif state not in ("FAILED", "CANCELLED"):
+                    event = JobCancelRequested(
+                        job_id=stage.job_id, reason=reason[:500], requested_by="hybrid-orchestrator"
+                    )
+                    await publish_event(ctx.runtime.broker, event)
+                    log.info("compensating %s stage (%s): cancelled", stage.name, state)
+                    cancelled.append(stage)
+                # FAILED or CANCELLED: it cleaned up after itself when it ended
+            for stage in cancelled:
+                if await self._ended_as(stage.job_id) == "SUCCEEDED":
+                    await self._undo(stage, reason)
+
+        await asyncio.shield(undo())
+
+    async def _undo(self, stage: Running, reason: str) -> None:
+        event = CompensationRequested(
+            job_id=stage.job_id, parent_job_id=self.ctx.job_id, reason=reason[:2000]
+        )
+        await publish_event(self.ctx.runtime.broker, event)
+        log.info("compensating %s stage: undoing what it made", stage.name)
+
+    async def _ended_as(self, job_id: str) -> str:
+        """The sub-job's state once it ended, or as it is after `cancel_wait_s` seconds."""
+        deadline = time.monotonic() + self.settings.cancel_wait_s
+        while True:
+            async with self.ctx.runtime.db.connection() as conn:
+                row = (await store.sub_jobs(conn, [job_id])).get(job_id)
+            state = row["state"] if row else "QUEUED"
+            left = deadline - time.monotonic()
+            if JobState(state).is_terminal or left <= 0:
+                return str(state)
+            await self.changes.wait([job_id], min(left, 1.0), ended=True)
+
+    def _metrics(self, views: list[StageView]) -> dict[str, float]:
+        """Each stage's percent, and its live figures (training loss, ingestion rate)."""
+        figures = {f"{v.name}_percent": round(v.percent, 1) for v in views}
+        for name, stage in self.running.items():
+            metrics = (self.rows.get(stage.job_id) or {}).get("metrics") or {}
+            figures |= {k: float(metrics[k]) for k in FORWARDED.get(name, ()) if k in metrics}
+        return figures
 
 
 def _view(name: str, row: dict[str, Any] | None) -> StageView:
@@ -216,17 +217,6 @@ def _view(name: str, row: dict[str, Any] | None) -> StageView:
 
 def _stage_label(views: list[StageView]) -> str:
     return ", ".join(f"{v.name} {v.state.value.lower()}" for v in views)[:64]
-
-
-def _stage_metrics(
-    views: list[StageView], running: dict[str, Running], rows: dict[str, Any]
-) -> dict[str, float]:
-    """Each stage's percent, and the stages' live figures (training loss, ingestion rate)."""
-    figures = {f"{v.name}_percent": round(v.percent, 1) for v in views}
-    for name, stage in running.items():
-        metrics = (rows.get(stage.job_id) or {}).get("metrics") or {}
-        figures |= {k: float(metrics[k]) for k in FORWARDED.get(name, ()) if k in metrics}
-    return figures
 
 
 def _stalled(row: dict[str, Any], stall_s: float) -> bool:
