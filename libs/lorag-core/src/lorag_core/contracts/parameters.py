@@ -96,6 +96,7 @@ class HybridParameters(Contract):
     )
     llm_model: str | None = Field(
         default=None,
+        title="LLM model",
         description="External LLM model name (EXTERNAL_HYBRID); default from settings.",
     )
 
