@@ -174,6 +174,10 @@ def test_console_trains_a_hybrid_and_watches_its_stages(
     lora = page.get_by_role("group", name="LoRA stage parameters")
     assert lora.get_by_label("Max Steps").count() == 1  # nested fields, labelled in their group
     assert page.get_by_role("group", name="RAG stage parameters").is_visible()
+    assert page.get_by_label("LLM model").count() == 0  # it applies to EXTERNAL_HYBRID only
+    page.select_option("#training_type", "EXTERNAL_HYBRID")
+    assert page.get_by_label("LLM model").count() == 1
+    page.select_option("#training_type", "LOCAL_HYBRID")
     seen(page, shots, "02-recommendation-and-nested-form")
 
     minion = f"ada-{uuid.uuid4().hex[:6]}"

@@ -98,6 +98,7 @@ class HybridParameters(Contract):
         default=None,
         title="LLM model",
         description="External LLM model name (EXTERNAL_HYBRID); default from settings.",
+        json_schema_extra={"x-lorag-types": ["EXTERNAL_HYBRID"]},  # forms show it for these
     )
 
 

@@ -33,7 +33,7 @@ export async function newJob(nav) {
   </fieldset></form>`, "New job");
   const schema = () => types[$("#training_type").value];
   const renderParams = () => {
-    $("#params").innerHTML = paramFields(schema());
+    $("#params").innerHTML = paramFields(schema(), $("#training_type").value);
     $("#minion-row").hidden = "minion" in (schema().properties || {});  // the type names its own
   };
   $("#training_type").addEventListener("change", renderParams);

@@ -23,26 +23,28 @@ function scalar(prop) {
 }
 const isGroup = (prop) => prop.type === "object" && prop.properties;
 
-/** The form's fields for a schema: scalars in a grid, then one fieldset per nested object. */
-export function paramFields(schema) { return fields(schema, schema, []); }
+/** The form's fields for a type's schema: scalars in a grid, then one fieldset per nested
+ * object. A field that names the types it applies to (x-lorag-types) shows only for those. */
+export function paramFields(schema, type) { return fields(schema, schema, [], type); }
 
-function fields(schema, root, path) {
+function fields(schema, root, path, type) {
   const scalars = [], groups = [];
   for (const [name, raw] of Object.entries(schema.properties || {})) {
     if (name === "kind") continue;  // the discriminator: fixed by the type
+    if (raw["x-lorag-types"] && !raw["x-lorag-types"].includes(type)) continue;
     const prop = deref(raw, root), at = [...path, name];
-    if (isGroup(prop)) groups.push(group(raw, prop, root, at));
+    if (isGroup(prop)) groups.push(group(raw, prop, root, at, type));
     else if (scalar(prop)) scalars.push(field(prop, scalar(prop), at.join(".")));
   }
   return `<div class="grid">${scalars.join("")}</div>${groups.join("")}`;
 }
 
-function group(raw, prop, root, at) {
+function group(raw, prop, root, at, type) {
   const id = `param-${at.join(".")}`;
   const legend = (raw.description || prop.title || at.join(".")).replace(/\.$/, "");
   return `<fieldset class="params" id="${esc(id)}"><legend>${esc(legend)}</legend>
     <p class="hint"><code>${esc(at.join("."))}.*</code> · ${esc(prop.description)}</p>
-    <p class="error" id="${esc(id)}-error" role="alert"></p>${fields(prop, root, at)}</fieldset>`;
+    <p class="error" id="${esc(id)}-error" role="alert"></p>${fields(prop, root, at, type)}</fieldset>`;
 }
 
 function field(prop, s, key) {
