@@ -125,14 +125,11 @@ async def saga_overhead(settings: Settings, work: Path) -> list[dict[str, Any]]:
         rag = RagParameters(chunk_tokens=64, chunk_overlap=8)
         lora = LoraParameters(max_steps=60, batch_size=8, max_seq_len=128)
 
-        last_job = [""]
-
-        async def timed(training_type: str, params: Any) -> float:
-            job_id = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        async def timed(training_type: str, params: Any, job_id: str | None = None) -> float:
+            job_id = job_id or f"{prefix}-{uuid.uuid4().hex[:6]}"
             event = JobRequested(
                 job_id=job_id, training_type=training_type, datasets=ref, parameters=params
             )
-            last_job[0] = job_id
             begin = time.perf_counter()
             await publish_raw(settings.kafka.bootstrap_servers, event.topic, event.to_bytes())
             await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=900)
@@ -151,10 +148,10 @@ async def saga_overhead(settings: Settings, work: Path) -> list[dict[str, Any]]:
                     await timed("LOCAL_LORA", named(lora, "adapter")),
                 )
             )
-            hybrid.append(
-                await timed("LOCAL_HYBRID", named(HybridParameters(rag=rag, lora=lora), "minion"))
-            )
-            inside.append(await longest_stage(settings.postgres_dsn, last_job[0], fetch_all))
+            saga = f"{prefix}-h{uuid.uuid4().hex[:6]}"
+            params = named(HybridParameters(rag=rag, lora=lora), "minion")
+            hybrid.append(await timed("LOCAL_HYBRID", params, saga))
+            inside.append(await longest_stage(settings.postgres_dsn, saga, fetch_all))
     finally:
         for service in reversed(started):
             await asyncio.to_thread(service.stop)

@@ -134,11 +134,10 @@ class Prepared:
 async def _check_name_free(ctx: JobContext, name: str) -> None:
     """Refuse before training, not after: another owner's adapter name cannot get a version."""
     async with ctx.runtime.db.connection() as conn:
-        if await registry.other_owner(conn, name, ctx.request.owner) is not None:
-            raise JobFailed(
-                "ADAPTER_OWNED_BY_OTHER",
-                f"adapter {name!r} belongs to another owner; choose another name",
-            )
+        try:
+            await registry.ensure_name_free(conn, name, ctx.request.owner)
+        except registry.NameTaken as exc:
+            raise JobFailed("ADAPTER_OWNED_BY_OTHER", str(exc)) from None
 
 
 def _prepare_data(

@@ -49,12 +49,11 @@ async def list_adapters(db: AsyncConnectionPool, owner: str, name: str | None = 
     return [{k: r.get(k) for k in ADAPTER_FIELDS} for r in rows if r["job_id"] in mine]
 
 
-async def adapter_taken(db: AsyncConnectionPool, owner: str, name: str) -> bool:
-    """True when another owner has versions of an adapter of that name."""
+async def ensure_adapter_name_free(db: AsyncConnectionPool, owner: str, name: str) -> None:
+    """NameTaken when another owner has versions of an adapter of that name (the registry's
+    rule, checked here too so the API refuses before the job is queued)."""
     async with db.connection() as conn:
-        rows = await adapters.list_adapters(conn, name)
-        mine = await _owned_jobs(conn, owner, [r["job_id"] for r in rows])
-    return any(r["job_id"] not in mine for r in rows)
+        await adapters.ensure_name_free(conn, name, owner)
 
 
 async def show_adapter(db: AsyncConnectionPool, owner: str, name: str) -> Row:
@@ -64,8 +63,8 @@ async def show_adapter(db: AsyncConnectionPool, owner: str, name: str) -> Row:
         raise NotFound(f"no adapter {name!r}")
     async with db.connection() as conn:
         history = await adapters.alias_history(conn, name)
-    # Names are not owned by the registry: versions another owner added outside the gateway
-    # share the history, and stay unseen like everything else of theirs.
+    # Versions another owner added before the registry kept owners share the history, and
+    # stay unseen like everything else of theirs.
     mine = {v["version"] for v in versions}
     history = [
         {**h, "previous_version": h["previous_version"] if h["previous_version"] in mine else None}

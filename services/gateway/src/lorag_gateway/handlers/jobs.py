@@ -24,6 +24,7 @@ from lorag_core.messaging.broker import publish_event
 from lorag_gateway.errors import Conflict, Invalid, NotFound
 from lorag_gateway.handlers import catalog
 from lorag_gateway.handlers.datasets import check_reference
+from lorag_lora.adapters.registry import NameTaken
 
 Row = dict[str, Any]
 
@@ -81,12 +82,11 @@ async def submit(
     """Publish the job's request; the tracker records it QUEUED."""
     event = build_request(owner, body)
     named = adapter_named(event)
-    # The lora-service versions adapters by name alone: a job of bob's naming alice's adapter
-    # would add a version to it and move its `latest` alias.
-    if named is not None and await catalog.adapter_taken(db, owner, named[0]):
-        raise Invalid.field(
-            named[1], f"adapter {named[0]!r} belongs to another owner; choose another name"
-        )
+    if named is not None:  # the lora-service would fail the job: say so on the field, now
+        try:
+            await catalog.ensure_adapter_name_free(db, owner, named[0])
+        except NameTaken as exc:
+            raise Invalid.field(named[1], str(exc)) from None
     await publish_event(broker, event)
     return {
         "job_id": event.job_id,

@@ -27,15 +27,18 @@ class AdapterNotFound(LookupError):
 class NameTaken(Exception):
     """The adapter name has versions made by another owner."""
 
+    def __init__(self, name: str) -> None:
+        super().__init__(f"adapter {name!r} belongs to another owner; choose another name")
 
-async def other_owner(conn: Conn, name: str, owner: str) -> str | None:
-    """Who else owns versions of `name`, if anyone: a name belongs to whoever made it first."""
+
+async def ensure_name_free(conn: Conn, name: str, owner: str) -> None:
+    """NameTaken when another owner has versions of `name`: a name is its first owner's."""
     cur = await conn.execute(
-        "SELECT owner FROM lora_adapters WHERE name = %s AND owner IS DISTINCT FROM %s LIMIT 1",
+        "SELECT 1 FROM lora_adapters WHERE name = %s AND owner IS DISTINCT FROM %s LIMIT 1",
         (name, owner),
     )
-    row = await cur.fetchone()
-    return None if row is None else str(row["owner"])
+    if await cur.fetchone() is not None:
+        raise NameTaken(name)
 
 
 async def reserve_version(conn: Conn, name: str, job_id: str, owner: str) -> int:
@@ -54,8 +57,7 @@ async def reserve_version(conn: Conn, name: str, job_id: str, owner: str) -> int
             if row["name"] != name:
                 raise ValueError(f"job {job_id} already holds adapter {row['name']}")
             return int(row["version"])
-        if await other_owner(conn, name, owner) is not None:
-            raise NameTaken(f"adapter {name!r} belongs to another owner; choose another name")
+        await ensure_name_free(conn, name, owner)
         cur = await conn.execute(
             "INSERT INTO lora_adapters (name, version, job_id, owner) SELECT %(name)s,"
             " COALESCE(MAX(version), 0) + 1, %(job)s, %(owner)s FROM lora_adapters"
