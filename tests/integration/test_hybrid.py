@@ -286,9 +286,22 @@ async def test_a_stalled_stage_is_detected_and_the_saga_compensates(settings, se
         await wait_for_job(settings.postgres_dsn, f"{job_id}.lora", state="RUNNING", timeout=120)
         await wait_for_job(settings.postgres_dsn, f"{job_id}.rag", state="SUCCEEDED", timeout=120)
         lora.send_signal(signal.SIGSTOP)
-        job = await wait_for_job(settings.postgres_dsn, job_id, state="FAILED", timeout=60)
+        # The saga's own record, not the tracker's: the frozen process is also a member of the
+        # job tracker's shared consumer groups, which can stall on it until it thaws.
+        for _ in range(600):
+            ended = await fetch_all(
+                settings.postgres_dsn,
+                "SELECT outcome FROM work_items WHERE service = 'hybrid-orchestrator'"
+                " AND job_id = %s AND status = 'done'",
+                job_id,
+            )
+            if ended:
+                break
+            await asyncio.sleep(0.1)
+        assert ended == [{"outcome": "FAILED"}], "the stalled stage did not fail the saga in 60 s"
     finally:
         lora.send_signal(signal.SIGCONT)
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="FAILED", timeout=120)
     assert job["error"]["code"] == "STAGE_STALLED" and "lora" in job["error"]["message"]
     for _ in range(100):  # the finished RAG stage is compensated: its knowledge base goes
         kbs = await fetch_all(
