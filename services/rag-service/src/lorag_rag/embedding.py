@@ -42,6 +42,7 @@ async def embed_and_store(
                 percent=EMBED_START + (EMBED_END - EMBED_START) * done / len(chunks),
                 eta_seconds=(len(chunks) - done) / rate,
                 metrics={"chunks_per_s": rate, "chunks_done": done, "chunks_total": len(chunks)},
+                force=done == len(chunks),  # the final rate is always recorded
             )
         if writing is not None:
             await writing
