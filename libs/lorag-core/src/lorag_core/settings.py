@@ -16,7 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 LOCAL_POSTGRES_DSN = "postgresql://lorag:lorag@127.0.0.1:5432/lorag"
 LOCAL_S3_ACCESS_KEY = "lorag-local"
 LOCAL_S3_SECRET_KEY = "lorag-local-secret"
-PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "lorag", LOCAL_S3_SECRET_KEY}
+LOCAL_SERVICE_TOKEN = "lorag-local-service-token"
+PLACEHOLDERS = {
+    "changeme", "change-me", "secret", "password", "lorag", LOCAL_S3_SECRET_KEY,
+    LOCAL_SERVICE_TOKEN,
+}  # fmt: skip
 
 
 class Profile(StrEnum):
@@ -84,6 +88,11 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    service_token: SecretStr | None = Field(
+        default=None,
+        description="Shared secret services demand of each other on their HTTP APIs "
+        "(Authorization: Bearer); the gateway and admin tools present it.",
+    )
 
     @model_validator(mode="after")
     def _secrets_for_profile(self) -> Settings:
@@ -91,6 +100,7 @@ class Settings(BaseSettings):
             self.postgres.dsn = self.postgres.dsn or SecretStr(LOCAL_POSTGRES_DSN)
             self.s3.access_key = self.s3.access_key or LOCAL_S3_ACCESS_KEY
             self.s3.secret_key = self.s3.secret_key or SecretStr(LOCAL_S3_SECRET_KEY)
+            self.service_token = self.service_token or SecretStr(LOCAL_SERVICE_TOKEN)
             return self
         missing = [
             name
@@ -98,15 +108,26 @@ class Settings(BaseSettings):
                 ("LORAG_POSTGRES_DSN", self.postgres.dsn),
                 ("LORAG_S3_ACCESS_KEY", self.s3.access_key),
                 ("LORAG_S3_SECRET_KEY", self.s3.secret_key),
+                ("LORAG_SERVICE_TOKEN", self.service_token),
             )
             if not value
         ]
         if missing:
             raise ValueError(f"profile {self.profile.value} needs {', '.join(missing)} to be set")
-        assert self.s3.secret_key is not None
-        if self.s3.secret_key.get_secret_value().lower() in PLACEHOLDERS:
-            raise ValueError("LORAG_S3_SECRET_KEY is a placeholder; set a real secret")
+        assert self.s3.secret_key is not None and self.service_token is not None
+        for name, secret in (
+            ("LORAG_S3_SECRET_KEY", self.s3.secret_key),
+            ("LORAG_SERVICE_TOKEN", self.service_token),
+        ):
+            if secret.get_secret_value().lower() in PLACEHOLDERS:
+                raise ValueError(f"{name} is a placeholder; set a real secret")
         return self
+
+    @property
+    def service_secret(self) -> str:
+        """The service token's value (filled in or required by the validator)."""
+        assert self.service_token is not None
+        return self.service_token.get_secret_value()
 
     @property
     def postgres_dsn(self) -> str:

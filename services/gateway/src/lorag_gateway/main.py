@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Iterator
-
-import uvicorn
 
 from lorag_core.db.changes import JobChanges
 from lorag_core.service.entry import serve
 from lorag_core.service.host import Runtime, ServiceHost
+from lorag_core.service.http import ApiServer
 from lorag_core.settings import Settings
 from lorag_gateway.app import create_app
 from lorag_gateway.config import GatewaySettings
@@ -21,14 +17,6 @@ from lorag_gateway.watch import JobWatchers
 
 HEALTH_PORT = 8105
 log = logging.getLogger(__name__)
-
-
-class EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: the service host owns SIGTERM and stops it."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def build(runtime: Runtime, settings: GatewaySettings) -> Gateway:
@@ -51,23 +39,17 @@ def register(host: ServiceHost) -> None:
     @host.after_start
     async def start_api(runtime: Runtime) -> None:
         gateway = build(runtime, settings)
-        config = uvicorn.Config(
-            create_app(gateway), host=settings.host, port=settings.port,
-            log_level="warning", lifespan="off", timeout_graceful_shutdown=5,
-        )  # fmt: skip
-        server = EmbeddedServer(config)
-        state.update(server=server, gateway=gateway, task=asyncio.create_task(server.serve()))
-        log.info("gateway API on http://%s:%d", settings.host, settings.port)
+        server = ApiServer(create_app(gateway), settings.host, settings.port, name="gateway API")
+        state.update(server=server, gateway=gateway)
+        await server.start()
 
     @host.on_stop
     async def stop_api(runtime: Runtime) -> None:
-        server, task = state.get("server"), state.get("task")
-        if isinstance(server, uvicorn.Server) and isinstance(task, asyncio.Task):
-            server.should_exit = True
-            gateway = state["gateway"]
-            assert isinstance(gateway, Gateway)
+        server, gateway = state.get("server"), state.get("gateway")
+        if isinstance(server, ApiServer) and isinstance(gateway, Gateway):
+            server.server.should_exit = True  # no new requests; open SSE streams end below
             await gateway.watchers.close()
-            await asyncio.wait_for(task, timeout=10)
+            await server.stop()
 
 
 def run() -> None:

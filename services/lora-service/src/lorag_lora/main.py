@@ -22,7 +22,7 @@ from lorag_lora.config import LoraSettings
 from lorag_lora.handlers import Deps, run_job
 from lorag_lora.serving.app import create_app
 from lorag_lora.serving.engine import Engine
-from lorag_lora.serving.server import ApiServer
+from lorag_core.service.http import ApiServer
 
 HEALTH_PORT = 8112  # 8102 is the inference API's
 OWNED = frozenset({TrainingType.LOCAL_LORA, TrainingType.LOCAL_FINE_TUNING})
@@ -52,6 +52,7 @@ def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManage
         create_app(partial(holder.get, "engine"), settings.max_new_tokens),
         settings.api_host,
         settings.api_port,
+        name="inference API (/v1)",
     )
 
     async def start(runtime: Runtime) -> None:

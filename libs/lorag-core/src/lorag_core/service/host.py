@@ -1,7 +1,8 @@
-"""The scaffolding of a service process: broker, Postgres pool, object store, health, SIGTERM.
+"""The scaffolding of a service process: broker, Postgres pool, object store, HTTP API, SIGTERM.
 
 A service's composition root creates a `ServiceHost`, registers its subscribers on
-`host.broker`, and calls `host.run()`. Connections open in the lifespan, never at import.
+`host.broker` and its routes with `host.add_routes`, and calls `host.run()`. Connections open
+in the lifespan, never at import.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import APIRouter, FastAPI
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
@@ -22,7 +24,8 @@ from lorag_core.db.pool import open_pool
 from lorag_core.messaging.broker import make_broker
 from lorag_core.messaging.delivery import Delivery, raw_body
 from lorag_core.messaging.topics import ensure_topics
-from lorag_core.service.health import HealthServer
+from lorag_core.service.api import protected, service_app
+from lorag_core.service.http import ApiServer
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore
 from lorag_core.telemetry import setup_logging, setup_tracing
@@ -70,7 +73,9 @@ class ServiceHost:
             logger=logging.getLogger(f"lorag.{service}.broker"),
         )
         self.runtime = Runtime(settings=settings, service=service, broker=self.broker)
-        self.health = HealthServer(health_host, health_port, service, self._readiness)
+        self.api: FastAPI = service_app(service, self._readiness, settings.service_secret)
+        self.api.state.runtime = self.runtime
+        self.http = ApiServer(self.api, health_host, health_port, name=f"{service} API")
         self._on_start: list[Hook] = []
         self._after_start: list[Hook] = []
         self._on_stop: list[Hook] = []
@@ -102,6 +107,10 @@ class ServiceHost:
             auto_offset_reset="earliest", decoder=raw_body,
         )  # fmt: skip
 
+    def add_routes(self, router: APIRouter) -> None:
+        """Serve the router on the service port, for callers holding the service token."""
+        self.api.include_router(**protected(router))
+
     def on_start(self, hook: Hook) -> Hook:
         self._on_start.append(hook)
         return hook
@@ -129,12 +138,12 @@ class ServiceHost:
         await ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.partitions)
         for hook in self._on_start:
             await hook(self.runtime)
-        await self.health.start()
+        await self.http.start()
         try:
             yield
         finally:
             log.info("%s stopping", self.service)
-            await self.health.stop()
+            await self.http.stop()
             for hook in reversed(self._on_stop):
                 await hook(self.runtime)
             await self.runtime.db.close()

@@ -1,4 +1,4 @@
-"""Running the inference API inside the service's event loop, next to the Kafka consumers."""
+"""Serving a FastAPI app inside a service's event loop, next to its Kafka consumers."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from fastapi import FastAPI
 log = logging.getLogger(__name__)
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the host owns SIGTERM and stops us in on_stop."""
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service host owns SIGTERM and stops it."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -22,21 +22,24 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class ApiServer:
-    """Starts and stops uvicorn as an asyncio task."""
+    """Starts uvicorn as an asyncio task of the running loop, and stops it."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-        self.server = _EmbeddedServer(config)
-        self.host, self.port = host, port
+    def __init__(self, app: FastAPI, host: str, port: int, *, name: str = "API") -> None:
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+            timeout_graceful_shutdown=5,
+        )  # fmt: skip
+        self.server = EmbeddedServer(config)
+        self.host, self.port, self.name = host, port, name
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self.server.serve())
         while not self.server.started and not self.task.done():
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
         if self.task.done():
             self.task.result()  # re-raise why it could not start (port taken…)
-        log.info("inference API on http://%s:%d/v1", self.host, self.port)
+        log.info("%s on http://%s:%d", self.name, self.host, self.port)
 
     async def stop(self) -> None:
         if self.task is not None:

@@ -1,0 +1,98 @@
+"""The hybrid-orchestrator's API: minions (list, show, ask through routing) and recommendations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lorag_api.base import ServiceClient, segment
+from lorag_api.rag import Question
+
+Variant = Literal["rag", "lora", "lora+rag"]
+VARIANTS: tuple[Variant, ...] = ("rag", "lora", "lora+rag")
+
+
+class Minion(BaseModel):
+    """What a hybrid job made: its knowledge base, adapter, and how each variant scored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    owner: str
+    job_id: str | None = None
+    training_type: str
+    kb: str | None = None
+    adapter: str | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    best_variant: str | None = None
+    updated_at: datetime | None = None
+
+
+class Ask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: Question
+    variant: Variant | None = Field(None, description="Force rag, lora or lora+rag.")
+    compare: bool = Field(False, description="Ask every variant and return them side by side.")
+
+
+class Source(BaseModel):
+    n: int
+    source: str
+    title: str | None = None
+    text: str
+
+
+class Reply(BaseModel):
+    variant: str
+    answer: str | None = None
+    sources: list[Source] = Field(default_factory=list)
+    error: str | None = Field(None, description="Why this variant could not answer.")
+
+
+class MinionAnswer(BaseModel):
+    minion: str
+    question: str
+    best_variant: str | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    replies: list[Reply]
+
+
+class RecommendFor(BaseModel):
+    """A dataset already in object storage, and what the answers should run on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(description="s3:// URI of the dataset.")
+    target: Literal["external", "local"] = Field("external", description="Where answers run.")
+    private: bool = Field(False, description="The data must not leave this machine.")
+    budget_usd: float | None = Field(None, ge=0, description="Most to spend on training.")
+    base_model: str | None = Field(None, description="Base model for LoRA / fine-tuning.")
+    epochs: float = Field(1.0, gt=0, le=100, description="Training passes to estimate.")
+
+
+class Recommendation(BaseModel):
+    dataset: str
+    profile: dict[str, Any]
+    resources: dict[str, Any] = Field(description="The machines that would run the training.")
+    model: str
+    recommendations: list[dict[str, Any]]
+
+
+class HybridClient(ServiceClient):
+    """Minions and recommendations are the hybrid-orchestrator's."""
+
+    async def list_minions(self, owner: str) -> list[Minion]:
+        return await self.call("GET", "/v1/minions", list[Minion], owner=owner)
+
+    async def show_minion(self, owner: str, name: str) -> Minion:
+        return await self.call("GET", f"/v1/minions/{segment(name)}", Minion, owner=owner)
+
+    async def ask(self, owner: str, name: str, ask: Ask) -> MinionAnswer:
+        path = f"/v1/minions/{segment(name)}/ask"
+        return await self.call("POST", path, MinionAnswer, owner=owner, body=ask)
+
+    async def recommend(self, owner: str, request: RecommendFor) -> Recommendation:
+        return await self.call("POST", "/v1/recommend", Recommendation, owner=owner, body=request)

@@ -1,0 +1,115 @@
+"""The rag-service's API: knowledge bases, retrieval and answers with citations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from lorag_api.base import ServiceClient, segment
+
+Question = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
+    Field(description="What to look for; not blank.", examples=["What is the cluster called?"]),
+]
+
+
+class KnowledgeBase(BaseModel):
+    """A committed knowledge base: its live version, model, size and retrieval quality."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    version: int
+    embedding_model: str
+    chunk_count: int
+    source_count: int
+    hit_rate: float | None = None
+    mrr: float | None = None
+    eval_pairs: int | None = None
+    eval_k: int | None = None
+    owner: str
+    job_id: str | None = None
+    updated_at: datetime | None = None
+
+
+class Query(BaseModel):
+    """Retrieve the chunks closest to a question, optionally filtered on chunk metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: Question
+    top_k: int = Field(5, ge=1, le=100, description="How many chunks.")
+    where: dict[str, Any] | None = Field(
+        None, description="Chroma filter on chunk metadata, e.g. {'source': 'faq.jsonl'}."
+    )
+
+
+class Hit(BaseModel):
+    rank: int
+    score: float = Field(description="Cosine similarity; 1 is identical.")
+    source: str | None = None
+    position: int | None = None
+    title: str | None = None
+    id: str
+    text: str
+
+
+class Hits(BaseModel):
+    kb: str
+    question: str
+    hits: list[Hit]
+
+
+class AnswerRequest(BaseModel):
+    """Retrieve context, then ask a chat model that cites it as [n]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: Question
+    top_k: int = Field(5, ge=1, le=50)
+    llm: Literal["external", "local"] = Field(
+        "external",
+        description="external: the service's configured LLM; local: the lora-service's API.",
+    )
+    model: str | None = Field(
+        None, description="With llm=local: base, or an adapter (NAME, NAME:V, NAME@ALIAS)."
+    )
+    max_tokens: int = Field(128, ge=1, le=4096)
+
+
+class Citation(BaseModel):
+    n: int
+    source: str
+    title: str | None = None
+    chunk_id: str
+    score: float
+    text: str
+
+
+class Answer(BaseModel):
+    kb: str
+    question: str
+    answer: str
+    model: str
+    citations: list[Citation]
+
+
+class RagClient(ServiceClient):
+    """Knowledge bases are the rag-service's: it alone reads Chroma and embeds questions."""
+
+    async def list_kbs(self, owner: str) -> list[KnowledgeBase]:
+        return await self.call("GET", "/v1/kbs", list[KnowledgeBase], owner=owner)
+
+    async def show_kb(self, owner: str, kb: str) -> KnowledgeBase:
+        return await self.call("GET", f"/v1/kbs/{segment(kb)}", KnowledgeBase, owner=owner)
+
+    async def query(self, owner: str, kb: str, query: Query) -> Hits:
+        return await self.call("POST", f"/v1/kbs/{segment(kb)}/query", Hits, owner=owner, body=query)
+
+    async def answer(self, owner: str, kb: str, request: AnswerRequest) -> Answer:
+        return await self.call(
+            "POST", f"/v1/kbs/{segment(kb)}/answer", Answer, owner=owner, body=request
+        )
