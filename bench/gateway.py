@@ -22,9 +22,9 @@ from psycopg.rows import dict_row
 
 from lorag_core.contracts import DatasetRef, JobProgress, JobRequested
 from lorag_core.db import jobs as store
+from lorag_core.db import tokens
 from lorag_core.domain.job_state import JobState
 from lorag_core.settings import Settings
-from lorag_gateway import tokens
 from lorag_gateway.config import GatewaySettings
 from lorag_local.stack import free_port
 from tests.integration.test_gateway_api import wait_for_api

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from lorag_core.contracts import JobRequested
 from lorag_core.db import jobs as job_store
-from lorag_gateway import tokens
+from lorag_core.db import tokens
 from lorag_local.stack import free_port
 from tests.integration.test_gateway_api import wait_for_api
 from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_models  # noqa: F401

@@ -18,7 +18,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from lorag_core.contracts import DatasetRef, JobRequested, LoraParameters
-from lorag_gateway import tokens
+from lorag_core.db import tokens
 from lorag_local.stack import free_port
 from tests.integration.test_lora_helpers import (  # noqa: F401 (tiny_models is a fixture)
     jsonl,

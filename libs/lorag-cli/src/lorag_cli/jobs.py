@@ -1,4 +1,4 @@
-"""`lorag jobs ls | show | cancel`: read and act on the jobs the tracker projects."""
+"""`lorag jobs ls | show | cancel`: the caller's jobs, through the gateway."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from typing import Any
 
 import typer
 
-from lorag_cli.client import database, publish, run
+from lorag_api.errors import Conflict, ServiceError
+from lorag_cli.gateway import Gateway, explain, refusals, segment
 from lorag_cli.output import console, fail, print_json, print_table
-from lorag_core.contracts import JobCancelRequested
-from lorag_core.db import jobs as store
 from lorag_core.domain.job_state import JobState
-from lorag_core.settings import Settings
 
 app = typer.Typer(help="List, inspect and cancel jobs.", no_args_is_help=True)
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
@@ -23,8 +21,7 @@ def list_jobs(
     training_type: str | None = typer.Option(
         None, "--type", help="Only jobs of this effective type."
     ),
-    owner: str | None = typer.Option(None, help="Only jobs of this owner."),
-    limit: int = typer.Option(50, min=1, max=10_000, help="At most this many, newest first."),
+    limit: int = typer.Option(50, min=1, max=1000, help="At most this many, newest first."),
     before: str | None = typer.Option(
         None,
         "--before",
@@ -33,44 +30,21 @@ def list_jobs(
     ),
     json_out: bool = JsonOpt,
 ) -> None:
-    """List jobs, newest first; page on with --before."""
-    settings = Settings()
-
-    async def fetch() -> list[dict[str, Any]] | None:
-        async with database(settings) as conn:
-            try:
-                return await store.list_jobs(
-                    conn, owner=owner, state=state, training_type=training_type, limit=limit,
-                    before=before,
-                )  # fmt: skip
-            except LookupError:
-                return None
-
-    rows = run(fetch(), settings)
-    if rows is None:
-        fail(
-            f"no job {before!r}{f' of {owner}' if owner else ''} to page from",
-            hint="--before takes a job id from the previous page of `lorag jobs ls`",
-        )
+    """List your jobs, newest first; page on with --before."""
+    with refusals("cannot list jobs: "):
+        rows = Gateway().get(
+            "/api/jobs", state=state.value if state else None, type=training_type, limit=limit,
+            before=before,
+        )  # fmt: skip
     if json_out:
         print_json(rows)
         return
     print_table(
         f"{len(rows)} job(s)",
-        ["job", "type", "state", "stage", "%", "owner", "created"],
-        (
-            [
-                r["job_id"],
-                _type_label(r),
-                r["state"],
-                r["stage"],
-                _pct(r["percent"]),
-                r["owner"],
-                r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
-            ]
-            for r in rows
-        ),
-    )
+        ["job", "type", "state", "stage", "%", "created"],
+        ([r["job_id"], _type_label(r), r["state"], r["stage"], _pct(r["percent"]),
+          _when(r["created_at"])] for r in rows),
+    )  # fmt: skip
     if len(rows) == limit:  # the table may shorten ids; the next page's cursor is printed whole
         console.print(f"[dim]next page:[/] --before {rows[-1]['job_id']}", soft_wrap=True)
 
@@ -78,17 +52,10 @@ def list_jobs(
 @app.command("show")
 def show_job(job_id: str, json_out: bool = JsonOpt) -> None:
     """Show one job with its progress log."""
-    settings = Settings()
-
-    async def fetch() -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        async with database(settings) as conn:
-            return await store.get_job(conn, job_id), await store.progress_log(conn, job_id)
-
-    job, log = run(fetch(), settings)
-    if job is None:
-        fail(f"no job {job_id!r}", hint="`lorag jobs ls` lists the jobs")
+    with refusals():
+        job = Gateway().get(f"/api/jobs/{segment(job_id)}")
     if json_out:
-        print_json({**job, "progress": log})
+        print_json(job)
         return
     console.print(
         f"[bold]{job['job_id']}[/]  {_type_label(job)}  [bold]{job['state']}[/]"
@@ -100,25 +67,14 @@ def show_job(job_id: str, json_out: bool = JsonOpt) -> None:
         console.print(f"result: {job['result']}")
     if job["cancel_requested_at"]:
         console.print(
-            f"cancel requested at {job['cancel_requested_at']:%Y-%m-%d %H:%M:%S}: "
-            f"{job['cancel_reason']}"
+            f"cancel requested at {_when(job['cancel_requested_at'])}: {job['cancel_reason']}"
         )
     print_table(
         "progress",
         ["seq", "state", "stage", "%", "verdict", "by", "message"],
-        (
-            [
-                p["seq"],
-                p["state"],
-                p["stage"],
-                _pct(p["percent"]),
-                p["verdict"],
-                p["producer"],
-                p["message"],
-            ]
-            for p in log
-        ),
-    )
+        ([p["seq"], p["state"], p["stage"], _pct(p["percent"]), p["verdict"], p["producer"],
+          p["message"]] for p in job["progress"]),
+    )  # fmt: skip
 
 
 @app.command("cancel")
@@ -128,22 +84,14 @@ def cancel_job(
     json_out: bool = JsonOpt,
 ) -> None:
     """Ask the service running a job to stop it; the job ends CANCELLED."""
-    settings = Settings()
-
-    async def act() -> dict[str, Any] | None:
-        async with database(settings) as conn:
-            job = await store.get_job(conn, job_id)
-        if job is not None and not JobState(job["state"]).is_terminal:
-            await publish(settings, JobCancelRequested(job_id=job_id, reason=reason))
-        return job
-
-    job = run(act(), settings)
-    if job is None:
-        fail(f"no job {job_id!r}", hint="`lorag jobs ls` lists the jobs")
-    if JobState(job["state"]).is_terminal:
-        fail(f"job {job_id} already ended {job['state']}; there is nothing to cancel", code=2)
+    try:
+        answer = Gateway().post(f"/api/jobs/{segment(job_id)}/cancel", {"reason": reason})
+    except Conflict as exc:  # it already ended: nothing to do, and a script can tell
+        fail(exc.message, code=2)
+    except ServiceError as exc:
+        explain(exc)
     if json_out:
-        print_json({"job_id": job_id, "cancel_requested": True, "state": job["state"]})
+        print_json(answer)
     else:
         console.print(f"cancellation of {job_id} requested; `lorag jobs show {job_id}` follows it")
 
@@ -157,3 +105,7 @@ def _type_label(row: dict[str, Any]) -> str:
 
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:.0f}"
+
+
+def _when(stamp: str | None) -> str:
+    return "" if not stamp else stamp[:19].replace("T", " ")

@@ -1,20 +1,16 @@
-"""`lorag kb ls | query KB "question"`: the knowledge bases the rag-service built, and retrieval."""
+"""`lorag kb ls | query KB "question"`: your knowledge bases, and retrieval, through the gateway."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import typer
 
-from lorag_cli.client import database, run
-from lorag_cli.output import console, fail, print_json, print_table
-from lorag_core.settings import Settings
+from lorag_cli.gateway import Gateway, refusals, segment
+from lorag_cli.output import console, print_json, print_table
 
 app = typer.Typer(help="List and query knowledge bases.", no_args_is_help=True)
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
-FIELDS = ("name", "version", "embedding_model", "chunk_count", "source_count", "hit_rate", "mrr",
-          "eval_pairs", "eval_k", "owner", "job_id", "updated_at")  # fmt: skip
 
 
 def parse_where(pairs: list[str]) -> dict[str, Any] | None:
@@ -29,28 +25,18 @@ def parse_where(pairs: list[str]) -> dict[str, Any] | None:
 
 
 @app.command("ls")
-def list_kbs(
-    owner: str | None = typer.Option(None, help="Only this owner's knowledge bases."),
-    json_out: bool = JsonOpt,
-) -> None:
-    """List knowledge bases with their version, model, size and retrieval quality."""
-    from lorag_rag.adapters import registry
-
-    settings = Settings()
-
-    async def fetch() -> list[dict[str, Any]]:
-        async with database(settings) as conn:
-            return await registry.list_all(conn, owner)
-
-    rows = [{k: r[k] for k in FIELDS} for r in run(fetch(), settings)]
+def list_kbs(json_out: bool = JsonOpt) -> None:
+    """List your knowledge bases with their version, model, size and retrieval quality."""
+    with refusals("cannot list knowledge bases: "):
+        rows = Gateway().get("/api/kbs")
     if json_out:
         print_json(rows)
         return
     print_table(
         f"{len(rows)} knowledge base(s)",
-        ["name", "version", "model", "chunks", "sources", "hit rate", "MRR", "owner"],
+        ["name", "version", "model", "chunks", "sources", "hit rate", "MRR"],
         ([r["name"], r["version"], r["embedding_model"], r["chunk_count"], r["source_count"],
-          _fmt(r["hit_rate"]), _fmt(r["mrr"]), r["owner"]] for r in rows),
+          _fmt(r["hit_rate"]), _fmt(r["mrr"])] for r in rows),
     )  # fmt: skip
 
 
@@ -63,33 +49,13 @@ def query_kb(
     json_out: bool = JsonOpt,
 ) -> None:
     """Retrieve the chunks of a knowledge base closest to a question, with scores and sources."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from lorag_rag import retrieval
-    from lorag_rag.adapters.chroma_store import ChromaStore
-    from lorag_rag.adapters.embedder import EmbedderCache
-    from lorag_rag.config import ChromaSettings, RagSettings
-    from lorag_rag.deps import RagDeps
-
-    settings, rag = Settings(), RagSettings()
-    deps = RagDeps(rag, EmbedderCache(rag.torch_threads), ChromaStore(ChromaSettings()))
-
-    async def fetch() -> list[Any]:
-        async with database(settings) as conn:
-            return await retrieval.query(conn, deps, kb, question, top_k, parse_where(where))
-
-    try:
-        hits = run(fetch(), settings)
-    except retrieval.KbNotFound as exc:
-        fail(str(exc))
-    rows = [
-        {"rank": n, "score": round(h.score, 4), "source": h.metadata.get("source"),
-         "position": h.metadata.get("position"), "title": h.metadata.get("title"),
-         "id": h.id, "text": h.text}
-        for n, h in enumerate(hits, 1)
-    ]  # fmt: skip
+    body = {"question": question, "top_k": top_k, "where": parse_where(where)}
+    with refusals():
+        found = Gateway().post(f"/api/kbs/{segment(kb)}/query", body)
     if json_out:
-        print_json({"kb": kb, "question": question, "hits": rows})
+        print_json(found)
         return
+    rows = found["hits"]
     print_table(
         f"{kb}: {question}",
         ["#", "score", "source", "title", "text"],

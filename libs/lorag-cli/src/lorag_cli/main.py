@@ -11,8 +11,8 @@ from lorag_cli import (
     infra,
     jobs,
     kb,
+    login,
     migrate,
-    models,
     recommend,
     services,
     submit,
@@ -28,6 +28,7 @@ app.command()(infra.up)
 app.command()(infra.down)
 app.command()(infra.status)
 app.command()(services.serve)
+app.command()(login.login)
 app.command()(submit.submit)
 app.command()(migrate.migrate)
 app.command()(recommend.recommend)
@@ -37,5 +38,4 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(kb.app, name="kb")
 app.add_typer(adapters.app, name="adapters")
-app.add_typer(models.app, name="models")
 app.add_typer(tokens.app, name="tokens")

@@ -1,30 +1,24 @@
-"""`lorag submit TYPE --dataset PATH`: upload the dataset, publish `job.requested`, maybe wait."""
+"""`lorag submit TYPE --dataset PATH`: upload through the gateway, submit, maybe wait."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lorag_cli.client import database, publish, run
+from lorag_cli.gateway import Gateway, refusals, segment
 from lorag_cli.output import console, fail, print_json
-from lorag_core.contracts import DatasetRef, JobRequested
 from lorag_core.contracts.jobs import PARAMETERS_BY_TYPE
-from lorag_core.db import jobs as store
 from lorag_core.domain.job_state import JobState
 from lorag_core.domain.training_types import parse_training_type, resolve
-from lorag_core.settings import Settings
-from lorag_core.storage import ObjectStore
 
-DATASETS_BUCKET = "lorag-datasets"
 POLL_S = 0.25
+FILE_MARK = "x-lorag-file"  # a parameter naming a file, which the CLI uploads like a dataset
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -46,15 +40,43 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def upload_dataset(objects: ObjectStore, job_id: str, path: Path) -> str:
-    """Copy a local file or folder to object storage; services never read the submitter's disk."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    if not files:
-        raise ValueError(f"dataset {path} holds no files")
-    base = path.parent if path.is_file() else path
-    for file in files:
-        objects.put_file(DATASETS_BUCKET, f"{job_id}/{file.relative_to(base).as_posix()}", file)
-    return f"s3://{DATASETS_BUCKET}/{job_id}/" + (path.name if path.is_file() else "")
+def nested_form(model: type[BaseModel], params: dict[str, Any]) -> list[str]:
+    """For keys a parameter group holds but the top level does not: the dotted form to use."""
+    groups = {
+        name: field.annotation
+        for name, field in model.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    }
+    hints = []
+    for key in params:
+        if key in model.model_fields:
+            continue
+        owners = [g for g, sub in groups.items() if key in sub.model_fields]  # type: ignore[union-attr]
+        hints += [f"--param {g}.{key}={json.dumps(params[key])}" for g in owners]
+    return hints
+
+
+def file_params(
+    model: type[BaseModel], params: dict[str, Any], path: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
+    """Where in `params` a parameter marked as a file is set (nested groups included)."""
+    found: list[tuple[str, ...]] = []
+    for name, field in model.model_fields.items():
+        value = params.get(name)
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get(FILE_MARK) and isinstance(value, str):
+            found.append((*path, name))
+        elif (
+            isinstance(value, dict)
+            and isinstance(field.annotation, type)
+            and issubclass(field.annotation, BaseModel)
+        ):
+            found += file_params(field.annotation, value, (*path, name))
+    return found
+
+
+def local_files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
 
 
 def submit(
@@ -67,63 +89,50 @@ def submit(
         ..., "--dataset", "-d", help="Local file or folder, or s3:// URI (repeatable)."
     ),
     param: list[str] = typer.Option(
-        [], "--param", "-p", help="KEY=VALUE parameter of the type (repeatable)."
+        [],
+        "--param",
+        "-p",
+        help="KEY=VALUE parameter of the type (repeatable; a hybrid's stages: rag.KEY, lora.KEY). "
+        "A local file named by a file parameter (eval_file) is uploaded.",
     ),
-    owner: str = typer.Option("default", envvar="LORAG_OWNER", help="Tenant that owns the job."),
     minion: str | None = typer.Option(None, help="Minion this job trains."),
     wait: bool = typer.Option(False, "--wait", help="Show progress until the job ends."),
     timeout: float = typer.Option(3600, help="With --wait: give up after this many seconds."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Submit a training job and print its id."""
+    """Submit a training job (as the owner of your token) and print its id."""
     try:
-        requested = parse_training_type(training_type)
+        effective = resolve(parse_training_type(training_type)).effective
+        raw_params = parse_params(param)
     except ValueError as exc:
         fail(str(exc))
-    effective = resolve(requested).effective
-    try:
-        raw_params = parse_params(param)
-        parameters = (
-            PARAMETERS_BY_TYPE[effective].model_validate(raw_params) if raw_params else None
+    model = PARAMETERS_BY_TYPE[effective]
+    if hints := nested_form(model, raw_params):
+        fail(
+            f"{effective.value} takes its stages' parameters nested, not flat",
+            hint="use " + "; ".join(hints),
         )
-    except (ValueError, ValidationError) as exc:
+    try:
+        model.model_validate(raw_params)
+    except ValidationError as exc:
         fail(
             f"invalid parameters for {effective.value}: {exc}",
-            hint="valid keys: "
-            + ", ".join(k for k in PARAMETERS_BY_TYPE[effective].model_fields if k != "kind"),
+            hint="valid keys: " + ", ".join(k for k in model.model_fields if k != "kind"),
         )
-    settings = Settings()
-    job_id = f"job-{uuid.uuid4().hex[:12]}"
-    refs = []
-    for item in dataset:
-        if item.startswith("s3://"):
-            refs.append(DatasetRef(uri=item))
-            continue
-        path = Path(item).expanduser()
-        if not path.exists():
-            fail(
-                f"dataset {item} does not exist",
-                hint="give a local file or folder, or an s3:// URI",
-            )
-        try:
-            refs.append(
-                DatasetRef(uri=upload_dataset(ObjectStore.from_settings(settings.s3), job_id, path))
-            )
-        except Exception as exc:  # the S3 SDK raises several unrelated types
-            fail(f"could not upload {item}: {exc}", hint="is the S3 server up? `lorag status`")
-    event = JobRequested(
-        job_id=job_id,
-        training_type=requested,
-        owner=owner,
-        minion_id=minion,
-        datasets=tuple(refs),
-        parameters=parameters,
-    )
-    run(publish(settings, event), settings)
+    gateway = Gateway()
+    for where in file_params(model, raw_params):
+        _upload_file_param(gateway, raw_params, where)
+    uris = [
+        item if item.startswith("s3://") else _upload_dataset(gateway, item) for item in dataset
+    ]
+    body = {"training_type": training_type, "datasets": uris, "parameters": raw_params or None,
+            "minion_id": minion}  # fmt: skip
+    with refusals("the gateway refused the job: "):
+        job_id = gateway.post("/api/jobs", body)["job_id"]
     if not wait:
         print_json({"job_id": job_id, "state": "QUEUED"}) if json_out else print(job_id)
         return
-    job = run(_watch(settings, job_id, timeout, quiet=json_out), settings)
+    job = _watch(gateway, job_id, timeout, quiet=json_out)
     if json_out:
         print_json(job)
     else:
@@ -132,7 +141,35 @@ def submit(
         raise typer.Exit(1)
 
 
-async def _watch(settings: Settings, job_id: str, timeout: float, *, quiet: bool) -> dict[str, Any]:
+def _upload_dataset(gateway: Gateway, item: str) -> str:
+    """Upload a local file or folder; services never read the submitter's disk."""
+    path = Path(item).expanduser()
+    if not path.exists():
+        fail(f"dataset {item} does not exist", hint="give a local file or folder, or an s3:// URI")
+    files = local_files(path)
+    if not files:
+        fail(f"dataset {item} holds no files")
+    with refusals(f"could not upload {item}: "):
+        uploaded = gateway.upload(files)
+    return str(uploaded["uri"]) + (uploaded["files"][0]["name"] if path.is_file() else "")
+
+
+def _upload_file_param(gateway: Gateway, params: dict[str, Any], where: tuple[str, ...]) -> None:
+    """Replace a local file named by a parameter with the s3:// URI of its upload."""
+    *parents, leaf = where
+    node = params
+    for parent in parents:
+        node = node[parent]
+    if node[leaf].startswith("s3://"):
+        return
+    path = Path(node[leaf]).expanduser()
+    if not path.is_file():
+        fail(f"--param {'.'.join(where)}={node[leaf]}: no such file",
+             hint="give a local file (it is uploaded) or an s3:// URI")  # fmt: skip
+    node[leaf] = _upload_dataset(gateway, str(path))
+
+
+def _watch(gateway: Gateway, job_id: str, timeout: float, *, quiet: bool) -> dict[str, Any]:
     """Poll the job until it ends, drawing a progress bar unless quiet."""
     deadline = time.monotonic() + timeout
     progress = Progress(
@@ -146,26 +183,32 @@ async def _watch(settings: Settings, job_id: str, timeout: float, *, quiet: bool
     )
     with progress:
         task = progress.add_task(job_id, total=100, state="QUEUED", eta="")
-        async with database(settings) as conn:
-            while True:
-                job = await store.get_job(conn, job_id)
-                if job is not None:
-                    eta = f"eta {job['eta_seconds']:.0f}s" if job["eta_seconds"] else ""
-                    progress.update(
-                        task,
-                        completed=job["percent"] or 0,
-                        state=job["state"],
-                        description=f"{job_id} {job['stage'] or ''}",
-                        eta=eta,
-                    )
-                    if JobState(job["state"]).is_terminal:
-                        return {**job, "progress": await store.progress_log(conn, job_id)}
-                if time.monotonic() > deadline:
-                    fail(
-                        f"job {job_id} did not end within {timeout:.0f}s (it goes on)",
-                        hint=f"`lorag jobs show {job_id}`; is the service for its type running?",
-                    )
-                await asyncio.sleep(POLL_S)
+        while True:
+            with refusals():
+                job = _job_or_none(gateway, job_id)
+            if job is not None:
+                eta = f"eta {job['eta_seconds']:.0f}s" if job["eta_seconds"] else ""
+                progress.update(task, completed=job["percent"] or 0, state=job["state"],
+                                description=f"{job_id} {job['stage'] or ''}", eta=eta)  # fmt: skip
+                if JobState(job["state"]).is_terminal:
+                    return job
+            if time.monotonic() > deadline:
+                fail(
+                    f"job {job_id} did not end within {timeout:.0f}s (it goes on)",
+                    hint=f"`lorag jobs show {job_id}`; is the service for its type running?",
+                )
+            time.sleep(POLL_S)
+
+
+def _job_or_none(gateway: Gateway, job_id: str) -> dict[str, Any] | None:
+    """The job, or None while the tracker has not recorded its request yet."""
+    from lorag_api.errors import NotFound
+
+    try:
+        job: dict[str, Any] = gateway.get(f"/api/jobs/{segment(job_id)}")
+    except NotFound:
+        return None
+    return job
 
 
 def _print_outcome(job: dict[str, Any]) -> None:

@@ -8,8 +8,8 @@ import typer
 
 from lorag_cli.client import database, run
 from lorag_cli.output import console, fail, print_json, print_table
+from lorag_core.db import tokens
 from lorag_core.settings import Settings
-from lorag_gateway import tokens
 
 app = typer.Typer(help="Create, list and revoke gateway API tokens.", no_args_is_help=True)
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")

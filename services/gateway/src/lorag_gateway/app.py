@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lorag_api import ServiceError, Unauthorized, Unavailable
 from lorag_gateway.api import catalog, datasets, jobs, minions, recommend, types
 from lorag_gateway.auth import OwnerDep
 from lorag_gateway.deps import Gateway
@@ -38,6 +39,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     for kind, status in STATUS.items():
         app.add_exception_handler(kind, _plain(status))
+    app.add_exception_handler(ServiceError, _forwarded)
 
     @app.get("/api/me", tags=["auth"], summary="Who the token belongs to")
     async def me(owner: OwnerDep) -> dict[str, str]:
@@ -56,6 +58,24 @@ def _plain(status: int) -> Any:
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     return handle
+
+
+async def _forwarded(_: Request, exc: Exception) -> Response:
+    """A service's answer passed on: its status, message, code and hint. A service that is
+    down, or refused the gateway's own credentials, is the operator's problem, not the
+    caller's: 503 and 502, saying which."""
+    assert isinstance(exc, ServiceError)
+    status, body = exc.status, {"detail": exc.message, "code": exc.code, "hint": exc.hint}
+    if exc.errors:
+        body["detail"] = exc.errors  # a 422's field errors, as FastAPI reports its own
+    if isinstance(exc, Unauthorized):
+        status = 502
+        body = {"detail": "the gateway's service token was refused; check LORAG_SERVICE_TOKEN",
+                "code": "BAD_SERVICE_TOKEN", "hint": None}  # fmt: skip
+    elif isinstance(exc, Unavailable):
+        status = 503
+    headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class UploadLimit:

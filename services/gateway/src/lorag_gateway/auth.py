@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from lorag_gateway import tokens
+from lorag_core.db import tokens
 from lorag_gateway.deps import GatewayDep
 
 bearer = HTTPBearer(auto_error=False, description="A token from `lorag tokens create OWNER`.")

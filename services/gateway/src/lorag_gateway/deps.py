@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
 
+from lorag_api.hybrid import HybridClient
+from lorag_api.lora import LoraClient
+from lorag_api.rag import RagClient
 from lorag_core.storage import ObjectStore
 from lorag_gateway.config import GatewaySettings
 from lorag_gateway.ratelimit import RateLimiter
@@ -27,7 +30,14 @@ class Gateway:
     broker: KafkaBroker
     watchers: JobWatchers
     limiter: RateLimiter
-    lazy: dict[str, Any] = field(default_factory=dict)  # built on first use: embedders, routers
+    rag: RagClient  # knowledge bases are the rag-service's
+    lora: LoraClient  # adapters are the lora-service's
+    hybrid: HybridClient  # minions and recommendations are the hybrid-orchestrator's
+
+    async def close(self) -> None:
+        await self.watchers.close()
+        for client in (self.rag, self.lora, self.hybrid):
+            await client.close()
 
 
 def get_gateway(request: Request) -> Gateway:
@@ -36,16 +46,3 @@ def get_gateway(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
-
-
-def router_of(gateway: Gateway) -> Any:
-    """The minion router (and its retrieval deps), built on first use: it loads embedders."""
-    if "router" not in gateway.lazy:
-        import os
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from lorag_hybrid.config import HybridSettings
-        from lorag_hybrid.main import make_router
-
-        gateway.lazy["router"] = make_router(HybridSettings())
-    return gateway.lazy["router"]

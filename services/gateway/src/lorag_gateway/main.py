@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from lorag_api import ServiceUrls
+from lorag_api.hybrid import HybridClient
+from lorag_api.lora import LoraClient
+from lorag_api.rag import RagClient
 from lorag_core.db.changes import JobChanges
 from lorag_core.service.entry import serve
 from lorag_core.service.host import Runtime, ServiceHost
@@ -24,10 +28,14 @@ def build(runtime: Runtime, settings: GatewaySettings) -> Gateway:
     assert runtime.objects is not None
     changes = JobChanges(runtime.settings.postgres_dsn)
     changes.start()
+    urls, token = ServiceUrls(), runtime.settings.service_secret
     return Gateway(
         settings=settings, db=runtime.db, objects=runtime.objects, broker=runtime.broker,
         watchers=JobWatchers(runtime.db, changes, settings.poll_s),
         limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        rag=RagClient(urls.rag_service_url, token),
+        lora=LoraClient(urls.lora_service_url, token),
+        hybrid=HybridClient(urls.hybrid_service_url, token, timeout=300),  # asks take a while
     )  # fmt: skip
 
 
@@ -48,7 +56,7 @@ def register(host: ServiceHost) -> None:
         server, gateway = state.get("server"), state.get("gateway")
         if isinstance(server, ApiServer) and isinstance(gateway, Gateway):
             server.server.should_exit = True  # no new requests; open SSE streams end below
-            await gateway.watchers.close()
+            await gateway.close()
             await server.stop()
 
 

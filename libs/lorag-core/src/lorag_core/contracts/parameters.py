@@ -30,7 +30,9 @@ class RagParameters(Contract):
     question_field: str = Field(default="question", description="JSONL/CSV question field.")
     answer_field: str = Field(default="answer", description="JSONL/CSV answer field.")
     eval_file: str | None = Field(
-        default=None, description="URI of a JSONL of {question, answer} pairs for hit rate and MRR."
+        default=None,
+        description="URI of a JSONL of {question, answer} pairs for hit rate and MRR.",
+        json_schema_extra={"x-lorag-file": True},  # the CLI uploads a local file named here
     )
     on_bad_file: Literal["fail", "skip"] = Field(
         default="fail",

@@ -1,51 +1,42 @@
-"""/api/adapters and /api/kbs: the caller's adapters (versions, aliases, promote) and KBs."""
+"""/api/adapters and /api/kbs: the caller's adapters (lora-service) and KBs (rag-service)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
-from lorag_gateway.api import Question
+from lorag_api.lora import Adapter, AdapterVersion, Promote, Promoted
+from lorag_api.rag import Hits, KnowledgeBase, Query
 from lorag_gateway.auth import OwnerDep
-from lorag_gateway.deps import GatewayDep, router_of
-from lorag_gateway.handlers import catalog
+from lorag_gateway.deps import GatewayDep
 
 router = APIRouter(prefix="/api", tags=["adapters", "knowledge bases"])
 
 
-class Promote(BaseModel):
-    version: int = Field(ge=1, description="Version the alias points at.")
-    alias: str = Field(min_length=1, max_length=64, description="e.g. production")
-
-
-class KbQuery(BaseModel):
-    question: Question
-    top_k: int = Field(5, ge=1, le=50)
-
-
 @router.get("/adapters", summary="The caller's adapter versions")
-async def adapters(owner: OwnerDep, gateway: GatewayDep) -> list[dict[str, Any]]:
-    return await catalog.list_adapters(gateway.db, owner)
+async def adapters(owner: OwnerDep, gateway: GatewayDep) -> list[AdapterVersion]:
+    return await gateway.lora.list_adapters(owner)
 
 
 @router.get("/adapters/{name}", summary="One adapter: versions, aliases, alias history")
-async def adapter(name: str, owner: OwnerDep, gateway: GatewayDep) -> dict[str, Any]:
-    return await catalog.show_adapter(gateway.db, owner, name)
+async def adapter(name: str, owner: OwnerDep, gateway: GatewayDep) -> Adapter:
+    return await gateway.lora.show_adapter(owner, name)
 
 
 @router.post("/adapters/{name}/promote", summary="Point an alias at a version")
-async def promote(name: str, body: Promote, owner: OwnerDep, gateway: GatewayDep) -> dict[str, Any]:
-    return await catalog.promote(gateway.db, owner, name, body.version, body.alias)
+async def promote(name: str, body: Promote, owner: OwnerDep, gateway: GatewayDep) -> Promoted:
+    return await gateway.lora.promote(owner, name, body)
 
 
 @router.get("/kbs", summary="The caller's knowledge bases")
-async def kbs(owner: OwnerDep, gateway: GatewayDep) -> list[dict[str, Any]]:
-    return await catalog.list_kbs(gateway.db, owner)
+async def kbs(owner: OwnerDep, gateway: GatewayDep) -> list[KnowledgeBase]:
+    return await gateway.rag.list_kbs(owner)
+
+
+@router.get("/kbs/{kb}", summary="One knowledge base")
+async def kb(kb: str, owner: OwnerDep, gateway: GatewayDep) -> KnowledgeBase:
+    return await gateway.rag.show_kb(owner, kb)
 
 
 @router.post("/kbs/{kb}/query", summary="Retrieve the chunks closest to a question")
-async def query(kb: str, body: KbQuery, owner: OwnerDep, gateway: GatewayDep) -> dict[str, Any]:
-    rag = router_of(gateway).rag
-    return await catalog.query_kb(gateway.db, rag, owner, kb, body.question, body.top_k)
+async def query(kb: str, body: Query, owner: OwnerDep, gateway: GatewayDep) -> Hits:
+    return await gateway.rag.query(owner, kb, body)

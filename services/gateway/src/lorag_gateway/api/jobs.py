@@ -34,7 +34,7 @@ class SubmitJob(BaseModel):
 
 @router.post("", status_code=202, summary="Submit a job")
 async def submit(body: SubmitJob, owner: OwnerDep, gateway: GatewayDep) -> dict[str, Any]:
-    return await jobs.submit(gateway.db, gateway.broker, owner, body.model_dump())
+    return await jobs.submit(gateway.broker, gateway.lora, owner, body.model_dump())
 
 
 @router.get("", summary="List the caller's jobs, newest first")
@@ -55,9 +55,16 @@ async def show(job_id: str, owner: OwnerDep, gateway: GatewayDep) -> dict[str, A
     return await jobs.show(gateway.db, owner, job_id)
 
 
+class CancelJob(BaseModel):
+    reason: str = Field("cancelled by its owner", max_length=500, description="Kept on the job.")
+
+
 @router.post("/{job_id}/cancel", status_code=202, summary="Ask to cancel a running job")
-async def cancel(job_id: str, owner: OwnerDep, gateway: GatewayDep) -> dict[str, Any]:
-    return await jobs.cancel(gateway.db, gateway.broker, owner, job_id)
+async def cancel(
+    job_id: str, owner: OwnerDep, gateway: GatewayDep, body: CancelJob | None = None
+) -> dict[str, Any]:
+    reason = body.reason if body is not None else CancelJob().reason
+    return await jobs.cancel(gateway.db, gateway.broker, owner, job_id, reason)
 
 
 @router.get("/{job_id}/events", summary="Live progress (text/event-stream) until the job ends")

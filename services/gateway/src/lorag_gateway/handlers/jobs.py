@@ -9,6 +9,7 @@ from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
+from lorag_api.lora import LoraClient
 from lorag_core.contracts import (
     DatasetRef,
     HybridParameters,
@@ -22,9 +23,7 @@ from lorag_core.domain.job_state import JobState
 from lorag_core.domain.training_types import parse_training_type, resolve
 from lorag_core.messaging.broker import publish_event
 from lorag_gateway.errors import Conflict, Invalid, NotFound
-from lorag_gateway.handlers import catalog
 from lorag_gateway.handlers.datasets import check_reference
-from lorag_lora.adapters.registry import NameTaken
 
 Row = dict[str, Any]
 
@@ -76,17 +75,14 @@ def adapter_named(event: JobRequested) -> tuple[str, tuple[str | int, ...]] | No
     return None  # named after the new job's id: nobody else's
 
 
-async def submit(
-    db: AsyncConnectionPool, broker: KafkaBroker, owner: str, body: dict[str, Any]
-) -> Row:
+async def submit(broker: KafkaBroker, lora: LoraClient, owner: str, body: dict[str, Any]) -> Row:
     """Publish the job's request; the tracker records it QUEUED."""
     event = build_request(owner, body)
     named = adapter_named(event)
     if named is not None:  # the lora-service would fail the job: say so on the field, now
-        try:
-            await catalog.ensure_adapter_name_free(db, owner, named[0])
-        except NameTaken as exc:
-            raise Invalid.field(named[1], str(exc)) from None
+        check = await lora.check_name(owner, named[0])
+        if not check.available:
+            raise Invalid.field(named[1], check.message or f"adapter {named[0]!r} is taken")
     await publish_event(broker, event)
     return {
         "job_id": event.job_id,
@@ -117,13 +113,16 @@ async def show(db: AsyncConnectionPool, owner: str, job_id: str) -> Row:
         return {**job, "progress": await store.progress_log(conn, job_id)}
 
 
-async def cancel(db: AsyncConnectionPool, broker: KafkaBroker, owner: str, job_id: str) -> Row:
+async def cancel(
+    db: AsyncConnectionPool, broker: KafkaBroker, owner: str, job_id: str,
+    reason: str = "cancelled in the console",
+) -> Row:  # fmt: skip
     """Ask the service running the job to stop it; Conflict when it already ended."""
     job = await show(db, owner, job_id)
     if JobState(job["state"]).is_terminal:
         raise Conflict(f"job {job_id} already ended {job['state']}; there is nothing to cancel")
     await publish_event(
-        broker, JobCancelRequested(job_id=job_id, reason="cancelled in the console",
+        broker, JobCancelRequested(job_id=job_id, reason=reason,
                                    requested_by=f"gateway:{owner}"[:64]),
     )  # fmt: skip
     return {"job_id": job_id, "cancel_requested": True, "state": job["state"]}

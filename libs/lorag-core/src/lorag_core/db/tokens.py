@@ -1,4 +1,5 @@
-"""API tokens: created for an owner, stored only as their sha256, looked up, revoked."""
+"""API tokens (the gateway's, kept by the kernel so admin tools create them without the gateway):
+created for an owner, stored only as their sha256, looked up, revoked."""
 
 from __future__ import annotations
 
