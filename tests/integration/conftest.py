@@ -1,5 +1,6 @@
 import pytest
 
+from tests.support.gateway import start_gateway
 from tests.support.processes import start_service
 
 
@@ -11,3 +12,11 @@ def tracker(settings, logs_dir, tmp_path_factory):
     service.spans_path = spans  # type: ignore[attr-defined]
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(settings, logs_dir):
+    """A gateway for `lorag` user commands about jobs (no other service behind it)."""
+    running = start_gateway(logs_dir)
+    yield running
+    running.process.stop()

@@ -2,8 +2,6 @@
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -43,7 +41,7 @@ async def send(settings, *events) -> None:
         )
 
 
-async def test_request_creates_a_queued_job_and_progress_finishes_it(settings, tracker):
+async def test_request_creates_a_queued_job_and_progress_finishes_it(settings, tracker, gateway):
     job_id = new_job_id()
     await send(settings, request(job_id))
     job = await wait_for_job(settings.postgres_dsn, job_id, state="QUEUED")
@@ -59,22 +57,17 @@ async def test_request_creates_a_queued_job_and_progress_finishes_it(settings, t
     job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED")
     assert job["result"]["summary"] == {"chunks": 12} and job["finished_at"] is not None
 
-    shown = subprocess.run(
-        [sys.executable, "-m", "lorag_cli", "jobs", "show", job_id, "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    shown = gateway.cli("jobs", "show", job_id, "--json", owner=job["owner"])
+    assert shown.returncode == 0, shown.stderr
     printed = json.loads(shown.stdout)
     assert printed["state"] == "SUCCEEDED"
     assert [p["seq"] for p in printed["progress"]] == [1, 2, 3]
-    table = subprocess.run(
-        [sys.executable, "-m", "lorag_cli", "jobs", "show", job_id],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    table = gateway.cli("jobs", "show", job_id, owner=job["owner"])
+    assert table.returncode == 0, table.stderr
     assert job_id in table.stdout and "SUCCEEDED" in table.stdout
+    # Another owner's token does not see the job at all.
+    other = gateway.cli("jobs", "show", job_id, owner="someone-else")
+    assert other.returncode == 1 and "no job" in other.stderr
 
 
 async def test_duplicates_and_reordering_leave_one_job_with_the_right_end(settings, tracker):

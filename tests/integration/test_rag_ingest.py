@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 from lorag_core.contracts import DatasetRef, JobRequested, RagParameters
 from lorag_core.storage import ObjectStore
 from tests.support.db import fetch_all, wait_for_job
+from tests.support.gateway import start_gateway
 from tests.support.kafka import publish_raw
 from tests.support.processes import start_service
 
@@ -142,20 +141,12 @@ async def wait_stage(settings, job_id: str, min_percent: float, timeout: float =
     raise AssertionError(f"{job_id} did not reach embedding {min_percent}% in {timeout}s: {rows}")
 
 
-def lorag(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lorag_cli", *args], capture_output=True, text=True, timeout=180
-    )
-
-
-def kb_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`lorag kb ...`."""
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "lorag_cli", "kb", *args],
-        capture_output=True, text=True, timeout=180, env={**os.environ, **env},
-    )  # fmt: skip
+@pytest.fixture
+def rag_gateway(rag, logs_dir):
+    """A gateway in front of the module's current rag-service, for `lorag` user commands."""
+    running = start_gateway(logs_dir, rag.process)
+    yield running
+    running.process.stop()
 
 
 def chroma_count(chroma_path: Path, kb: str) -> int | None:
@@ -214,7 +205,9 @@ def first_ingest(settings, rag, objects):
     return kb, asyncio.run(go())
 
 
-async def test_a_mixed_dataset_becomes_a_queryable_kb_with_quality(settings, rag, first_ingest):
+async def test_a_mixed_dataset_becomes_a_queryable_kb_with_quality(
+    settings, rag, first_ingest, rag_gateway
+):
     kb, job = first_ingest
     summary = job["result"]["summary"]
     assert summary["chunks"] >= 1000 and summary["sources"] == 40
@@ -229,12 +222,12 @@ async def test_a_mixed_dataset_becomes_a_queryable_kb_with_quality(settings, rag
     assert {"validating", "chunking", "embedding", "indexing"} <= stages
     assert chroma_count(rag.state / "chroma", kb) == summary["chunks"]
 
-    done = kb_cli("query", kb, "What is the hatch code?", "--top-k", "3", "--json", env=rag.env)
+    done = rag_gateway.cli("kb", "query", kb, "What is the hatch code?", "--top-k", "3", "--json")
     assert done.returncode == 0, done.stderr
     hits = json.loads(done.stdout)["hits"]
     assert hits[0]["source"] == "manual.pdf" and "four four two" in hits[0]["text"]
     assert 0 < hits[0]["score"] <= 1 and len(hits) == 3
-    listed = kb_cli("ls", "--json", env=rag.env)
+    listed = rag_gateway.cli("kb", "ls", "--json")
     row = next(r for r in json.loads(listed.stdout) if r["name"] == kb)
     assert row["version"] == 1 and row["hit_rate"] == summary["hit_rate"]
     assert row["embedding_model"] == "all-MiniLM-L6-v2"
@@ -255,12 +248,15 @@ async def test_reingest_with_ten_percent_changed_reports_exactly_that(
     assert chroma_count(rag.state / "chroma", kb) == total
 
 
-async def test_cancel_stops_within_five_seconds_and_leaves_nothing(settings, rag, objects):
+async def test_cancel_stops_within_five_seconds_and_leaves_nothing(
+    settings, rag, objects, rag_gateway
+):
     kb = f"cancel-{uuid.uuid4().hex[:6]}"
     job_id = await submit(settings, upload(objects, mixed_dataset()), kb=kb, **PARAMS)
     await wait_stage(settings, job_id, 20)
-    assert lorag("jobs", "cancel", job_id).returncode == 0
-    started = asyncio.get_running_loop().time()
+    started = asyncio.get_running_loop().time()  # the clock runs from the user's command
+    cancelled = await asyncio.to_thread(rag_gateway.cli, "jobs", "cancel", job_id)
+    assert cancelled.returncode == 0, cancelled.stderr
     await wait_for_job(settings.postgres_dsn, job_id, state="CANCELLED", timeout=10)
     assert asyncio.get_running_loop().time() - started < 5
     await asyncio.sleep(0.5)  # the cleanup runs before CANCELLED is published; be generous
@@ -271,11 +267,11 @@ async def test_cancel_stops_within_five_seconds_and_leaves_nothing(settings, rag
     assert rows == []
 
 
-async def test_legacy_rag_job_runs_as_external_rag(settings, rag):
+async def test_legacy_rag_job_runs_as_external_rag(settings, rag, rag_gateway):
     corpus = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "corpus"
     kb = f"demo-{uuid.uuid4().hex[:6]}"
-    done = lorag("submit", "RAG", "--dataset", str(corpus), "--param", f"kb={kb}",
-                 "--wait", "--json", "--timeout", "120")  # fmt: skip
+    done = rag_gateway.cli("submit", "RAG", "--dataset", str(corpus), "--param", f"kb={kb}",
+                           "--wait", "--json", "--timeout", "120")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     job = json.loads(done.stdout)
     assert job["state"] == "SUCCEEDED" and job["effective_type"] == "EXTERNAL_RAG"
