@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from lorag_cli.services import SERVICES
+from lorag_cli.services import SERVICES, shifted_ports
 from lorag_core.storage import ObjectStore
 from lorag_local.stack import free_port
 from tests.support.db import wait_for_job
@@ -18,13 +18,17 @@ from tests.support.db import wait_for_job
 pytestmark = pytest.mark.e2e
 
 
-def lorag(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+CLI_ENV: dict[str, str] = {}  # where `lorag serve all` put the gateway, once it runs
+
+
+def lorag(*args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "lorag_cli", *args],
         capture_output=True,
         text=True,
         check=check,
         timeout=120,
+        env={**os.environ, **CLI_ENV, **env},
     )
 
 
@@ -37,10 +41,15 @@ def ready(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def serve_all(settings, logs_dir):
+def serve_all(settings, logs_dir, tmp_path_factory):
     base = free_port()
-    while any(free_port() == base + i for i in range(1, 6)):
+    while any(free_port() == base + i for i in range(1, 8)):
         base = free_port()
+    # The CLI's first user command makes a local token and saves it in its own config folder.
+    CLI_ENV.update(
+        LORAG_URL=f"http://127.0.0.1:{shifted_ports(base)['LORAG_GATEWAY_PORT']}",
+        XDG_CONFIG_HOME=str(tmp_path_factory.mktemp("cli-config")),
+    )
     log = (logs_dir / "serve-all.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "lorag_cli", "serve", "all"],
@@ -53,6 +62,10 @@ def serve_all(settings, logs_dir):
     while time.monotonic() < deadline and not all(ready(p) for p in ports):
         time.sleep(0.5)
     assert all(ready(p) for p in ports), (logs_dir / "serve-all.log").read_text()[-5000:]
+    deadline = time.monotonic() + 30
+    while lorag("jobs", "ls", check=False).returncode != 0:  # the API follows /ready
+        assert time.monotonic() < deadline, (logs_dir / "serve-all.log").read_text()[-5000:]
+        time.sleep(0.5)
     yield process
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -83,7 +96,8 @@ async def test_submit_list_show_cancel(settings, serve_all, tmp_path):
     uri = job["request"]["datasets"][0]["uri"]
     bucket, prefix = uri[5:].split("/", 1)
     keys = sorted(ObjectStore.from_settings(settings.s3).list_keys(bucket, prefix))
-    assert keys == [f"{job_id}/a.md", f"{job_id}/b.txt"]
+    assert prefix.startswith("uploads/default/")  # uploaded through the gateway, as its owner
+    assert keys == [f"{prefix}a.md", f"{prefix}b.txt"]
 
     listed = json.loads(lorag("jobs", "ls", "--json", "--limit", "500").stdout)
     assert job_id in {row["job_id"] for row in listed}
@@ -128,12 +142,46 @@ async def test_cancel_stops_a_running_job(settings, serve_all, tmp_path):
         (["jobs", "show", "job-does-not-exist"], "no job 'job-does-not-exist'"),
         (["jobs", "cancel", "job-does-not-exist"], "no job 'job-does-not-exist'"),
         (["serve", "chat-service"], "unknown service 'chat-service'"),
+        (
+            ["submit", "LOCAL_HYBRID", "--dataset", ".", "--param", "max_steps=30"],
+            "use --param lora.max_steps=30",
+        ),
+        (
+            ["submit", "EXTERNAL_RAG", "--dataset", ".", "--param", "eval_file=/no/such.jsonl"],
+            "--param eval_file=/no/such.jsonl: no such file",
+        ),
     ],
 )
-def test_bad_input_gets_a_clear_error(settings, args, message):
+def test_bad_input_gets_a_clear_error(settings, serve_all, args, message):
     done = lorag(*args, check=False)
     assert done.returncode != 0
     assert message in " ".join(done.stderr.split()), done.stderr
+
+
+def test_a_missing_or_wrong_token_says_what_to_do(settings, serve_all, tmp_path):
+    elsewhere = lorag("jobs", "ls", check=False, LORAG_URL="http://lorag.invalid:8000",
+                      XDG_CONFIG_HOME=str(tmp_path))  # fmt: skip
+    assert elsewhere.returncode == 1
+    said = " ".join(elsewhere.stderr.split())
+    assert "no token for the gateway at http://lorag.invalid:8000" in said
+    assert "lorag login --token TOKEN" in said and "LORAG_TOKEN" in said
+    wrong = lorag("kb", "ls", check=False, LORAG_TOKEN="lrg_wrong")
+    said = " ".join(wrong.stderr.split())
+    assert wrong.returncode == 1 and "the gateway refused the token" in said
+    assert "lorag tokens create OWNER" in said
+
+
+def test_eval_file_named_in_a_parameter_is_uploaded(settings, serve_all, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.md").write_text("# Ops\nThe cluster is called lighthouse.")
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "What is the cluster called?", "answer": "lighthouse"}\n')
+    done = lorag("submit", "EXTERNAL_RAG", "--dataset", str(tmp_path / "docs"),
+                 "--param", f"eval_file={qa}", "--wait", "--json", "--timeout", "180")  # fmt: skip
+    job = json.loads(done.stdout)
+    uri = job["request"]["parameters"]["eval_file"]
+    assert uri.startswith("s3://lorag-datasets/uploads/default/") and uri.endswith("/qa.jsonl")
+    assert job["state"] == "SUCCEEDED" and job["result"]["summary"]["eval_pairs"] == 1
 
 
 def test_every_command_has_help():
@@ -149,6 +197,12 @@ def test_every_command_has_help():
         ["jobs", "cancel", "--help"],
         ["db", "upgrade", "--help"],
         ["db", "status", "--help"],
+        ["login", "--help"],
+        ["kb", "query", "--help"],
+        ["adapters", "show", "--help"],
+        ["ask", "--help"],
+        ["recommend", "--help"],
+        ["tokens", "create", "--help"],
     ):
         assert "Usage" in lorag(*command).stdout
 

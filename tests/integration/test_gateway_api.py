@@ -28,6 +28,7 @@ from tests.integration.test_lora_helpers import (  # noqa: F401 (tiny_models is 
     tiny_models,
 )
 from tests.support.db import wait_for_job
+from tests.support.gateway import service_urls, start_gateway
 from tests.support.kafka import publish_raw
 from tests.support.processes import ServiceProcess, start_service
 
@@ -59,29 +60,28 @@ async def make_token(settings, owner: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def chroma(tmp_path_factory) -> str:
-    """The Chroma folder the rag-service writes and the gateway's KB queries read."""
-    return str(tmp_path_factory.mktemp("gateway-chroma"))
+def gateway(settings, logs_dir, rag, lora, hybrid):
+    """The gateway in front of real rag-, lora-service and orchestrator processes."""
+    running = start_gateway(
+        logs_dir, rag, lora, hybrid, LORAG_GATEWAY_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT)
+    )
+    yield running.url
+    assert running.process.stop() == 0, running.process.log()
 
 
 @pytest.fixture(scope="module")
-def gateway(settings, logs_dir, chroma):
-    port = free_port()
-    service = start_service(
-        "lorag_gateway", logs_dir, LORAG_GATEWAY_PORT=str(port),
-        LORAG_GATEWAY_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT), LORAG_CHROMA_PATH=chroma,
-        HF_HUB_OFFLINE="1",
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    wait_for_api(base, service)
-    yield base
-    assert service.stop() == 0, service.log()
-
-
-@pytest.fixture(scope="module")
-def rag(settings, logs_dir, chroma):
-    """The rag-service, for the EXTERNAL_RAG jobs the gateway accepts."""
+def rag(settings, logs_dir, tmp_path_factory):
+    """The rag-service, for the EXTERNAL_RAG jobs the gateway accepts; it alone reads Chroma."""
+    chroma = str(tmp_path_factory.mktemp("gateway-chroma"))
     service = start_service("lorag_rag", logs_dir, LORAG_CHROMA_PATH=chroma, HF_HUB_OFFLINE="1")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def hybrid(settings, logs_dir, rag, lora):
+    """The orchestrator: minions and recommendations, asking the rag- and lora-service."""
+    service = start_service("lorag_hybrid", logs_dir, HF_HUB_OFFLINE="1", **service_urls(rag, lora))
     yield service
     service.stop()
 

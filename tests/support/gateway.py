@@ -30,7 +30,11 @@ URL_SETTING = {
 
 def service_urls(*services: ServiceProcess) -> dict[str, str]:
     """The address settings that point a process at services started by a test."""
-    return {URL_SETTING[s.module]: f"http://127.0.0.1:{s.port}" for s in services}
+    urls = {URL_SETTING[s.module]: f"http://127.0.0.1:{s.port}" for s in services}
+    for service in services:
+        if api_port := getattr(service, "api_port", None):  # the lora-service's OpenAI API
+            urls["LORAG_LORA_OPENAI_URL"] = f"http://127.0.0.1:{api_port}/v1"
+    return urls
 
 
 def make_token(owner: str) -> str:

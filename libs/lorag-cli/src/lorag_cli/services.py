@@ -32,11 +32,35 @@ class Child:
     restarts: int = 0
 
 
+URL_SETTINGS = {
+    "rag-service": "LORAG_RAG_SERVICE_URL",
+    "lora-service": "LORAG_LORA_SERVICE_URL",
+    "hybrid-orchestrator": "LORAG_HYBRID_SERVICE_URL",
+    "migration-service": "LORAG_MIGRATION_SERVICE_URL",
+}
+
+
+def shifted_ports(base: int) -> dict[str, str]:
+    """Ports and the matching service addresses when the stack runs from port `base` on (several
+    stacks on one machine): each service at base + its index, then the lora-service's OpenAI API,
+    then the gateway's API."""
+    env = {f"{name}:port": str(base + n) for n, name in enumerate(SERVICES)}
+    env |= {var: f"http://127.0.0.1:{base + list(SERVICES).index(name)}"
+            for name, var in URL_SETTINGS.items()}  # fmt: skip
+    openai_port, gateway_port = base + len(SERVICES), base + len(SERVICES) + 1
+    env |= {"LORAG_LORA_API_PORT": str(openai_port), "LORAG_GATEWAY_PORT": str(gateway_port),
+            "LORAG_LORA_OPENAI_URL": f"http://127.0.0.1:{openai_port}/v1"}  # fmt: skip
+    return env
+
+
 def _spawn(name: str) -> subprocess.Popen[bytes]:
     env = os.environ.copy()
-    if base := env.get("LORAG_HEALTH_PORT_BASE"):  # several stacks on one machine
-        env["LORAG_HEALTH_PORT"] = str(int(base) + list(SERVICES).index(name))
-        env.setdefault("LORAG_LORA_API_PORT", str(int(base) + len(SERVICES)))
+    if base := env.get("LORAG_HEALTH_PORT_BASE"):
+        shifted = shifted_ports(int(base))
+        env["LORAG_HEALTH_PORT"] = shifted[f"{name}:port"]
+        for var, value in shifted.items():
+            if not var.endswith(":port"):
+                env.setdefault(var, value)
     return subprocess.Popen([sys.executable, "-m", SERVICES[name]], env=env)
 
 
@@ -47,8 +71,9 @@ def serve(
 
     With `all`, a child that exits is restarted with backoff; SIGTERM or Ctrl-C stops every
     child gracefully (in-flight messages finish) and then exits. Health ports are each
-    service's default, or LORAG_HEALTH_PORT_BASE + its index in the order listed (and the
-    lora-service's OpenAI-compatible API on the port after the last).
+    service's default, or LORAG_HEALTH_PORT_BASE + its index in the order listed (then the
+    lora-service's OpenAI-compatible API and the gateway's API), with every service's address
+    set to match.
     """
     if service != "all" and service not in SERVICES:
         fail(f"unknown service {service!r}", hint=f"choose one of: {', '.join(SERVICES)}, all")
