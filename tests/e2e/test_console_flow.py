@@ -23,8 +23,8 @@ from lorag_core.contracts import JobRequested
 from lorag_core.db import jobs as job_store
 from lorag_core.db import tokens
 from lorag_local.stack import free_port
-from tests.integration.test_gateway_api import wait_for_api
 from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_models  # noqa: F401
+from tests.support.gateway import service_urls, start_gateway
 from tests.support.processes import start_service
 
 pytestmark = pytest.mark.e2e
@@ -68,23 +68,17 @@ def stack(request, settings, logs_dir, tmp_path_factory):
         pytest.skip("needs Debian's chromium: apt-get install -y chromium")
     models = request.getfixturevalue("tiny_models")
     state = tmp_path_factory.mktemp("console")
-    chroma = {"LORAG_CHROMA_PATH": str(state / "chroma")}
-    api_port = free_port()
-    hybrid = {"LORAG_HYBRID_LORA_API": f"http://127.0.0.1:{api_port}/v1",
-              "LORAG_HYBRID_EVAL_PAIRS": "3", "LORAG_HYBRID_RETRY_BACKOFF_S": "0.5"}  # fmt: skip
-    started = [start_lora(logs_dir, lora_env(models, state / "lora", api_port))]
+    hybrid = {"LORAG_HYBRID_EVAL_PAIRS": "3", "LORAG_HYBRID_RETRY_BACKOFF_S": "0.5"}
+    lora = start_lora(logs_dir, lora_env(models, state / "lora", free_port()))
+    started = [lora]
     try:
-        started.append(start_service("lorag_rag", logs_dir, **chroma))
-        started.append(start_service("lorag_hybrid", logs_dir, **chroma, **hybrid))
-        port = free_port()
-        gateway = start_service(
-            "lorag_gateway", logs_dir, LORAG_GATEWAY_PORT=str(port), HF_HUB_OFFLINE="1",
-            **chroma, **hybrid,
-        )  # fmt: skip
-        started.append(gateway)
-        base = f"http://127.0.0.1:{port}"
-        wait_for_api(base, gateway)
-        yield base
+        rag = start_service("lorag_rag", logs_dir, LORAG_CHROMA_PATH=str(state / "chroma"))
+        started.append(rag)
+        orchestrator = start_service("lorag_hybrid", logs_dir, **hybrid, **service_urls(rag, lora))
+        started.append(orchestrator)
+        gateway = start_gateway(logs_dir, rag, lora, orchestrator)
+        started.append(gateway.process)
+        yield gateway.url
     finally:
         for service in reversed(started):
             service.stop()

@@ -83,12 +83,15 @@ class RunningGateway:
         )  # fmt: skip
 
 
-def start_gateway(logs_dir: Path, *services: ServiceProcess, **env: str) -> RunningGateway:
+def start_gateway(
+    logs_dir: Path, *services: ServiceProcess, cwd: Path | None = None, **env: str
+) -> RunningGateway:
     """Start the gateway pointed at `services`, and wait until its API answers."""
     port = free_port()
     process = start_service(
-        "lorag_gateway", logs_dir, LORAG_GATEWAY_PORT=str(port), **service_urls(*services), **env
-    )
+        "lorag_gateway", logs_dir, cwd=cwd, LORAG_GATEWAY_PORT=str(port),
+        **service_urls(*services), **env,
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:  # the API starts after the broker connected, a moment after /ready

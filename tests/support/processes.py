@@ -51,8 +51,11 @@ class ServiceProcess:
         self.process.wait(timeout=10)
 
 
-def start_service(module: str, log_dir: Path, **env: str) -> ServiceProcess:
-    """Start `python -m module` with the session's endpoints plus `env`; wait until it is ready."""
+def start_service(
+    module: str, log_dir: Path, *, cwd: Path | None = None, **env: str
+) -> ServiceProcess:
+    """Start `python -m module` with the session's endpoints plus `env` (in `cwd`, if given);
+    wait until it is ready."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{module}-{port}.log"
@@ -61,6 +64,7 @@ def start_service(module: str, log_dir: Path, **env: str) -> ServiceProcess:
         env={**os.environ, "LORAG_HEALTH_PORT": str(port), **env},
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
+        cwd=cwd,
     )
     service = ServiceProcess(module, port, process, log_path)
     service.wait_ready()
