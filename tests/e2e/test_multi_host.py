@@ -64,7 +64,8 @@ def deployment(settings, logs_dir, tmp_path_factory):
         api_port = free_port()  # the base model is built on first use, on this host only
         lora = start_service(
             "lorag_lora", logs_dir, cwd=lora_dir, **lora_env,
-            LORAG_LORA_MODELS_DIR=str(lora_dir / "models"), LORAG_LORA_WORK_DIR=str(lora_dir / "work"),
+            LORAG_LORA_MODELS_DIR=str(lora_dir / "models"),
+            LORAG_LORA_WORK_DIR=str(lora_dir / "work"),
             LORAG_LORA_API_PORT=str(api_port), LORAG_LORA_TORCH_THREADS="1",
         )  # fmt: skip
         lora.api_port = api_port  # type: ignore[attr-defined]
