@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lorag_api import ServiceError, Unauthorized, Unavailable
+from lorag_core.contracts.asyncapi import asyncapi_document
 from lorag_gateway.api import catalog, datasets, jobs, minions, recommend, types
 from lorag_gateway.auth import OwnerDep
 from lorag_gateway.deps import Gateway
@@ -44,6 +45,10 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/api/me", tags=["auth"], summary="Who the token belongs to")
     async def me(owner: OwnerDep) -> dict[str, str]:
         return {"owner": owner}
+
+    @app.get("/api/asyncapi.json", tags=["contracts"], summary="The topics, as AsyncAPI 3")
+    async def topics() -> dict[str, Any]:
+        return asyncapi_document()
 
     @app.get("/", include_in_schema=False)
     async def console() -> FileResponse:

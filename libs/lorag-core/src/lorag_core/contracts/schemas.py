@@ -16,8 +16,10 @@ SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
 
 def render_schemas() -> dict[str, str]:
-    """File name -> JSON Schema text for every event contract."""
-    rendered = {}
+    """File name -> JSON Schema text for every event contract, and the AsyncAPI document."""
+    from lorag_core.contracts.asyncapi import asyncapi_document
+
+    rendered = {"asyncapi.json": json.dumps(asyncapi_document(), indent=2, sort_keys=True) + "\n"}
     for event in EVENTS:
         schema = event.model_json_schema(mode="validation")
         schema["x-topic"] = event.topic

@@ -69,6 +69,12 @@ def service_app(service: str, readiness: Check, token: str) -> FastAPI:
         body = {"status": "ready" if ok else "not ready", "service": service, "checks": checks}
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    @app.get("/asyncapi.json", tags=["operations"], summary="The topics, as AsyncAPI 3")
+    async def asyncapi() -> dict[str, Any]:
+        from lorag_core.contracts.asyncapi import asyncapi_document
+
+        return asyncapi_document()
+
     return app
 
 
