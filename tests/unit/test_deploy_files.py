@@ -15,9 +15,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from lorag_api.base import ServiceUrls
+from lorag_lora.config import LoraSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -44,6 +48,91 @@ REQUIRED_ENV = (
     "LORAG_OTEL_ENDPOINT",
 )
 Resources = dict[str, list[dict[str, Any]]]  # k8s file name -> its documents
+
+LORA_OPENAI_PORT: int = LoraSettings.model_fields["api_port"].default
+# Address setting -> (the service it must name, its port). Every ServiceUrls field is here
+# (test_every_service_url_setting_is_known), plus the LLM endpoints still read by name.
+URL_TARGETS: dict[str, tuple[str, int]] = {
+    "LORAG_RAG_SERVICE_URL": ("rag-service", 8101),
+    "LORAG_LORA_SERVICE_URL": ("lora-service", 8112),
+    "LORAG_LORA_OPENAI_URL": ("lora-service", LORA_OPENAI_PORT),
+    "LORAG_HYBRID_SERVICE_URL": ("hybrid-orchestrator", 8103),
+    "LORAG_MIGRATION_SERVICE_URL": ("migration-service", 8104),
+    "LORAG_LLM_BASE_URL": ("lora-service", LORA_OPENAI_PORT),  # the rag-service's chat LLM
+    "LORAG_HYBRID_LORA_API": ("lora-service", LORA_OPENAI_PORT),
+}
+# The addresses each service calls (now, or through lorag_api once issue 11's clients land).
+NEEDED_URLS: dict[str, tuple[str, ...]] = {
+    "rag-service": ("LORAG_LLM_BASE_URL",),
+    "lora-service": (),
+    "hybrid-orchestrator": (
+        "LORAG_RAG_SERVICE_URL",
+        "LORAG_LORA_SERVICE_URL",
+        "LORAG_LORA_OPENAI_URL",
+        "LORAG_HYBRID_LORA_API",
+        "LORAG_LLM_BASE_URL",
+    ),
+    "migration-service": (),
+    "gateway": ("LORAG_RAG_SERVICE_URL", "LORAG_LORA_SERVICE_URL", "LORAG_HYBRID_SERVICE_URL"),
+}
+# Settings that make an API listen on the container's address, per service (all: the service
+# API with health and readiness; the gateway's user API; the lora-service's OpenAI API).
+BIND_ALL = {
+    **{name: ("LORAG_HEALTH_HOST",) for name in SERVICES},
+    "gateway": ("LORAG_HEALTH_HOST", "LORAG_GATEWAY_HOST"),
+    "lora-service": ("LORAG_HEALTH_HOST", "LORAG_LORA_API_HOST"),
+}
+CHROMA_READER = "rag-service"  # the only service that gets Chroma settings
+LOOPBACK = re.compile(
+    r"(?<![\w.])(?:127(?:\.\d{1,3}){3}|localhost|0:0:0:0:0:0:0:1)(?![\w.])|(?<![\w:])::1(?![\w:])",
+    re.IGNORECASE,
+)
+
+
+def image_of(name: str) -> str:
+    """Each lorag service's own image, without a tag."""
+    return f"lorag/{name}"
+
+
+def loopbacks(where: str, env: dict[str, Any]) -> list[str]:
+    """Environment values naming a loopback address: they only work on one host."""
+    return [
+        f"{where}: {key}={value!r} is a loopback address"
+        for key, value in env.items()
+        if LOOPBACK.search(str(value))
+    ]
+
+
+def address_problems(
+    where: str, name: str, env: dict[str, Any], ports: dict[str, set[int]]
+) -> list[str]:
+    """One service's environment: the addresses it needs name the right services and ports
+    (`ports`: service -> the ports it serves), its APIs bind 0.0.0.0, Chroma only for its
+    reader, and the service token is set."""
+    problems: list[str] = []
+    for key in NEEDED_URLS[name]:
+        if not env.get(key):
+            problems.append(f"{where}: {key} is not set, and {name} calls it")
+    for key, (target, port) in URL_TARGETS.items():
+        value = env.get(key)
+        if not value:
+            continue
+        url = urlsplit(str(value))
+        if (url.hostname, url.port) != (target, port):
+            problems.append(f"{where}: {key}={value!r} should name {target}:{port}")
+        elif port not in ports.get(target, set()):
+            problems.append(f"{where}: {key} names port {port}, which {target} does not serve")
+    for key in BIND_ALL[name]:
+        if env.get(key) != "0.0.0.0":
+            problems.append(f"{where}: {key} should be 0.0.0.0 in a container")
+    chroma = sorted(key for key in env if key.startswith("LORAG_CHROMA_"))
+    if name == CHROMA_READER and "LORAG_CHROMA_URL" not in env:
+        problems.append(f"{where}: LORAG_CHROMA_URL is not set (a Chroma server)")
+    if name != CHROMA_READER and chroma:
+        problems.append(f"{where}: only {CHROMA_READER} reads Chroma, but it gets {chroma}")
+    if not env.get("LORAG_SERVICE_TOKEN"):
+        problems.append(f"{where}: LORAG_SERVICE_TOKEN is not set")
+    return problems
 
 
 def load_compose() -> dict[str, Any]:
@@ -82,9 +171,21 @@ def module_problems(where: str, command: Any, module: str) -> list[str]:
     return []
 
 
+def interpolated(value: Any) -> str:
+    """A compose value as the container sees it when the variables are unset (their defaults)."""
+    return re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda m: m[1] or "", str(value))
+
+
 def compose_problems(compose: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     services = compose.get("services") or {}
+    ports = {
+        name: {int(str(p).split(":")[-1]) for p in service.get("expose", [])}
+        for name, service in services.items()
+    }
+
+    for name, service in services.items():
+        problems += loopbacks(f"compose {name}", service.get("environment") or {})
 
     missing = (set(SERVICES) | SERVERS) - set(services)
     if missing:
@@ -126,11 +227,14 @@ def compose_problems(compose: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: LORAG_HEALTH_PORT should be {port}")
         if env.get("LORAG_PROFILE") != "local":
             problems.append(f"{name}: LORAG_PROFILE should be local in compose")
-        if env.get("LORAG_HEALTH_HOST") != "0.0.0.0":
-            problems.append(f"{name}: LORAG_HEALTH_HOST should be 0.0.0.0 in a container")
         for key in REQUIRED_ENV:
             if not env.get(key):
                 problems.append(f"{name}: {key} is not set")
+        seen = {key: interpolated(value) for key, value in env.items()}
+        problems += address_problems(f"compose {name}", name, seen, ports)
+        token = str(env.get("LORAG_SERVICE_TOKEN", ""))
+        if token and not token.startswith("${LORAG_SERVICE_TOKEN"):
+            problems.append(f"{name}: LORAG_SERVICE_TOKEN should come from the environment")
 
         probe = " ".join(map(str, (service.get("healthcheck") or {}).get("test") or []))
         if "/ready" not in probe:
@@ -140,6 +244,10 @@ def compose_problems(compose: dict[str, Any]) -> list[str]:
         build = service.get("build") or {}
         if build.get("dockerfile") != "deploy/docker/Dockerfile":
             problems.append(f"{name}: not built from deploy/docker/Dockerfile")
+        if (build.get("args") or {}).get("SERVICE") != name:
+            problems.append(f"{name}: not built with the build argument SERVICE={name}")
+        if str(service.get("image", "")).partition(":")[0] != image_of(name):
+            problems.append(f"{name}: image should be its own, {image_of(name)}")
 
     return problems
 
@@ -148,9 +256,16 @@ def test_compose_file_is_consistent() -> None:
     assert compose_problems(load_compose()) == []
 
 
-def test_lorag_services_share_one_image() -> None:
+def test_each_service_has_its_own_image() -> None:
     services = load_compose()["services"]
-    assert {services[name]["image"] for name in SERVICES} == {"lorag:local"}
+    images = [services[name]["image"] for name in SERVICES]
+    assert images == [f"{image_of(name)}:local" for name in SERVICES]
+
+
+def test_every_service_url_setting_is_known() -> None:
+    """A new address in lorag_api.ServiceUrls must be given a target here (and so be set)."""
+    settings = {f"LORAG_{field.upper()}" for field in ServiceUrls.model_fields}
+    assert settings <= set(URL_TARGETS)
 
 
 def test_health_ports_match_the_code() -> None:
@@ -246,12 +361,16 @@ def test_dockerfile() -> None:
     for sources in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
         for source in sources.split():
             assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
-    packages = set(re.findall(r"--package ([\w-]+)", text))
+    # One image per service: the build argument SERVICE picks the package lorag-$SERVICE.
+    assert re.search(r"^ARG SERVICE$", text, re.M)
+    installs = re.findall(r"uv sync .*--package (\S+)", text)
+    assert installs and set(installs) == {'"lorag-${SERVICE}"'}, installs
+    accepted = re.search(r"^\s+([\w|-]+)\) ;;", text, re.M)
+    assert accepted and set(accepted[1].split("|")) == set(SERVICES)
     for name in SERVICES:
-        directory = ROOT / "services" / name
-        project = (directory / "pyproject.toml").read_text()
+        project = (ROOT / "services" / name / "pyproject.toml").read_text()
         declared = re.search(r'^name = "(.+)"', project, re.M)
-        assert declared and declared[1] in packages, f"the image does not install {name}"
+        assert declared and declared[1] == f"lorag-{name}", f"lorag-$SERVICE misses {name}"
 
 
 def test_dockerignore_keeps_local_state_out() -> None:
@@ -289,6 +408,19 @@ def k8s_problems(kustomization: dict[str, Any], resources: Resources) -> list[st
 
     deployments = by_kind.get("Deployment", {})
     services = by_kind.get("Service", {})
+    config = next(iter(by_kind.get("ConfigMap", {}).values()), {}).get("data") or {}
+    secret = next(iter(by_kind.get("Secret", {}).values()), {}).get("stringData") or {}
+    problems += loopbacks("k8s ConfigMap", config) + loopbacks("k8s Secret", secret)
+    if "LORAG_SERVICE_TOKEN" not in secret:
+        problems.append("k8s: LORAG_SERVICE_TOKEN should be in the Secret")
+    if "LORAG_SERVICE_TOKEN" in config:
+        problems.append("k8s: LORAG_SERVICE_TOKEN is a secret, not ConfigMap data")
+    # Service -> the ports it serves (a URL names the Service's port, not the container's)
+    served = {
+        name: {p["port"] for p in service["spec"].get("ports", [])}
+        for name, service in services.items()
+    }
+    images = {entry.get("name") for entry in kustomization.get("images", [])}
     for name, (module, port) in SERVICES.items():
         deployment = deployments.get(name)
         if deployment is None:
@@ -315,6 +447,20 @@ def k8s_problems(kustomization: dict[str, Any], resources: Resources) -> list[st
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
         if env.get("LORAG_HEALTH_PORT") != str(port):
             problems.append(f"{name}: LORAG_HEALTH_PORT should be {port}")
+        problems += loopbacks(f"k8s {name}", env)
+        sources = container.get("envFrom", [])
+        seen: dict[str, Any] = {}
+        if {"configMapRef": {"name": "lorag-config"}} in sources:
+            seen.update(config)
+        if {"secretRef": {"name": "lorag-secrets"}} in sources:
+            seen.update(secret)
+        seen.update(env)
+        problems += address_problems(f"k8s {name}", name, seen, served)
+        image = str(container.get("image", ""))
+        if image.partition(":")[0] != image_of(name):
+            problems.append(f"{name}: image should be its own, {image_of(name)}")
+        elif image.partition(":")[0] not in images:
+            problems.append(f"{name}: kustomization.yaml does not set the image {image}")
         for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/health")):
             http = (container.get(probe) or {}).get("httpGet") or {}
             if http.get("path") != path:
@@ -377,7 +523,12 @@ def test_secrets_stay_out_of_the_configmap() -> None:
     config = next(doc for doc in docs if doc["kind"] == "ConfigMap")["data"]
     secret = next(doc for doc in docs if doc["kind"] == "Secret")["stringData"]
     assert config["LORAG_PROFILE"] == "production"
-    secret_keys = {"LORAG_POSTGRES_DSN", "LORAG_S3_ACCESS_KEY", "LORAG_S3_SECRET_KEY"}
+    secret_keys = {
+        "LORAG_POSTGRES_DSN",
+        "LORAG_S3_ACCESS_KEY",
+        "LORAG_S3_SECRET_KEY",
+        "LORAG_SERVICE_TOKEN",
+    }
     assert secret_keys <= set(secret)
     assert not secret_keys & set(config)
 
@@ -412,6 +563,45 @@ def _compose_mutations() -> list[tuple[str, Callable[[dict[str, Any]], None], st
     def drop_server(c: dict[str, Any]) -> None:
         del c["services"]["chroma"]
 
+    def loopback_url(c: dict[str, Any]) -> None:
+        c["services"]["gateway"]["environment"]["LORAG_RAG_SERVICE_URL"] = "http://127.0.0.1:8101"
+
+    def localhost_kafka(c: dict[str, Any]) -> None:
+        c["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"] = (
+            "PLAINTEXT://localhost:9092"
+        )
+
+    def ipv6_loopback(c: dict[str, Any]) -> None:
+        c["services"]["rag-service"]["environment"]["LORAG_LLM_BASE_URL"] = "http://[::1]:8102/v1"
+
+    def forget_url(c: dict[str, Any]) -> None:
+        del c["services"]["hybrid-orchestrator"]["environment"]["LORAG_RAG_SERVICE_URL"]
+
+    def wrong_target(c: dict[str, Any]) -> None:
+        c["services"]["gateway"]["environment"]["LORAG_HYBRID_SERVICE_URL"] = (
+            "http://rag-service:8101"
+        )
+
+    def chroma_elsewhere(c: dict[str, Any]) -> None:
+        c["services"]["hybrid-orchestrator"]["environment"]["LORAG_CHROMA_URL"] = (
+            "http://chroma:8000"
+        )
+
+    def gateway_on_loopback(c: dict[str, Any]) -> None:
+        del c["services"]["gateway"]["environment"]["LORAG_GATEWAY_HOST"]
+
+    def lora_api_on_loopback(c: dict[str, Any]) -> None:
+        del c["services"]["lora-service"]["environment"]["LORAG_LORA_API_HOST"]
+
+    def written_token(c: dict[str, Any]) -> None:
+        c["services"]["lora-service"]["environment"]["LORAG_SERVICE_TOKEN"] = "abc"
+
+    def shared_image(c: dict[str, Any]) -> None:
+        c["services"]["migration-service"]["image"] = "lorag/gateway:local"
+
+    def wrong_build_arg(c: dict[str, Any]) -> None:
+        c["services"]["gateway"]["build"]["args"] = {"SERVICE": "rag-service"}
+
     return [
         ("renamed module", rename_module, "lorag_rag_renamed is not importable"),
         ("wrong module", wrong_module, "lora-service: runs lorag_rag"),
@@ -421,6 +611,21 @@ def _compose_mutations() -> list[tuple[str, Callable[[dict[str, Any]], None], st
         ("rag without chroma", forget_chroma, "rag-service: does not wait for ['chroma']"),
         ("migration not first", forget_migration, "does not wait for ['migration-service']"),
         ("server missing", drop_server, "compose lacks services ['chroma']"),
+        ("loopback url", loopback_url, "gateway: LORAG_RAG_SERVICE_URL='http://127.0.0.1:8101'"),
+        ("localhost", localhost_kafka, "compose kafka: KAFKA_ADVERTISED_LISTENERS="),
+        ("ipv6 loopback", ipv6_loopback, "LORAG_LLM_BASE_URL='http://[::1]:8102/v1' is a loopback"),
+        ("url missing", forget_url, "LORAG_RAG_SERVICE_URL is not set, and hybrid-orchestrator"),
+        ("wrong target", wrong_target, "LORAG_HYBRID_SERVICE_URL='http://rag-service:8101' should"),
+        ("chroma elsewhere", chroma_elsewhere, "only rag-service reads Chroma, but it gets"),
+        ("gateway on loopback", gateway_on_loopback, "LORAG_GATEWAY_HOST should be 0.0.0.0"),
+        ("lora api on loopback", lora_api_on_loopback, "LORAG_LORA_API_HOST should be 0.0.0.0"),
+        (
+            "token in the file",
+            written_token,
+            "LORAG_SERVICE_TOKEN should come from the environment",
+        ),
+        ("shared image", shared_image, "migration-service: image should be its own"),
+        ("wrong build arg", wrong_build_arg, "gateway: not built with the build argument SERVICE"),
     ]
 
 
@@ -460,12 +665,61 @@ def _k8s_mutations() -> list[tuple[str, Callable[[dict[str, Any], Resources], No
     def missing_file(k: dict[str, Any], r: Resources) -> None:
         k["resources"].append("does-not-exist.yaml")
 
+    def config(r: Resources) -> dict[str, Any]:
+        return next(d for docs in r.values() for d in docs if d["kind"] == "ConfigMap")["data"]
+
+    def loopback_config(k: dict[str, Any], r: Resources) -> None:
+        config(r)["LORAG_LORA_OPENAI_URL"] = "http://localhost:8102/v1"
+
+    def loopback_env(k: dict[str, Any], r: Resources) -> None:
+        _container(r, "rag-service")["env"].append({"name": "X", "value": "127.0.0.1:1"})
+
+    def chroma_for_all(k: dict[str, Any], r: Resources) -> None:
+        config(r)["LORAG_CHROMA_URL"] = "http://chroma:8000"
+
+    def forget_url(k: dict[str, Any], r: Resources) -> None:
+        del config(r)["LORAG_HYBRID_SERVICE_URL"]
+
+    def wrong_port(k: dict[str, Any], r: Resources) -> None:
+        config(r)["LORAG_RAG_SERVICE_URL"] = "http://rag-service:8000"
+
+    def token_in_config(k: dict[str, Any], r: Resources) -> None:
+        secret = next(d for docs in r.values() for d in docs if d["kind"] == "Secret")
+        config(r)["LORAG_SERVICE_TOKEN"] = secret["stringData"].pop("LORAG_SERVICE_TOKEN")
+
+    def no_secret(k: dict[str, Any], r: Resources) -> None:
+        _container(r, "gateway")["envFrom"] = [{"configMapRef": {"name": "lorag-config"}}]
+
+    def gateway_on_loopback(k: dict[str, Any], r: Resources) -> None:
+        env = _container(r, "gateway")["env"]
+        env[:] = [e for e in env if e["name"] != "LORAG_GATEWAY_HOST"]
+
+    def shared_image(k: dict[str, Any], r: Resources) -> None:
+        _container(r, "hybrid-orchestrator")["image"] = "lorag"
+
+    def unset_image(k: dict[str, Any], r: Resources) -> None:
+        k["images"] = [i for i in k["images"] if i["name"] != "lorag/lora-service"]
+
     return [
         ("no readiness probe", no_readiness, "gateway: readinessProbe should GET /ready"),
         ("no liveness probe", no_liveness, "rag-service: livenessProbe should GET /health"),
         ("renamed module", rename_module, "lorag_lora_renamed is not importable"),
         ("no limits", no_limits, "hybrid-orchestrator: no cpu limits"),
         ("missing resource", missing_file, "kustomization names missing does-not-exist.yaml"),
+        (
+            "loopback in config",
+            loopback_config,
+            "ConfigMap: LORAG_LORA_OPENAI_URL='http://localhost",
+        ),
+        ("loopback in env", loopback_env, "k8s rag-service: X='127.0.0.1:1' is a loopback"),
+        ("chroma for all", chroma_for_all, "k8s gateway: only rag-service reads Chroma"),
+        ("url missing", forget_url, "k8s gateway: LORAG_HYBRID_SERVICE_URL is not set"),
+        ("wrong port", wrong_port, "LORAG_RAG_SERVICE_URL='http://rag-service:8000' should name"),
+        ("token in config", token_in_config, "LORAG_SERVICE_TOKEN should be in the Secret"),
+        ("no secret", no_secret, "k8s gateway: LORAG_SERVICE_TOKEN is not set"),
+        ("gateway on loopback", gateway_on_loopback, "LORAG_GATEWAY_HOST should be 0.0.0.0"),
+        ("shared image", shared_image, "hybrid-orchestrator: image should be its own"),
+        ("image not set", unset_image, "does not set the image lorag/lora-service"),
     ]
 
 
