@@ -147,4 +147,27 @@ def test_the_consoles_kb_page_answers_across_hosts(settings, deployment):
         page.get_by_role("button", name="Query").click()
         page.wait_for_selector("#kb-hits li")
         assert "Tuesday" in page.inner_text("#kb-hits")
+        for view in ("#/new", "#/jobs", "#/adapters", "#/minions", "#/kbs"):
+            page.goto(f"{gateway.url}/{view}")
+            heading = page.wait_for_selector("#view h2").inner_text()
+            assert heading not in ("Not found", "Something went wrong"), view
+        job = json.loads(gateway.cli("jobs", "ls", "--json", "--limit", "1").stdout)[0]
+        page.goto(f"{gateway.url}/#/jobs/{job['job_id']}")
+        assert job["job_id"] in page.wait_for_selector("#view h2").inner_text()
         browser.close()
+
+
+def test_the_gateway_stays_light_across_queries_asks_and_pages(settings, deployment):
+    """It loads no model: its peak memory stays under 300 MiB after everything above."""
+    gateway = deployment["gateway"]
+    minion = json.loads(gateway.cli("minions", "--json").stdout)[0]["name"]
+    for _ in range(3):
+        assert gateway.cli("ask", minion, QUESTION, "--json").returncode == 0
+        assert gateway.cli("kb", "query", minion, QUESTION, "--json").returncode == 0
+    status = Path(f"/proc/{gateway.process.process.pid}/status").read_text()
+    peak_kib = int(
+        next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
+    )
+    assert peak_kib < 300 * 1024, f"gateway peak RSS {peak_kib / 1024:.0f} MiB"
+    modules = Path(f"/proc/{gateway.process.process.pid}/maps").read_text()
+    assert "libtorch" not in modules and "onnxruntime" not in modules

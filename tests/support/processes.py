@@ -38,6 +38,11 @@ class ServiceProcess:
             time.sleep(0.2)
         raise TimeoutError(f"{self.module} not ready in {timeout}s:\n{self.log()}")
 
+    def peak_rss_bytes(self) -> int:
+        """The process's peak resident memory so far (VmHWM)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return 1024 * int(next(x.split()[1] for x in status.splitlines() if x.startswith("VmHWM")))
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
 
