@@ -54,5 +54,6 @@ lint: install ## ruff and mypy
 	$(VENV)/bin/ruff format --check libs services tests bench deploy
 	$(VENV)/bin/mypy $(foreach p,core cli local rag lora hybrid migration gateway,-p lorag_$(p))
 
-schemas: install ## Re-export the event contracts' JSON Schemas after a contract change
+schemas: install ## Re-export the contracts (JSON Schemas, AsyncAPI, each API's OpenAPI) after a change
 	$(VENV)/bin/python -m lorag_core.contracts.schemas
+	$(VENV)/bin/python -m tests.support.openapi
