@@ -107,7 +107,9 @@ class RagClient(ServiceClient):
         return await self.call("GET", f"/v1/kbs/{segment(kb)}", KnowledgeBase, owner=owner)
 
     async def query(self, owner: str, kb: str, query: Query) -> Hits:
-        return await self.call("POST", f"/v1/kbs/{segment(kb)}/query", Hits, owner=owner, body=query)
+        return await self.call(
+            "POST", f"/v1/kbs/{segment(kb)}/query", Hits, owner=owner, body=query
+        )
 
     async def answer(self, owner: str, kb: str, request: AnswerRequest) -> Answer:
         return await self.call(
