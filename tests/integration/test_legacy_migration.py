@@ -1,4 +1,5 @@
-"""Legacy job conversion against real Postgres: dry run, real run, SIGKILL and resume, rollback.
+"""Legacy job conversion against real Postgres: dry run, real run, SIGKILL and resume, rollback;
+through the engine and through `lorag migrate`, which asks a real migration-service.
 
 The tests run in file order on one seeded legacy table; the module owns the legacy tables (it
 truncates them first) and touches only jobs whose ids start with `legacy-`.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -18,10 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import psycopg
 import pytest
 
-from lorag_migration.conversion import convert_legacy_jobs, rollback
+from lorag_migration.conversion import convert_legacy_jobs
+from tests.support.processes import start_service
 
 pytestmark = pytest.mark.integration
 
@@ -134,15 +138,47 @@ def test_dry_run_reports_every_row_and_changes_nothing(db, settings, reports):
     reports["dry"] = report
 
 
-def test_real_run_does_what_the_dry_run_said(db, settings, reports):
-    report = convert_legacy_jobs(settings.postgres_dsn, batch_size=500)
-    assert report.outcome() == reports["dry"].outcome()
+def lorag_migrate(db: Seeded, service, *args: str) -> dict:
+    """`lorag migrate ARGS --json` against the service; its printed JSON."""
+    done = subprocess.run(
+        [sys.executable, "-m", "lorag_cli", "migrate", *args, "--json"], capture_output=True,
+        text=True, timeout=600,
+        env={**os.environ, "LORAG_MIGRATION_SERVICE_URL": f"http://127.0.0.1:{service.port}"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    if run := re.search(r"job (migration-[0-9a-f]{12})", done.stderr):
+        _await_ended(db, run.group(1))  # the tracker's last write, before a test dumps jobs
+    return json.loads(done.stdout)
+
+
+def _await_ended(db: Seeded, job_id: str) -> None:
+    for _ in range(300):
+        row = db.execute("SELECT state FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
+        if row is not None and row[0] == "SUCCEEDED":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the conversion's job {job_id} did not end: {row}")
+
+
+def outcome(shown: dict) -> dict:
+    return {k: v for k, v in shown.items() if k not in ("dry_run", "run_id", "batches")}
+
+
+def test_the_cli_dry_run_through_the_service_says_the_same(db, tracker, reports):
+    shown = lorag_migrate(db, tracker, "--dry-run", "--batch-size", "700")
+    assert shown["dry_run"] is True and outcome(shown) == reports["dry"].outcome()
+    assert dump(db.conn, "legacy_training_jobs") == db.original and not jobs_dump(db.conn)
+
+
+def test_real_run_does_what_the_dry_run_said(db, tracker, reports):
+    report = lorag_migrate(db, tracker, "--batch-size", "500")  # a job of the service's own
+    assert report["dry_run"] is False and outcome(report) == reports["dry"].outcome()
     converted = db.execute("SELECT legacy_id, job_id FROM legacy_conversions"
                            " WHERE outcome = 'converted'").fetchall()  # fmt: skip
-    assert len(converted) == report.converted
+    assert len(converted) == report["converted"]
     assert all(job_id == f"legacy-{legacy_id}" for legacy_id, job_id in converted)
-    assert len(jobs_dump(db.conn)) == report.converted
-    assert len(dump(db.conn, "legacy_job_audit")) == report.converted
+    assert len(jobs_dump(db.conn)) == report["converted"]
+    assert len(dump(db.conn, "legacy_job_audit")) == report["converted"]
     kept = db.execute("SELECT legacy_id FROM legacy_conversions WHERE outcome = 'unconvertible'")
     assert {r[0] for r in kept} == db.bad
     assert dump(db.conn, "legacy_training_jobs") == db.original  # nothing deleted or edited
@@ -160,28 +196,33 @@ def test_a_second_run_changes_nothing(db, settings, reports):
     assert [dump(db.conn, t) for t in ("legacy_conversions", "legacy_job_audit", "jobs")] == before
 
 
-def test_rollback_restores_the_legacy_table_exactly(db, settings):
+def test_rollback_restores_the_legacy_table_exactly(db, tracker):
     # Rows an operator deleted or edited after conversion come back as they were audited.
     db.execute("DELETE FROM legacy_training_jobs WHERE id = %s", (_first(db, "done"),))
     db.execute("UPDATE legacy_training_jobs SET status = 'archived' WHERE id = %s",
                (_first(db, "pending"),))  # fmt: skip
-    undone = rollback(settings.postgres_dsn)
+    undone = lorag_migrate(db, tracker, "--rollback")
     assert undone["legacy_rows_restored"] == 2
     assert dump(db.conn, "legacy_training_jobs") == db.original
     assert not jobs_dump(db.conn)
     assert not dump(db.conn, "legacy_conversions") and not dump(db.conn, "legacy_job_audit")
 
 
-def test_sigkill_mid_run_then_rerun_converts_each_row_exactly_once(db, settings, reports):
+def test_sigkill_mid_run_then_rerun_converts_each_row_exactly_once(
+    db, settings, reports, tracker, logs_dir
+):
     total = reports["dry"].converted
-    command = [sys.executable, "-m", "lorag_migration.conversion", "--batch-size", "200"]
-    run = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL)
+    doomed = start_service("lorag_migration", logs_dir)  # the service converting is killed
+    started = httpx.post(
+        f"http://127.0.0.1:{doomed.port}/v1/conversions", json={"batch_size": 200},
+        headers={"Authorization": f"Bearer {settings.service_secret}"},
+    )  # fmt: skip
+    assert started.status_code == 202 and started.json()["job_id"].startswith("migration-")
     done = 0
     deadline = time.monotonic() + 60
-    while done == 0 and time.monotonic() < deadline and run.poll() is None:
+    while done == 0 and time.monotonic() < deadline and doomed.process.poll() is None:
         done = db.execute("SELECT count(*) FROM legacy_conversions").fetchone()[0]
-    run.kill()
-    run.wait(10)
+    doomed.kill()
     committed = db.execute("SELECT count(*) FROM jobs WHERE job_id LIKE 'legacy-%'").fetchone()[0]
     assert 0 < committed < total, "the kill must land after some batches and before the last"
     audited = db.execute("SELECT count(*) FROM legacy_job_audit").fetchone()[0]
@@ -195,7 +236,7 @@ def test_sigkill_mid_run_then_rerun_converts_each_row_exactly_once(db, settings,
                       " WHERE outcome = 'converted'").fetchone()[0]  # fmt: skip
     assert runs == 2
 
-    rollback(settings.postgres_dsn)
+    lorag_migrate(db, tracker, "--rollback")
     assert dump(db.conn, "legacy_training_jobs") == db.original and not jobs_dump(db.conn)
 
 

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from lorag_api.lora import LoraClient
 from lorag_core.storage import ObjectStore
 from tests.integration import test_lora_helpers as helpers
 from tests.integration.test_lora_helpers import FAST, chat, http, jsonl, pairs, submit
@@ -213,3 +214,10 @@ async def test_promotion_moves_an_alias_and_keeps_history(settings, tracker, lor
     assert [a["version"] for a in mine] == [2, 1]
     assert {"sha256", "base_model", "metrics"} <= mine[0].keys()
     assert chat(lora, f"{promo}@production") == chat(lora, f"{promo}:1") != chat(lora, promo)
+    # The admin API sees the same registry, by the owner the jobs were submitted for.
+    async with LoraClient(f"http://127.0.0.1:{lora.port}", settings.service_secret) as admin:
+        versions = await admin.list_adapters("default", name=promo)
+        assert [(v.version, v.owner) for v in versions] == [(2, "default"), (1, "default")]
+        assert "production" in versions[1].aliases
+        assert await admin.list_adapters("someone-else", name=promo) == []
+        assert not (await admin.check_name("someone-else", promo)).available

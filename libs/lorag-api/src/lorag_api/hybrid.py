@@ -74,11 +74,19 @@ class RecommendFor(BaseModel):
 
 
 class Recommendation(BaseModel):
+    """The training types ranked for a dataset, best first, with their estimates."""
+
     dataset: str
-    profile: dict[str, Any]
-    resources: dict[str, Any] = Field(description="The machines that would run the training.")
-    model: str
+    profile: dict[str, Any] = Field(description="Size, tokens, shape, language of the dataset.")
+    resources: dict[str, Any] = Field(
+        description="The machine that would run the training, and `source`: which service "
+        "reported it (the lora-service's, or the orchestrator's own when that was unreachable)."
+    )
+    model: str = Field(description="The base model the LoRA and fine-tuning estimates assume.")
     recommendations: list[dict[str, Any]]
+    notes: list[str] = Field(
+        default_factory=list, description="What the caller should know about the estimates."
+    )
 
 
 class HybridClient(ServiceClient):

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lorag_api.base import ServiceClient, segment
+
+ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class AdapterVersion(BaseModel):
@@ -32,6 +34,8 @@ class AdapterVersion(BaseModel):
 
 
 class AliasChange(BaseModel):
+    """One move of an alias: to which version, from which, by whom, when."""
+
     alias: str
     version: int
     previous_version: int | None = None
@@ -40,21 +44,36 @@ class AliasChange(BaseModel):
 
 
 class Adapter(BaseModel):
+    """An adapter name's versions (the owner's) and the history of their aliases."""
+
     name: str
     versions: list[AdapterVersion]
     history: list[AliasChange]
 
 
 class Promote(BaseModel):
+    """Point an alias (e.g. production) at one version."""
+
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(ge=1, description="Version the alias points at.")
     alias: str = Field(
-        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="e.g. production"
+        pattern=ALIAS_PATTERN,
+        description="A name (letters, digits, '.', '_', '-'; not only digits), e.g. production.",
+        examples=["production"],
     )
+
+    @field_validator("alias")
+    @classmethod
+    def _not_a_version(cls, alias: str) -> str:
+        if alias.isdigit():  # NAME:3 is a version; an alias of digits would read as one
+            raise ValueError("an alias is a name, not a number: use NAME:VERSION for versions")
+        return alias
 
 
 class Promoted(BaseModel):
+    """Where the alias points now, and where it pointed before (None: it is new)."""
+
     name: str
     alias: str
     version: int
@@ -72,10 +91,12 @@ class NameCheck(BaseModel):
 class Resources(BaseModel):
     """What the machine that trains can give a job: cores, memory now, GPU."""
 
-    cpu_cores: int
-    memory_bytes: int
-    gpu_name: str | None = None
-    gpu_memory_bytes: int = 0
+    cpu_cores: int = Field(ge=1, description="Cores a job may use (the cgroup quota counts).")
+    memory_bytes: int = Field(
+        ge=0, description="Memory available now (the smaller of the machine's and the cgroup's)."
+    )
+    gpu_name: str | None = Field(None, description="The CUDA GPU a job trains on, if any.")
+    gpu_memory_bytes: int = Field(0, ge=0, description="That GPU's memory (0: no GPU).")
 
 
 class LoraClient(ServiceClient):

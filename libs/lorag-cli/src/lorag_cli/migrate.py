@@ -1,34 +1,30 @@
-"""`lorag migrate`: convert the old system's jobs into the new job model (or report, or undo)."""
+"""`lorag migrate`: convert the old system's jobs into the new job model (or report, or undo).
+
+The migration-service does the work; this command asks it, follows a real run's job in Postgres
+with a progress bar (an admin command may read Postgres directly), and prints the report.
+"""
 
 from __future__ import annotations
 
-import uuid
+import asyncio
 from typing import Any
 
 import psycopg
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from psycopg.rows import dict_row
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from lorag_api import ServiceError, ServiceUrls, Unavailable
+from lorag_api.migration import Conversion, ConversionReport, Convert, MigrationClient
 from lorag_cli.output import console, err_console, fail, print_json, print_table
-from lorag_cli.run_as_job import JobReporter
-from lorag_core.db import migrations
+from lorag_core.db import jobs
 from lorag_core.settings import Settings
-from lorag_migration import conversion
-from lorag_migration.adapters.legacy_store import ConversionBusy
-from lorag_migration.domain.report import ConversionReport
 
-
-class _Bar:
-    """The engine's progress sink as a rich bar on stderr, so --json output stays clean."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress, self.task = progress, progress.add_task("converting legacy jobs", total=None)
-
-    def start(self, total: int) -> None:
-        self.progress.update(self.task, total=total)
-
-    def advance(self, rows: int) -> None:
-        self.progress.advance(self.task, rows)
+POLL_S = 0.3
+START_HINT = (
+    "start it with `lorag serve migration-service` (or `lorag up`), "
+    "or point LORAG_MIGRATION_SERVICE_URL at it"
+)
 
 
 def migrate(
@@ -39,79 +35,76 @@ def migrate(
 ) -> None:
     """Convert legacy jobs (RAG, LORA, HYBRID, FINE_TUNING) into jobs; resumable and repeatable.
 
-    A real run is reported as a job of its own (`migration-…`), so `lorag jobs` follow it.
+    The migration-service converts; a real run is a job of its own (`migration-…`), so
+    `lorag jobs` follow it too.
     """
-    settings = Settings()
-    dsn = settings.postgres_dsn
+    settings, url = Settings(), ServiceUrls().migration_service_url
     try:
-        migrations.upgrade(dsn)
         if rollback:
-            _print_rollback(conversion.rollback(dsn), json_out)
+            undone = asyncio.run(_rollback(url, settings.service_secret))
+            _print_rollback(undone, json_out)
             return
-        report = _convert(settings, batch_size, dry_run)
-    except psycopg.OperationalError as exc:
-        fail(f"cannot reach Postgres: {str(exc).strip().splitlines()[0]}",
-             hint="start the local servers with `lorag up`, or set LORAG_POSTGRES_DSN")  # fmt: skip
-    except (ConversionBusy, migrations.MigrationError) as exc:
-        fail(str(exc))
+        report = asyncio.run(
+            _convert(url, settings, Convert(dry_run=dry_run, batch_size=batch_size))
+        )
+    except Unavailable as exc:
+        if exc.message.startswith("cannot reach"):
+            fail(f"the migration-service is not running at {url}", hint=START_HINT)
+        fail(f"the migration-service failed: {exc.message}", hint=exc.hint)
+    except ServiceError as exc:
+        fail(exc.message, hint=exc.hint)
     if json_out:
-        print_json(report.as_dict())
+        print_json(report.model_dump(mode="json"))
     else:
         _print_report(report)
 
 
-def _convert(settings: Settings, batch_size: int, dry_run: bool) -> ConversionReport:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+async def _rollback(url: str, token: str) -> dict[str, int]:
+    async with MigrationClient(url, token) as service:
+        return (await service.rollback()).model_dump()
+
+
+async def _convert(url: str, settings: Settings, request: Convert) -> ConversionReport:
+    # A large table takes a while per batch under load: the answer comes when a dry run ends.
+    async with MigrationClient(url, settings.service_secret, timeout=600) as service:
+        run = await service.convert(request)
+        if run.job_id is not None:
+            err_console.print(f"conversion run: job {run.job_id} (`lorag jobs show {run.job_id}`)")
+            run = await _follow(service, settings.postgres_dsn, run.job_id)
+    if run.state == "FAILED":
+        resume = "batches committed before the failure stay converted; `lorag migrate` resumes"
+        fail(f"conversion {run.job_id} failed: {run.error}", hint=resume)
+    assert run.report is not None, "an ended run carries its report"
+    return run.report
+
+
+async def _follow(service: MigrationClient, dsn: str, job_id: str) -> Conversion:
+    """Show the job's progress (read from Postgres) until the service says the run ended."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                TimeRemainingColumn())  # fmt: skip
-    reporter = None if dry_run else _job_reporter(settings)
+    conn = await _connect(dsn)
     try:
         with Progress(*columns, console=err_console, transient=True) as progress:
-            sinks = [_Bar(progress), *([reporter] if reporter else [])]
-            report = conversion.convert_legacy_jobs(
-                settings.postgres_dsn, batch_size=batch_size, dry_run=dry_run,
-                progress=_Fanout(sinks),
-            )  # fmt: skip
-        if reporter:
-            reporter.succeed({
-                "converted": report.converted,
-                "unconvertible": len(report.unconvertible),
-                "already_converted": report.already_converted,
-            })  # fmt: skip
-        return report
-    except Exception as exc:
-        if reporter:
-            reporter.fail(str(exc))
-        raise
+            task = progress.add_task("converting legacy jobs", total=100)
+            while (run := await service.conversion(job_id)).state == "RUNNING":
+                job = await jobs.get_job(conn, job_id) if conn is not None else None
+                if job is not None and job["percent"] is not None:
+                    progress.update(task, completed=job["percent"])
+                await asyncio.sleep(POLL_S)
+            return run
     finally:
-        if reporter:
-            reporter.close()
+        if conn is not None:
+            await conn.close()
 
 
-def _job_reporter(settings: Settings) -> JobReporter | None:
-    """The run as a job on Kafka; the conversion goes on without it when Kafka is down."""
-    job_id = f"migration-{uuid.uuid4().hex[:12]}"
+async def _connect(dsn: str) -> psycopg.AsyncConnection[dict[str, Any]] | None:
+    """Postgres for the progress bar; without it the run is followed through the service only."""
     try:
-        reporter = JobReporter(settings, job_id, stage="converting")
-    except Exception as exc:
-        err_console.print(f"[yellow]not reporting the run as a job ({exc}); converting anyway[/]")
+        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row)
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err_console.print(f"[yellow]no progress bar: cannot reach Postgres ({first})[/]")
         return None
-    err_console.print(f"conversion run: job {job_id} (`lorag jobs show {job_id}`)")
-    return reporter
-
-
-class _Fanout:
-    """Several progress sinks as one."""
-
-    def __init__(self, sinks: list[Any]) -> None:
-        self.sinks = sinks
-
-    def start(self, total: int) -> None:
-        for sink in self.sinks:
-            sink.start(total)
-
-    def advance(self, rows: int) -> None:
-        for sink in self.sinks:
-            sink.advance(rows)
 
 
 def _print_rollback(undone: dict[str, int], json_out: bool) -> None:
@@ -124,7 +117,7 @@ def _print_rollback(undone: dict[str, int], json_out: bool) -> None:
 def _print_report(report: ConversionReport) -> None:
     verb = "would convert" if report.dry_run else "converted"
     console.print(f"{verb} {report.converted} legacy job(s); {report.already_converted} converted "
-                  f"before; {len(report.unconvertible)} unconvertible")  # fmt: skip
+                  f"before; {report.unconvertible_count} unconvertible")  # fmt: skip
     for title, counts in (("legacy type", report.by_type), ("legacy status", report.by_status),
                           ("new state", report.by_state)):  # fmt: skip
         if counts:
@@ -133,5 +126,5 @@ def _print_report(report: ConversionReport) -> None:
         print_table(
             "unconvertible (left in legacy_training_jobs)",
             ["legacy id", "type", "status", "reason"],
-            ([u["legacy_id"], u["type"], u["status"], u["reason"]] for u in report.unconvertible),
+            ([u.legacy_id, u.type, u.status, u.reason] for u in report.unconvertible),
         )

@@ -12,6 +12,15 @@ class HybridSettings(BaseSettings):
     lora_api: str = Field(
         default="http://127.0.0.1:8102/v1", description="The lora-service's OpenAI-compatible API."
     )
+    max_profile_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1, description="Most bytes of a dataset read to profile it."
+    )
+    resources_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long a recommendation waits for the lora-service's "
+        "machine resources before it estimates on this machine instead.",
+    )
     poll_s: float = Field(
         default=0.5, gt=0, description="How often stage progress is read; an ending wakes at once."
     )

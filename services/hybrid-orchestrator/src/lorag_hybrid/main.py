@@ -14,6 +14,7 @@ from lorag_core.service.entry import serve
 from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.service.worker import register_worker
 from lorag_core.settings import Settings
+from lorag_hybrid.api.recommend import recommend_router
 from lorag_hybrid.config import HybridSettings
 from lorag_hybrid.handlers import make_runner
 from lorag_hybrid.recommend.resources import detect
@@ -79,6 +80,7 @@ def register(host: ServiceHost) -> None:
     host.on_stop(stop)
     # Sagas mostly wait on their stages: several can run side by side.
     register_worker(host, OWNED, make_runner(settings, router.get, changes), concurrency=4)
+    host.add_routes(recommend_router(settings))
 
 
 def run() -> None:

@@ -18,6 +18,7 @@ from lorag_core.service.http import ApiServer
 from lorag_core.service.worker import JobContext, register_worker
 from lorag_core.settings import Settings
 from lorag_lora.adapters.models import ModelManager
+from lorag_lora.api import admin_router
 from lorag_lora.compensation import undo
 from lorag_lora.config import LoraSettings
 from lorag_lora.handlers import Deps, run_job
@@ -41,6 +42,7 @@ def register(host: ServiceHost, settings: LoraSettings | None = None) -> None:
 
     register_worker(host, OWNED, run)
     register_compensation(host, undo)
+    host.add_routes(admin_router(settings))
     if settings.serve:
         _register_api(host, settings, models)
 

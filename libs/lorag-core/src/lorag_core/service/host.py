@@ -12,9 +12,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
@@ -50,6 +50,15 @@ class Runtime:
         if self.pool is None:
             raise RuntimeError("the Postgres pool is opened when the service starts")
         return self.pool
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The process's runtime, for a route (FastAPI dependency)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
 
 class ServiceHost:
