@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,7 @@ def test_the_runner_records_a_suite_prints_lines_and_the_table_and_exits_0_on_a_
     from bench import __main__ as runner
 
     monkeypatch.setattr(runner, "SUITES", {"fake": runner.Suite(__name__, servers=False)})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the run's work folder
     monkeypatch.setattr(sys.modules[__name__], "FAKE_SUITE",
                         [figure("slow", 20.0, "ms", target=at_most(15))])  # fmt: skip
     path = tmp_path / "results.jsonl"
@@ -176,6 +178,7 @@ def test_a_crashing_suite_is_recorded_as_missed_and_the_run_exits_1(
     from bench import __main__ as runner
 
     monkeypatch.setattr(runner, "SUITES", {"fake": runner.Suite(__name__, servers=False)})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the run's work folder
     monkeypatch.setattr(sys.modules[__name__], "FAKE_SUITE", RuntimeError("no model"))
     path = tmp_path / "results.jsonl"
     assert main(["fake", "--results", str(path)]) == 1
@@ -189,6 +192,7 @@ def test_a_figure_not_made_by_report_is_refused(
     from bench import __main__ as runner
 
     monkeypatch.setattr(runner, "SUITES", {"fake": runner.Suite(__name__, servers=False)})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the run's work folder
     monkeypatch.setattr(sys.modules[__name__], "FAKE_SUITE", [{"figure": "raw dict"}])
     path = tmp_path / "results.jsonl"
     assert main(["fake", "--results", str(path)]) == 1
