@@ -1,8 +1,10 @@
 """Run the benchmarks against real servers: a private stack on free ports, or the environment's.
 
     python -m bench                  every suite, then the table; exits 0 when figures miss
+                                     (benchmarks inform), 1 only when a suite crashed
     python -m bench rag hybrid       only those suites
-    python -m bench --check          the table of the results file; exits 1 when a figure missed
+    python -m bench --check          the table of the results file, no rerun; exits 1 when a
+                                     figure missed, 2 when there are no results
     --results PATH                   the results file (else LORAG_BENCH_RESULTS, else
                                      .lorag/bench/results.jsonl)
 
