@@ -9,7 +9,7 @@ VENV := .venv
 LORAG := $(VENV)/bin/lorag
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: help install browser up down status demo test test-unit bench lint schemas
+.PHONY: help install browser up down status demo test test-unit bench bench-check lint schemas
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,8 +46,14 @@ test: install browser ## Unit, integration and e2e tests; starts and stops real 
 test-unit: install ## Unit tests only (no servers)
 	$(PYTEST) tests/unit -q
 
-bench: install ## Benchmarks: one JSON line per figure, each with an in-run baseline
+bench: install ## Benchmarks: a JSON line per figure (baseline, target, pass), then a table; exits 0 on misses
 	$(VENV)/bin/python -m bench
+
+# bench-check does not rerun anything: it judges the figures the last runs recorded in
+# .lorag/bench/results.jsonl (LORAG_BENCH_RESULTS overrides), where each suite's latest run
+# replaces that suite's lines, so `python -m bench rag` after a fix updates rag alone.
+bench-check: install ## Judge the recorded bench figures (no rerun): exits 1 if any missed, 2 if none
+	$(VENV)/bin/python -m bench --check
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check libs services tests bench deploy

@@ -1,79 +1,27 @@
-"""The resource estimator against measured LoRA runs: predicted vs measured peak memory and time.
+"""Saga overhead: a hybrid's wall time against its critical path run alone.
 
-Each configuration trains in a fresh process (bench/_train_probe.py), so its peak RSS is its own.
+The estimator's benchmark, which lived here, is bench/estimator.py (it needs no servers).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.report import Figure, at_most, figure
 from lorag_core.settings import Settings
-from lorag_hybrid.recommend import estimate, models
-from lorag_hybrid.recommend.resources import detect
 
-GRID = [(4, 64), (8, 128), (16, 256)]  # (batch, sequence)
-STEPS, RANK = 20, 8
 ROUNDS = 3  # saga overhead: best of
-PROBE = Path(__file__).with_name("_train_probe.py")
 
 
-def measure(folder: Path, batch: int, seq: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, str(PROBE), str(folder), str(batch), str(seq), str(STEPS), str(RANK)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+async def run(settings: Settings, work: Path) -> list[Figure]:
+    return await saga_overhead(settings, work)
 
 
-async def run(settings: Settings, work: Path) -> list[dict[str, Any]]:
-    from lorag_lora.tiny import ensure_tiny_llama
-
-    folder = await asyncio.to_thread(ensure_tiny_llama, work / "models")
-    spec = models.resolve(str(folder))
-    machine = detect()
-    figures = []
-    for batch, seq in GRID:
-        measured = await asyncio.to_thread(measure, folder, batch, seq)
-        predicted = estimate.training(
-            spec,
-            measured["tokens"],
-            r=RANK,
-            batch=batch,
-            seq=seq,
-            full=False,
-            resources=machine,
-            prices=estimate.Prices(),
-        )
-        for figure, pred, meas, target in (
-            ("peak_memory_bytes", predicted.peak_memory_bytes, measured["peak_bytes"], 0.25),
-            ("seconds", predicted.seconds, measured["seconds"], 0.35),
-        ):
-            figures.append(
-                {
-                    "bench": "estimator",
-                    "figure": f"{figure}@batch{batch}x{seq}",
-                    "value": round(pred, 2),
-                    "baseline": "measured run",
-                    "baseline_value": round(meas, 2),
-                    "ratio": round(pred / meas, 3),
-                    "target": f"within ±{target:.0%}",
-                }
-            )
-    figures += await saga_overhead(settings, work)
-    return figures
-
-
-async def saga_overhead(settings: Settings, work: Path) -> list[dict[str, Any]]:
+async def saga_overhead(settings: Settings, work: Path) -> list[Figure]:
     """Hybrid wall time vs its critical path run alone: the longer of its RAG and LoRA stages,
     each submitted as a job of its own. Evaluation is switched off so only the saga is timed.
 
@@ -156,27 +104,17 @@ async def saga_overhead(settings: Settings, work: Path) -> list[dict[str, Any]]:
         for service in reversed(started):
             await asyncio.to_thread(service.stop)
     best = min(range(ROUNDS), key=lambda i: hybrid[i])
+    runs = {"hybrid": rounded(hybrid), "alone": rounded(alone)}
+    # Target: issue 6 ("Saga overhead ... Target <= 5% over"), restated in issue 17. The saga's
+    # own cost against its longest stage inside the same run has no target: informational.
     return [
-        {
-            "bench": "saga_overhead",
-            "figure": "seconds",
-            "value": round(hybrid[best], 2),
-            "baseline": "critical path alone (the longer stage as its own job)",
-            "baseline_value": round(min(alone), 2),
-            "ratio": round(hybrid[best] / min(alone), 3),
-            "target": "ratio <= 1.05",
-            "runs": {"hybrid": rounded(hybrid), "alone": rounded(alone)},
-        },
-        {
-            "bench": "saga_overhead",
-            "figure": "orchestration_seconds",
-            "value": round(hybrid[best], 2),
-            "baseline": "the hybrid's longest stage, request to end, inside the same run",
-            "baseline_value": round(inside[best], 2),
-            "ratio": round(hybrid[best] / inside[best], 3),
-            "target": "reported: the saga's own cost, free of the stages' contention",
-        },
-    ]
+        figure("saga_overhead.seconds", hybrid[best], "s", baseline=min(alone),
+               baseline_is="critical path alone (the longer stage as its own job)",
+               target=at_most(1.05, of="ratio", issue=6), runs=runs),
+        figure("saga_overhead.orchestration_seconds", hybrid[best], "s", baseline=inside[best],
+               baseline_is="the hybrid's longest stage, request to end, inside the same run",
+               target=None),
+    ]  # fmt: skip
 
 
 def rounded(values: list[float]) -> list[float]:

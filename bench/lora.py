@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import resource
 import tempfile
 import time
 import uuid
@@ -18,6 +17,8 @@ from typing import Any
 import torch
 from peft import LoraConfig, get_peft_model
 
+from bench import peak_rss
+from bench.report import Figure, at_least, figure, percentile
 from lorag_core.db.pool import open_pool
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore
@@ -97,7 +98,7 @@ def hf_trainer(base: Any, rows: list[TokenRow], out: Path) -> float:
     return counted[0] / (time.perf_counter() - started)
 
 
-async def adapters_and_serving(settings: Settings, base: Any, work: Path) -> list[dict[str, Any]]:
+async def adapters_and_serving(settings: Settings, base: Any, work: Path) -> list[Figure]:
     objects = ObjectStore.from_settings(settings.s3)
     pool = await open_pool(settings.postgres_dsn)
     names = []
@@ -139,15 +140,16 @@ async def adapters_and_serving(settings: Settings, base: Any, work: Path) -> lis
         plain = await asyncio.to_thread(plain_generate_rate, base, engine)
     finally:
         await pool.close()
-    switches.sort()
+    # Issue 5 asks for the cold load and the cached switch without a target: informational.
+    # Serving: issue 17's table sets >= 0.8 of plain generate.
     return [
-        {"bench": "lora_adapters", "figure": "cold_load_ms", "n": len(cold),
-         "value": round(sum(cold) / len(cold), 1), "target": "< 500 ms (S3 fetch + sha256 + load)"},
-        {"bench": "lora_adapters", "figure": "cached_switch_p50_ms", "n": len(switches),
-         "value": round(switches[len(switches) // 2], 3), "target": "< 5 ms"},
-        {"bench": "lora_serving", "figure": "tokens_per_s", "n": 5, "value": round(served),
-         "baseline": "plain generate on the base model", "baseline_value": round(plain),
-         "ratio": round(served / plain, 2), "target": "ratio >= 0.8"},
+        figure("lora_adapters.cold_load_ms", sum(cold) / len(cold), "ms", target=None,
+               n=len(cold), measures="S3 fetch + sha256 + load, mean"),
+        figure("lora_adapters.cached_switch_p50_ms", percentile(switches, 0.5), "ms",
+               target=None, n=len(switches)),
+        figure("lora_serving.tokens_per_s", served, "tokens/s", baseline=plain,
+               baseline_is="plain generate on the base model",
+               target=at_least(0.8, of="ratio", issue=17), n=5),
     ]  # fmt: skip
 
 
@@ -170,30 +172,32 @@ def plain_generate_rate(base: Any, engine: Engine) -> float:
     return tokens / (time.perf_counter() - started)
 
 
-async def run(settings: Settings, work: Path) -> list[dict[str, Any]]:
+async def run(settings: Settings, work: Path) -> list[Figure]:
     torch.set_num_threads(LoraSettings().torch_threads)
+    # The bench process may hold earlier suites' models: count from here, not the process's life.
+    peak_rss.reset_peak()
     base = ModelManager(LoraSettings(models_dir=work / "models")).load(None)
     fixed = packed_rows(token_rows(base, [SEQ] * 400), SEQ, 0)
     ours(base, fixed[: BATCH * 3])  # warm-up
     # Interleaved and best-of-3: on a shared 2-core machine, noise dwarfs the difference.
     pairs = [(ours(base, fixed), plain_loop(base, fixed)) for _ in range(3)]
     mine, plain = max(p[0] for p in pairs), max(p[1] for p in pairs)
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mib = peak_rss.peak_bytes() / 2**20
     rng = random.Random(1)
     varied = token_rows(base, [rng.randint(16, SEQ) for _ in range(600)])
     runs = [(ours(base, packed_rows(varied, SEQ, 0)), hf_trainer(base, varied, work / f"hf{i}"))
             for i in range(2)]  # fmt: skip
     useful_ours, useful_hf = max(r[0] for r in runs), max(r[1] for r in runs)
+    # Targets: issue 5 (training >= 0.95 of the plain loop, restated in issue 17; useful tokens/s
+    # on varied lengths >= 1.5x HF Trainer). Peak RSS: issue 5 asks for it without a target.
     figures = [
-        {"bench": "lora_training", "figure": "tokens_per_s", "n": STEPS, "value": round(mine),
-         "baseline": f"plain PEFT + torch loop, batch {BATCH}x{SEQ}",
-         "baseline_value": round(plain),
-         "ratio": round(mine / plain, 3), "target": "ratio >= 0.95"},
-        {"bench": "lora_training", "figure": "useful_tokens_per_s_varied_lengths", "n": STEPS,
-         "value": round(useful_ours), "baseline": "HF Trainer, default padding collator",
-         "baseline_value": round(useful_hf), "ratio": round(useful_ours / useful_hf, 2),
-         "target": "ratio >= 1.5"},
-        {"bench": "lora_training", "figure": "peak_rss_mib", "n": 1, "value": round(rss_mib),
-         "target": "informational (tiny model, whole bench process)"},
+        figure("lora_training.tokens_per_s", mine, "tokens/s", baseline=plain,
+               baseline_is=f"plain PEFT + torch loop, batch {BATCH}x{SEQ}",
+               target=at_least(0.95, of="ratio", issue=5), n=STEPS),
+        figure("lora_training.useful_tokens_per_s_varied_lengths", useful_ours, "tokens/s",
+               baseline=useful_hf, baseline_is="HF Trainer, default padding collator",
+               target=at_least(1.5, of="ratio", issue=5), n=STEPS),
+        figure("lora_training.peak_rss_mib", rss_mib, "MiB", target=None,
+               measures="bench process while training the tiny model"),
     ]  # fmt: skip
     return figures + await adapters_and_serving(settings, base, work)
