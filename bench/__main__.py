@@ -62,6 +62,7 @@ SUITES = {
     "hybrid": Suite("bench.hybrid"),
     "estimator": Suite("bench.estimator", servers=False),
     "gateway": Suite("bench.gateway"),
+    "boundaries": Suite("bench.boundaries"),
 }
 
 
