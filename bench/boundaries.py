@@ -30,9 +30,18 @@ from tests.support.processes import start_service
 CORPUS = Path(__file__).resolve().parents[1] / "deploy" / "demo" / "corpus"
 QUESTION = "When does the on-call rotation change?"
 QUERIES, CLI_RUNS = 300, 8
-CONSOLE = ("/", "/static/console.js", "/static/api.js", "/static/catalog.js",
-           "/static/jobs.js", "/static/newjob.js", "/static/params.js", "/static/console.css",
-           "/api/openapi.json", "/api/training-types")  # fmt: skip
+CONSOLE = (
+    "/",
+    "/static/console.js",
+    "/static/api.js",
+    "/static/catalog.js",
+    "/static/jobs.js",
+    "/static/newjob.js",
+    "/static/params.js",
+    "/static/console.css",
+    "/api/openapi.json",
+    "/api/training-types",
+)
 
 
 async def timed(calls: int, call) -> list[float]:  # type: ignore[no-untyped-def]
@@ -54,9 +63,19 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
     try:
         kb = f"bench-{uuid.uuid4().hex[:6]}"
         built = await asyncio.to_thread(
-            gateway.cli, "submit", "EXTERNAL_RAG", "--dataset", str(CORPUS), "--param",
-            f"kb={kb}", "--wait", "--json", "--timeout", "300", timeout=400,
-        )  # fmt: skip
+            gateway.cli,
+            "submit",
+            "EXTERNAL_RAG",
+            "--dataset",
+            str(CORPUS),
+            "--param",
+            f"kb={kb}",
+            "--wait",
+            "--json",
+            "--timeout",
+            "300",
+            timeout=400,
+        )
         assert built.returncode == 0, built.stderr
         direct = RagClient(f"http://127.0.0.1:{rag.port}", settings.service_secret)
         body = Query(question=QUESTION, top_k=5)
@@ -104,7 +123,7 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
             gateway_p50_ms=round(hop_p50, 2),
             gateway_p99_ms=round(percentile(hop, 0.99), 2),
             direct_p99_ms=round(percentile(own, 0.99), 2),
-        ),  # fmt: skip
+        ),
         # Issue 11: "A warm `lorag kb query` answers in under 1 s".
         figure(
             "boundaries.cli_kb_query",
@@ -115,7 +134,7 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
             target=at_most(1.0, issue=11),
             n=len(cli),
             max_s=round(max(cli), 3),
-        ),  # fmt: skip
+        ),
         # Issue 11: "gateway peak RSS (target: under 300 MiB)".
         figure(
             "boundaries.gateway_peak_rss",
@@ -123,5 +142,5 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
             "MiB",
             target=at_most(300, issue=11),
             queries=len(hop) + 40 + CLI_RUNS + 1,
-        ),  # fmt: skip
+        ),
     ]
