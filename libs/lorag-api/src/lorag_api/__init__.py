@@ -1,10 +1,11 @@
 """Typed clients of lorag's service APIs.
 
 A caller and a service share these request and response models and nothing else: the gateway,
-the CLI and the services reach each other through them, never through each other's code.
+the CLI and the services reach each other through them, never through each other's code. The
+package itself exports only the errors, so a light caller (the CLI) does not pay for pydantic
+and httpx until it builds a client (`lorag_api.base`, `lorag_api.rag`, ...).
 """
 
-from lorag_api.base import ServiceClient, ServiceUrls
 from lorag_api.errors import (
     Conflict,
     Invalid,
@@ -20,9 +21,7 @@ __all__ = [
     "Invalid",
     "NotFound",
     "RateLimited",
-    "ServiceClient",
     "ServiceError",
-    "ServiceUrls",
     "Unauthorized",
     "Unavailable",
 ]

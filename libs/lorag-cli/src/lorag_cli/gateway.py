@@ -20,7 +20,6 @@ import httpx
 
 from lorag_api.errors import ServiceError, Unauthorized, from_response
 from lorag_cli.output import fail
-from lorag_core.settings import Profile, Settings
 
 LOCAL_URL = "http://127.0.0.1:8000"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -57,7 +56,10 @@ def gateway_url() -> str:
 
 
 def _is_local(url: str) -> bool:
-    return urlparse(url).hostname in LOOPBACK and Settings().profile is Profile.LOCAL
+    """A gateway on this machine, in the local profile (read from the environment, as Settings
+    would, without loading them: user commands stay light)."""
+    profile = os.environ.get("LORAG_PROFILE", "local").lower()
+    return urlparse(url).hostname in LOOPBACK and profile == "local"
 
 
 def gateway_token(url: str) -> str:
@@ -76,6 +78,7 @@ def gateway_token(url: str) -> str:
 def _make_local_token(owner: str) -> str:
     from lorag_cli.client import database, run
     from lorag_core.db import tokens
+    from lorag_core.settings import Settings
 
     settings = Settings()
 

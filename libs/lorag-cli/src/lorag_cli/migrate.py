@@ -14,7 +14,8 @@ import typer
 from psycopg.rows import dict_row
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from lorag_api import ServiceError, ServiceUrls, Unavailable
+from lorag_api import ServiceError, Unavailable
+from lorag_api.base import ServiceUrls
 from lorag_api.migration import Conversion, ConversionReport, Convert, MigrationClient
 from lorag_cli.output import console, err_console, fail, print_json, print_table
 from lorag_core.db import jobs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from lorag_api import ServiceUrls
+from lorag_api.base import ServiceUrls
 from lorag_api.hybrid import HybridClient
 from lorag_api.lora import LoraClient
 from lorag_api.rag import RagClient

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from lorag_api import ServiceError, ServiceUrls
+from lorag_api import ServiceError
+from lorag_api.base import ServiceUrls
 from lorag_api.lora import LoraClient
 from lorag_hybrid.recommend.resources import Resources, detect
 
