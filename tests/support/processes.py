@@ -57,15 +57,20 @@ class ServiceProcess:
 
 
 def start_service(
-    module: str, log_dir: Path, *, cwd: Path | None = None, **env: str
+    module: str,
+    log_dir: Path,
+    *,
+    cwd: Path | None = None,
+    python: Path | None = None,
+    **env: str,
 ) -> ServiceProcess:
-    """Start `python -m module` with the session's endpoints plus `env` (in `cwd`, if given);
-    wait until it is ready."""
+    """Start `python -m module` with the session's endpoints plus `env` (in `cwd`, and with
+    another environment's `python`, if given); wait until it is ready."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{module}-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", module],
+        [str(python or sys.executable), "-m", module],
         env={**os.environ, "LORAG_HEALTH_PORT": str(port), **env},
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
