@@ -1,0 +1,1 @@
+"""The hybrid-orchestrator's HTTP API, one module per resource."""
