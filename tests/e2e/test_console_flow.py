@@ -70,11 +70,12 @@ def stack(request, settings, logs_dir, tmp_path_factory):
     state = tmp_path_factory.mktemp("console")
     chroma = {"LORAG_CHROMA_PATH": str(state / "chroma")}
     api_port = free_port()
-    hybrid = {"LORAG_HYBRID_LORA_API": f"http://127.0.0.1:{api_port}/v1",
+    hybrid = {"LORAG_LORA_OPENAI_URL": f"http://127.0.0.1:{api_port}/v1",
               "LORAG_HYBRID_EVAL_PAIRS": "3", "LORAG_HYBRID_RETRY_BACKOFF_S": "0.5"}  # fmt: skip
     started = [start_lora(logs_dir, lora_env(models, state / "lora", api_port))]
     try:
-        started.append(start_service("lorag_rag", logs_dir, **chroma))
+        started.append(start_service("lorag_rag", logs_dir, **chroma, **hybrid))
+        hybrid["LORAG_RAG_SERVICE_URL"] = started[-1].url
         started.append(start_service("lorag_hybrid", logs_dir, **chroma, **hybrid))
         port = free_port()
         gateway = start_service(
