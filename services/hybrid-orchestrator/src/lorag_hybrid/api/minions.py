@@ -17,7 +17,9 @@ from lorag_hybrid.routing import Router
 from lorag_hybrid.saga import store
 
 router = APIRouter(prefix="/v1/minions", tags=["minions"])
-MISSING = {404: {"description": "No minion of that name for this owner"}}
+MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No minion of that name for this owner"}
+}
 
 
 def _runtime(request: Request) -> Runtime:
@@ -69,7 +71,7 @@ async def ask_minion(
     name: str, body: Ask, owner: OwnerHeader, runtime: RuntimeDep, router: RouterDep
 ) -> MinionAnswer:
     minion = await _owned(runtime, owner, name)
-    best = minion.get("best_variant") or "rag"
+    best: Variant = minion.get("best_variant") or "rag"
     chosen: list[Variant] = list(VARIANTS) if body.compare else [body.variant or best]
     replies = await asyncio.gather(*(_ask_one(router, minion, body.question, v) for v in chosen))
     return MinionAnswer(

@@ -10,7 +10,7 @@ async def complete(
     headers: dict[str, str] | None = None,
 ) -> str:  # fmt: skip
     """The assistant's reply to `messages`; without max_tokens, the endpoint's own limit."""
-    from openai import NOT_GIVEN, AsyncOpenAI
+    from openai import AsyncOpenAI, omit
 
     key = settings.api_key.get_secret_value() if settings.api_key else "local"
     client = AsyncOpenAI(
@@ -21,6 +21,6 @@ async def complete(
         response = await client.chat.completions.create(
             model=settings.model,
             messages=messages,  # type: ignore[arg-type]
-            max_tokens=max_tokens if max_tokens is not None else NOT_GIVEN,
+            max_tokens=max_tokens if max_tokens is not None else omit,
         )
     return response.choices[0].message.content or ""

@@ -21,7 +21,9 @@ from lorag_rag.config import LlmSettings
 from lorag_rag.deps import RagDeps
 
 router = APIRouter(prefix="/v1/kbs", tags=["knowledge bases"])
-MISSING = {404: {"description": "No committed knowledge base of that name for this owner"}}
+MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No committed knowledge base of that name for this owner"}
+}
 
 
 class InvalidFilter(ApiError):
