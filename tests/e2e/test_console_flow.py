@@ -72,7 +72,9 @@ def stack(request, settings, logs_dir, tmp_path_factory):
     lora = start_lora(logs_dir, lora_env(models, state / "lora", free_port()))
     started = [lora]
     try:
-        rag = start_service("lorag_rag", logs_dir, LORAG_CHROMA_PATH=str(state / "chroma"))
+        rag = start_service(
+            "lorag_rag", logs_dir, LORAG_CHROMA_PATH=str(state / "chroma"), **service_urls(lora)
+        )
         started.append(rag)
         orchestrator = start_service("lorag_hybrid", logs_dir, **hybrid, **service_urls(rag, lora))
         started.append(orchestrator)

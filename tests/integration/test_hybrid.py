@@ -2,14 +2,13 @@
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import uuid
 
 import pytest
 
+from lorag_api.errors import NotFound
+from lorag_api.hybrid import Ask, HybridClient
 from lorag_core.contracts import (
     DatasetRef,
     HybridParameters,
@@ -42,10 +41,12 @@ def services(settings, tracker, logs_dir, tmp_path_factory, tiny_models):  # noq
     chroma = {"LORAG_CHROMA_PATH": str(state / "chroma"), "LORAG_WORKER_LEASE_S": "4"}
     api_port = free_port()
     lora = start_lora(logs_dir, lora_env(tiny_models, state / "lora", api_port))
-    rag = start_service("lorag_rag", logs_dir, **chroma, LORAG_FAULT_FAIL_JOBS=FAULTS)
+    local_llm = {"LORAG_LORA_OPENAI_URL": f"http://127.0.0.1:{api_port}/v1"}
+    rag = start_service("lorag_rag", logs_dir, **chroma, **local_llm, LORAG_FAULT_FAIL_JOBS=FAULTS)
     env = {
-        **chroma,
-        "LORAG_HYBRID_LORA_API": f"http://127.0.0.1:{api_port}/v1",
+        **local_llm,
+        "LORAG_RAG_SERVICE_URL": rag.url,
+        "LORAG_WORKER_LEASE_S": "4",
         "LORAG_HYBRID_EVAL_PAIRS": "3",
         "LORAG_HYBRID_RETRY_BACKOFF_S": "0.5",
     }
@@ -112,29 +113,19 @@ async def test_a_local_hybrid_makes_a_minion_that_answers_from_the_dataset(setti
     metrics = [r["metrics"] or {} for r in log]
     assert any("loss" in m for m in metrics) and any("chunks_per_s" in m for m in metrics)
 
-    asked = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lorag_cli",
-            "ask",
-            minion,
-            "What is the staging cluster called?",
-            "--variant",
-            "rag",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, **services["env"]},
-    )
-    assert asked.returncode == 0, asked.stderr
-    reply = json.loads(asked.stdout)
-    assert reply["variant"] == "rag"
-    assert any(
-        "harbor-seventeen" in s["text"] for s in reply["sources"]
-    )  # only the dataset says so
+    async with HybridClient(
+        services["orchestrator"].url, settings.service_secret, timeout=180
+    ) as minions:
+        answer = await minions.ask(
+            "default", minion, Ask(question="What is the staging cluster called?", variant="rag")
+        )
+        assert [m.name for m in await minions.list_minions("default") if m.name == minion]
+        assert minion not in {m.name for m in await minions.list_minions("someone-else")}
+        with pytest.raises(NotFound):
+            await minions.ask("someone-else", minion, Ask(question="Who is on call?"))
+    [reply] = answer.replies
+    assert reply.variant == "rag" and reply.error is None, reply.error
+    assert any("harbor-seventeen" in s.text for s in reply.sources)  # only the dataset says so
     assert (
         len(await fetch_all(settings.postgres_dsn, "SELECT 1 FROM minions WHERE name = %s", minion))
         == 1

@@ -62,8 +62,11 @@ async def test_answer_cites_the_retrieved_context(settings, deps):
             )
             with pytest.raises(retrieval.KbNotFound):
                 await retrieval.query(conn, deps, "no-such-kb", "anything")
+            with pytest.raises(retrieval.KbNotFound):  # another owner's: not found, the same
+                await retrieval.query(conn, deps, kb, "anything", owner="someone-else")
     assert answer.citations[0]["source"] == "infra.md" and answer.citations[0]["n"] == 1
-    assert len(answer.citations) == 2
+    assert len(answer.citations) == 2 and "lighthouse" in answer.citations[0]["text"]
+    assert answer.model == "stub-model"
     prompt = seen[0]["messages"][-1]["content"]
     assert "[1] (infra.md" in prompt and "lighthouse" in prompt
     assert seen[0]["model"] == "stub-model"

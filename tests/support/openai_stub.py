@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from lorag_local.stack import free_port
 
@@ -18,8 +18,9 @@ def make_app(seen: list[dict[str, Any]]) -> FastAPI:
     app = FastAPI()
 
     @app.post("/v1/chat/completions")
-    async def chat(body: dict[str, Any]) -> dict[str, Any]:
-        seen.append(body)
+    async def chat(body: dict[str, Any], request: Request) -> dict[str, Any]:
+        # the owner a lorag service called for, so a test can see it was passed on
+        seen.append({**body, "x_lorag_owner": request.headers.get("x-lorag-owner")})
         user = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
         return {
             "id": f"stub-{len(seen)}",

@@ -21,6 +21,11 @@ class ServiceProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
 
+    @property
+    def url(self) -> str:
+        """Its API (health, readiness and its routes), for LORAG_*_SERVICE_URL and clients."""
+        return f"http://127.0.0.1:{self.port}"
+
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=2) as r:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from lorag_api.base import ServiceClient, segment
 
@@ -48,6 +48,8 @@ class Query(BaseModel):
 
 
 class Hit(BaseModel):
+    """One retrieved chunk: its rank, similarity, where it came from and its text."""
+
     rank: int
     score: float = Field(description="Cosine similarity; 1 is identical.")
     source: str | None = None
@@ -77,10 +79,19 @@ class AnswerRequest(BaseModel):
     model: str | None = Field(
         None, description="With llm=local: base, or an adapter (NAME, NAME:V, NAME@ALIAS)."
     )
-    max_tokens: int = Field(128, ge=1, le=4096)
+    max_tokens: int = Field(128, ge=1, le=4096, description="Most tokens the answer may take.")
+
+    @model_validator(mode="after")
+    def _model_is_local(self) -> AnswerRequest:
+        # the external LLM's model is the service's setting; a model here would be ignored
+        if self.model is not None and self.llm != "local":
+            raise ValueError("model applies to llm=local only (base or an adapter)")
+        return self
 
 
 class Citation(BaseModel):
+    """What [n] in the answer refers to: the retrieved chunk, with its text."""
+
     n: int
     source: str
     title: str | None = None
@@ -90,6 +101,8 @@ class Citation(BaseModel):
 
 
 class Answer(BaseModel):
+    """The chat model's answer, citing the passages as [n], and the model that wrote it."""
+
     kb: str
     question: str
     answer: str

@@ -9,9 +9,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class HybridSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LORAG_HYBRID_", extra="ignore")
 
-    lora_api: str = Field(
-        default="http://127.0.0.1:8102/v1", description="The lora-service's OpenAI-compatible API."
-    )
     max_profile_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1, description="Most bytes of a dataset read to profile it."
     )
@@ -21,6 +18,11 @@ class HybridSettings(BaseSettings):
         description="How long a recommendation waits for the lora-service's "
         "machine resources before it estimates on this machine instead.",
     )
+    ask_timeout_s: float = Field(
+        default=180.0, gt=0,
+        description="How long a question to the rag-service or the lora-service may take: an "
+        "answer waits on a chat model, which may itself retry.",
+    )  # fmt: skip
     poll_s: float = Field(
         default=0.5, gt=0, description="How often stage progress is read; an ending wakes at once."
     )
@@ -38,6 +40,6 @@ class HybridSettings(BaseSettings):
     )
     warm_up: bool = Field(
         default=True,
-        description="Load the evaluation router (embedder, Chroma) and probe the GPU at start, in "
-        "the background, so the first saga does not wait for them; off saves their memory.",
+        description="Probe the GPU at start, in the background, so the first saga does not wait "
+        "for torch to load; off saves its memory.",
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
+from lorag_api.base import ServiceUrls
 from lorag_core.contracts import JobResult, MinionXpEarned
 from lorag_core.db.changes import JobChanges
 from lorag_core.domain.job_state import JobState
@@ -23,11 +23,9 @@ from lorag_hybrid.saga.runner import artifacts, run_stages
 from lorag_hybrid.saga.validation import validate
 
 
-def make_runner(
-    settings: HybridSettings, router_of: Callable[[], Router], changes: JobChanges
-) -> Any:
+def make_runner(settings: HybridSettings, router: Router, changes: JobChanges) -> Any:
     async def run(ctx: JobContext) -> JobResult:
-        return await run_hybrid(ctx, settings, router_of, changes)
+        return await run_hybrid(ctx, settings, router, changes)
 
     return run
 
@@ -35,10 +33,10 @@ def make_runner(
 async def run_hybrid(
     ctx: JobContext,
     settings: HybridSettings,
-    router_of: Callable[[], Router],
+    router: Router,
     changes: JobChanges,
 ) -> JobResult:
-    """Validate, run the stages, then evaluate; the router is only needed for the evaluation."""
+    """Validate, run the stages, then evaluate each variant through the services' APIs."""
     started = time.monotonic()
     request, objects = ctx.request, ctx.runtime.objects
     assert objects is not None
@@ -59,17 +57,14 @@ async def run_hybrid(
         "adapter": f"{lora_summary['adapter']}:{lora_summary['version']}",
         "llm": {
             "rag": "base" if request.resolved.effective.runs_locally else "external",
-            "lora_api": settings.lora_api,
+            "lora_api": ServiceUrls().lora_openai_url,
         },
     }
     pairs = await asyncio.to_thread(eval_pairs, request, objects, settings.eval_pairs)
-    # Off the event loop, which keeps renewing the job's lease: the first build takes seconds.
-    router = await asyncio.to_thread(router_of)
-    async with ctx.runtime.db.connection() as conn:
-        scores: dict[str, float] = (
-            await router.score(conn, minion, pairs) if pairs else dict.fromkeys(VARIANTS, 0.0)
-        )
-        base = await router.base_score(conn, minion, pairs) if pairs else 0.0
+    scores: dict[str, float] = (
+        await router.score(minion, pairs) if pairs else dict.fromkeys(VARIANTS, 0.0)
+    )
+    base = await router.base_score(minion, pairs) if pairs else 0.0
     best = max(VARIANTS, key=lambda v: (scores[v], v == "lora+rag"))
     dataset = await asyncio.to_thread(profile_of, request, objects)
     async with ctx.runtime.db.connection() as conn:

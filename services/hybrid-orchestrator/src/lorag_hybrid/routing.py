@@ -5,6 +5,10 @@ base model for LOCAL_HYBRID), `lora` (the minion's adapter alone), `lora+rag` (t
 retrieved context). A variant's score on the evaluation pairs is the mean token F1 of its answers
 against the expected ones; variants that retrieve are also credited, half and half, with whether
 their context held the answer, since their answers cite that context.
+
+Retrieval and grounded answers are the rag-service's (`RagClient.answer`), the adapter alone is
+the lora-service's OpenAI API (`ChatClient`): the orchestrator loads no model and reads no store.
+Every call names the minion's owner, so the services see only that owner's things.
 """
 
 from __future__ import annotations
@@ -12,19 +16,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from psycopg import AsyncConnection
+from lorag_api.hybrid import VARIANTS, Variant
+from lorag_api.lora import ChatClient
+from lorag_api.rag import AnswerRequest, RagClient
 
-from lorag_rag import retrieval
-from lorag_rag.adapters import llm
-from lorag_rag.config import LlmSettings
-from lorag_rag.deps import RagDeps
-from lorag_rag.domain.prompts import Passage, chat_messages
-
-Variant = Literal["rag", "lora", "lora+rag"]
-VARIANTS: tuple[Variant, ...] = ("rag", "lora", "lora+rag")
+__all__ = ["VARIANTS", "Reply", "Router", "Variant", "token_f1"]
 TOP_K = 5
+SOURCE_CHARS = 300  # enough of a passage to recognise it; the KB has the rest
 
 
 @dataclass(frozen=True)
@@ -51,70 +51,69 @@ def _tokens(text: str) -> list[str]:
 class Router:
     """Answers questions as a minion, through each variant."""
 
-    def __init__(self, rag: RagDeps, lora_api: str, external: LlmSettings) -> None:
-        self.rag, self.lora_api, self.external = rag, lora_api, external
+    def __init__(self, rag: RagClient, chat: ChatClient) -> None:
+        self.rag, self.chat = rag, chat
+
+    async def close(self) -> None:
+        await self.rag.close()
+        await self.chat.close()
 
     async def ask(
         self,
-        conn: AsyncConnection[Any],
         minion: dict[str, Any],
         question: str,
         variant: Variant,
         expected: str | None = None,
         max_tokens: int = 64,
     ) -> Reply:
-        passages: list[Passage] = []
-        sources: list[dict[str, Any]] = []
-        if variant != "lora":
-            hits = await retrieval.query(conn, self.rag, minion["kb"], question, TOP_K)
-            passages = [
-                Passage(h.text, str(h.metadata.get("source", "?")), h.metadata.get("title"))
-                for h in hits
-            ]
-            sources = [
-                {"n": n, "source": p.source, "title": p.title, "text": p.text[:300]}
-                for n, p in enumerate(passages, 1)
-            ]
-        messages = (
-            chat_messages(question, passages)
-            if passages
-            else [{"role": "user", "content": question}]
-        )
-        text = await llm.complete(self._endpoint(minion, variant), messages)
+        """The variant's answer, cut to about max_tokens; models write at their default length."""
+        owner = minion["owner"]
+        if variant == "lora":
+            messages = [{"role": "user", "content": question}]
+            text = await self.chat.complete(self._adapter(minion), messages, owner=owner)
+            return Reply(variant, text[: max_tokens * 8], [])
+        request = self._answer_request(minion, question, variant)
+        answer = await self.rag.answer(owner, minion["kb"], request)
+        sources = [
+            {"n": c.n, "source": c.source, "title": c.title, "text": c.text[:SOURCE_CHARS]}
+            for c in answer.citations
+        ]
         grounded = None
-        if expected is not None and passages:
-            grounded = any(expected.lower() in p.text.lower() for p in passages)
-        return Reply(variant, text[: max_tokens * 8], sources, grounded)
+        if expected is not None and answer.citations:
+            grounded = any(expected.lower() in c.text.lower() for c in answer.citations)
+        return Reply(variant, answer.answer[: max_tokens * 8], sources, grounded)
 
-    def _endpoint(self, minion: dict[str, Any], variant: Variant) -> LlmSettings:
+    def _answer_request(
+        self, minion: dict[str, Any], question: str, variant: Variant
+    ) -> AnswerRequest:
         if variant == "rag" and minion["training_type"] == "EXTERNAL_HYBRID":
-            return self.external
-        if variant != "rag" and not minion.get("adapter"):
-            raise ValueError(f"minion {minion['name']} has no adapter: ask its rag variant")
-        model = "base" if variant == "rag" else minion["adapter"]
-        return LlmSettings(base_url=self.lora_api, model=model)
+            return AnswerRequest(question=question, top_k=TOP_K, llm="external")
+        model = "base" if variant == "rag" else self._adapter(minion)
+        return AnswerRequest(question=question, top_k=TOP_K, llm="local", model=model)
 
-    async def score(
-        self, conn: AsyncConnection[Any], minion: dict[str, Any], pairs: list[tuple[str, str]]
-    ) -> dict[str, float]:
+    @staticmethod
+    def _adapter(minion: dict[str, Any]) -> str:
+        if not minion.get("adapter"):
+            raise ValueError(f"minion {minion['name']} has no adapter: ask its rag variant")
+        return str(minion["adapter"])
+
+    async def score(self, minion: dict[str, Any], pairs: list[tuple[str, str]]) -> dict[str, float]:
         """Each variant's mean score over the evaluation pairs."""
         scores: dict[str, float] = {}
         for variant in VARIANTS:
             total = 0.0
             for question, expected in pairs:
-                reply = await self.ask(conn, minion, question, variant, expected)
+                reply = await self.ask(minion, question, variant, expected)
                 f1 = token_f1(reply.text, expected)
                 total += f1 if reply.grounded is None else (f1 + float(reply.grounded)) / 2
             scores[variant] = round(total / len(pairs), 4) if pairs else 0.0
         return scores
 
-    async def base_score(
-        self, conn: AsyncConnection[Any], minion: dict[str, Any], pairs: list[tuple[str, str]]
-    ) -> float:
+    async def base_score(self, minion: dict[str, Any], pairs: list[tuple[str, str]]) -> float:
         """The local base model alone, without adapter or context: what the minion improves on."""
-        bare = LlmSettings(base_url=self.lora_api, model="base")
         total = 0.0
         for question, expected in pairs:
-            text = await llm.complete(bare, [{"role": "user", "content": question}])
+            messages = [{"role": "user", "content": question}]
+            text = await self.chat.complete("base", messages, owner=minion["owner"])
             total += token_f1(text, expected)
         return round(total / len(pairs), 4) if pairs else 0.0

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_LLM_BASE_URL = "http://127.0.0.1:8102/v1"  # the lora-service's OpenAI-compatible endpoint
+from lorag_api.base import ServiceUrls
 
 
 def default_state_dir() -> Path:
@@ -54,7 +54,8 @@ class LlmSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LORAG_LLM_", extra="ignore")
 
     base_url: str | None = Field(
-        default=None, description="Chat endpoint; default: the local lora-service's /v1."
+        default=None,
+        description="Chat endpoint; default: the lora-service's /v1 (LORAG_LORA_OPENAI_URL).",
     )
     api_key: SecretStr | None = Field(default=None, description="API key; none for local.")
     model: str = Field(
@@ -67,4 +68,4 @@ class LlmSettings(BaseSettings):
         """The given URL; without one, the local endpoint unless a key says a hosted API."""
         if self.base_url:
             return self.base_url
-        return None if self.api_key else LOCAL_LLM_BASE_URL
+        return None if self.api_key else ServiceUrls().lora_openai_url

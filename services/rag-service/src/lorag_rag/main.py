@@ -1,4 +1,4 @@
-"""Composition root of the rag-service: real adapters and the EXTERNAL_RAG worker."""
+"""Composition root of the rag-service: real adapters, the EXTERNAL_RAG worker and its API."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from lorag_core.settings import Settings
 from lorag_rag.adapters.chroma_store import ChromaStore
 from lorag_rag.adapters.datasets import DatasetReader
 from lorag_rag.adapters.embedder import EmbedderCache
+from lorag_rag.api import kbs
 from lorag_rag.compensation import make_undo
 from lorag_rag.config import ChromaSettings, LlmSettings, RagSettings
 from lorag_rag.deps import RagDeps
@@ -43,6 +44,8 @@ def register(host: ServiceHost) -> None:
         log.info("rag-service ready: model %s loaded", DEFAULT_MODEL)
 
     host.on_start(build)
+    host.api.state.rag_deps = provider  # the API's routes share the worker's model and store
+    host.add_routes(kbs.router)
     register_worker(host, OWNED, make_runner(provider))
     register_compensation(host, make_undo(provider))
 

@@ -19,13 +19,20 @@ from lorag_rag.domain.prompts import Passage, chat_messages
 
 
 class KbNotFound(LookupError):
-    """No committed knowledge base of that name."""
+    """No committed knowledge base of that name that the caller's owner may see."""
+
+    hint = "`lorag kb ls` (GET /v1/kbs) lists your knowledge bases"
+
+    def __init__(self, kb: str) -> None:
+        super().__init__(f"no knowledge base {kb!r}")
+        self.kb = kb
 
 
 @dataclass(frozen=True)
 class Answer:
     text: str
-    citations: list[dict[str, Any]]  # n, source, title, chunk id, score: what [n] refers to
+    citations: list[dict[str, Any]]  # n, source, title, chunk id, score, text: what [n] cites
+    model: str = ""
 
 
 def evaluate(
@@ -37,10 +44,11 @@ def evaluate(
     return retrieval_quality(pairs, [[h.text for h in found] for found in hits], k)
 
 
-async def live_kb(conn: AsyncConnection[Any], kb: str) -> dict[str, Any]:
+async def live_kb(conn: AsyncConnection[Any], kb: str, owner: str | None = None) -> dict[str, Any]:
+    """The KB's registry row; another owner's KB is not found, exactly like a missing one."""
     row = await registry.get(conn, kb)
-    if row is None or row["version"] == 0:
-        raise KbNotFound(f"no knowledge base {kb!r}; `lorag kb ls` lists them")
+    if row is None or row["version"] == 0 or (owner is not None and row["owner"] != owner):
+        raise KbNotFound(kb)
     return row
 
 
@@ -56,25 +64,38 @@ def search(
 
 async def query(
     conn: AsyncConnection[Any], deps: RagDeps, kb: str, question: str, top_k: int = 5,
-    where: dict[str, Any] | None = None,
+    where: dict[str, Any] | None = None, owner: str | None = None,
 ) -> list[Hit]:  # fmt: skip
-    row = await live_kb(conn, kb)
+    row = await live_kb(conn, kb, owner)
     return await asyncio.to_thread(search, deps, row, question, top_k, where)
 
 
 async def answer(
     conn: AsyncConnection[Any], deps: RagDeps, kb: str, question: str, top_k: int = 5,
-    settings: LlmSettings | None = None,
+    settings: LlmSettings | None = None, owner: str | None = None,
 ) -> Answer:  # fmt: skip
     """Retrieve context from the KB and ask the configured chat model, citing passages as [n]."""
-    hits = await query(conn, deps, kb, question, top_k)
+    row = await live_kb(conn, kb, owner)
+    return await answer_from(deps, row, question, top_k, settings)
+
+
+async def answer_from(
+    deps: RagDeps, row: dict[str, Any], question: str, top_k: int = 5,
+    settings: LlmSettings | None = None, max_tokens: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:  # fmt: skip
+    """`answer` for a KB already looked up: no database connection is held while the LLM
+    writes."""
+    hits = await asyncio.to_thread(search, deps, row, question, top_k)
     passages = [
         Passage(h.text, str(h.metadata.get("source", "?")), h.metadata.get("title")) for h in hits
     ]
     chat = settings or deps.llm or LlmSettings()
-    text = await llm.complete(chat, chat_messages(question, passages))
+    messages = chat_messages(question, passages)
+    text = await llm.complete(chat, messages, max_tokens=max_tokens, headers=headers)
     citations = [
-        {"n": n, "source": p.source, "title": p.title, "chunk_id": h.id, "score": round(h.score, 4)}
+        {"n": n, "source": p.source, "title": p.title, "chunk_id": h.id,
+         "score": round(h.score, 4), "text": h.text}
         for n, (p, h) in enumerate(zip(passages, hits, strict=True), 1)
-    ]
-    return Answer(text, citations)
+    ]  # fmt: skip
+    return Answer(text, citations, chat.model)

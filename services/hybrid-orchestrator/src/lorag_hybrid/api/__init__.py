@@ -1,1 +1,1 @@
-"""The hybrid-orchestrator's HTTP API (service port, service token)."""
+"""The hybrid-orchestrator's HTTP API (service port, service token), one module per resource."""
