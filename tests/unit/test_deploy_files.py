@@ -59,18 +59,15 @@ URL_TARGETS: dict[str, tuple[str, int]] = {
     "LORAG_HYBRID_SERVICE_URL": ("hybrid-orchestrator", 8103),
     "LORAG_MIGRATION_SERVICE_URL": ("migration-service", 8104),
     "LORAG_LLM_BASE_URL": ("lora-service", LORA_OPENAI_PORT),  # the rag-service's chat LLM
-    "LORAG_HYBRID_LORA_API": ("lora-service", LORA_OPENAI_PORT),
 }
 # The addresses each service calls (now, or through lorag_api once issue 11's clients land).
 NEEDED_URLS: dict[str, tuple[str, ...]] = {
-    "rag-service": ("LORAG_LLM_BASE_URL",),
+    "rag-service": ("LORAG_LLM_BASE_URL", "LORAG_LORA_OPENAI_URL"),
     "lora-service": (),
     "hybrid-orchestrator": (
         "LORAG_RAG_SERVICE_URL",
         "LORAG_LORA_SERVICE_URL",
         "LORAG_LORA_OPENAI_URL",
-        "LORAG_HYBRID_LORA_API",
-        "LORAG_LLM_BASE_URL",
     ),
     "migration-service": (),
     "gateway": ("LORAG_RAG_SERVICE_URL", "LORAG_LORA_SERVICE_URL", "LORAG_HYBRID_SERVICE_URL"),
