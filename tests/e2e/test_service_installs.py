@@ -49,12 +49,6 @@ MUST_NOT_HOLD = {
     "lorag-lora-service": ("sentence_transformers", "chromadb"),
 }
 
-# PENDING (issue 11, parts 1-3, being done in parallel): these packages still import and
-# depend on service packages (the gateway and the CLI on all of them, the orchestrator on the
-# rag-service), so their environments carry torch and Chroma. Strict xfail: once that work is
-# merged this XPASSes and fails, which is the signal to empty this set.
-PENDING_BOUNDARY_WORK: set[str] = set()
-
 PROBE = """
 import importlib, importlib.util, json, sys
 module, attribute, forbidden = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -131,20 +125,7 @@ def test_entry_point_imports_when_installed_alone(package: str, environments: En
     probe(environments[package], package)
 
 
-@pytest.mark.parametrize(
-    "package",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True, reason="PENDING: still depends on service packages (issue 11)"
-            )
-            if name in PENDING_BOUNDARY_WORK
-            else (),
-        )
-        for name in MUST_NOT_HOLD
-    ],
-)
+@pytest.mark.parametrize("package", list(MUST_NOT_HOLD))
 def test_installed_alone_holds_no_model_libraries(package: str, environments: Environments) -> None:
     held = probe(environments[package], package)
     assert held == [], f"{package} installed alone holds {held}"
