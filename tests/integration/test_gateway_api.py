@@ -447,3 +447,39 @@ def test_knowledge_bases_are_listed_and_queried_by_their_owner_only(settings, ga
         empty = alice.post(f"/api/kbs/{kb}/query", json={"question": blank})
         assert empty.status_code == 422, empty.text
         assert empty.json()["detail"][0]["loc"] == ["body", "question"]
+    # The rag-service's answer passes through: 404 with its code and the hint to list them.
+    unknown = alice.post("/api/kbs/gw-kb-nobody-has-this/query", json=question).json()
+    assert unknown["code"] == "KB_NOT_FOUND" and "lorag kb ls" in unknown["hint"]
+    assert bob.get(f"/api/kbs/{kb}").status_code == 404
+    assert alice.get(f"/api/kbs/{kb}").json()["name"] == kb
+
+
+def test_minions_are_shown_and_asked_by_their_owner_only(settings, gateway, owners, hybrid):
+    from lorag_hybrid.saga import store as minions
+
+    alice, bob = client(gateway, owners["alice"]), client(gateway, owners["bob"])
+    name = f"gw-minion-{uuid.uuid4().hex[:8]}"
+    row = {"name": name, "owner": "alice", "job_id": f"job-{name}", "training_type":
+           "LOCAL_HYBRID", "kb": f"{name}-kb", "adapter": None, "llm": {}, "scores": {"rag": 0.5},
+           "best_variant": "rag"}  # fmt: skip
+
+    async def save() -> None:
+        async with await psycopg.AsyncConnection.connect(
+            settings.postgres_dsn, autocommit=True, row_factory=dict_row
+        ) as conn:
+            await minions.save_minion(conn, row)
+
+    asyncio.run(save())
+    assert name in {m["name"] for m in alice.get("/api/minions").json()}
+    assert name not in {m["name"] for m in bob.get("/api/minions").json()}
+    assert alice.get(f"/api/minions/{name}").json()["best_variant"] == "rag"
+    for r in (bob.get(f"/api/minions/{name}"),
+              bob.post(f"/api/minions/{name}/ask", json={"question": "Who?"})):  # fmt: skip
+        assert r.status_code == 404 and r.json()["code"] == "MINION_NOT_FOUND", r.text
+    # Its knowledge base was never built: the one variant says why, the request still answers.
+    asked = alice.post(f"/api/minions/{name}/ask", json={"question": "Who?"})
+    assert asked.status_code == 200, asked.text
+    [reply] = asked.json()["replies"]
+    assert reply["variant"] == "rag" and "no knowledge base" in reply["error"]
+    bad = alice.post(f"/api/minions/{name}/ask", json={"question": "Who?", "variant": "magic"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "variant"]

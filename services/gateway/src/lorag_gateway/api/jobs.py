@@ -56,7 +56,7 @@ async def show(job_id: str, owner: OwnerDep, gateway: GatewayDep) -> dict[str, A
 
 
 class CancelJob(BaseModel):
-    reason: str = Field("cancelled by its owner", max_length=500, description="Kept on the job.")
+    reason: str = Field("cancelled in the console", max_length=500, description="Kept on the job.")
 
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Ask to cancel a running job")

@@ -114,9 +114,8 @@ async def show(db: AsyncConnectionPool, owner: str, job_id: str) -> Row:
 
 
 async def cancel(
-    db: AsyncConnectionPool, broker: KafkaBroker, owner: str, job_id: str,
-    reason: str = "cancelled in the console",
-) -> Row:  # fmt: skip
+    db: AsyncConnectionPool, broker: KafkaBroker, owner: str, job_id: str, reason: str
+) -> Row:
     """Ask the service running the job to stop it; Conflict when it already ended."""
     job = await show(db, owner, job_id)
     if JobState(job["state"]).is_terminal:
