@@ -22,6 +22,7 @@ async def read_whole_topic(
         topic,
         bootstrap_servers=bootstrap,
         group_id=None,  # without a group, start() assigns every partition of the topic
+        auto_offset_reset="earliest",  # and, with no committed offsets, starts at the beginning
         enable_auto_commit=False,
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=32 * 1024 * 1024,
@@ -31,8 +32,11 @@ async def read_whole_topic(
         partitions = sorted(consumer.assignment())
         if not partitions:
             raise AssertionError(f"topic {topic} has no partitions to read")
-        await consumer.seek_to_beginning(*partitions)
+        starts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
+        at = {tp: await consumer.position(tp) for tp in partitions}
+        if at != starts:  # a reader that starts late reads nothing and would count no duplicate
+            raise AssertionError(f"{topic}: reading from {at}, not from the beginning {starts}")
         read: dict[TopicPartition, list[Any]] = {tp: [] for tp in partitions}
         deadline = time.monotonic() + timeout
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
