@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import quote, urlparse
-
-import httpx
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote, urlencode, urlparse
+from urllib.request import Request, urlopen
 
 from lorag_api.errors import ServiceError, Unauthorized, from_response
 from lorag_cli.output import fail
 
 LOCAL_URL = "http://127.0.0.1:8000"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+TIMEOUT_S = 600  # a minion's answer may wait on a chat model
 TOKEN_HINT = (
     "run `lorag login --token TOKEN` with a token from `lorag tokens create OWNER` "
     "(an admin command), or set LORAG_TOKEN"
@@ -90,57 +92,65 @@ def _make_local_token(owner: str) -> str:
 
 
 class Gateway:
-    """A synchronous client of the gateway's API: JSON in, JSON out, errors as `fail`."""
+    """A synchronous client of the gateway's API: JSON in, JSON out, errors as `fail`.
+
+    Built on the standard library: a user command pays for no HTTP client's import (httpx alone
+    costs a CLI start-up a third of a second), and these calls need no more than urllib gives.
+    """
 
     def __init__(self, url: str | None = None, token: str | None = None) -> None:
         self.url = url or gateway_url()
         self.token = token or gateway_token(self.url)
-        self._http = httpx.Client(
-            base_url=self.url, timeout=httpx.Timeout(30, read=600),
-            headers={"Authorization": f"Bearer {self.token}"},
-        )  # fmt: skip
 
     def get(self, path: str, **params: Any) -> Any:
-        return self._send("GET", path, params={k: v for k, v in params.items() if v is not None})
+        query = urlencode({k: v for k, v in params.items() if v is not None})
+        return self._send("GET", f"{path}?{query}" if query else path)
 
-    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
-        return self._send("POST", path, json=body, **kwargs)
+    def post(self, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        return self._send("POST", path, data, "application/json")
 
     def upload(self, files: list[Path]) -> dict[str, Any]:
         """Upload files as one dataset; its s3:// URI and stored names."""
-        with _opened(files) as parts:
-            result: dict[str, Any] = self._send("POST", "/api/datasets", files=parts)
+        boundary = f"lorag-{uuid.uuid4().hex}"
+        parts = []
+        for path in files:
+            head = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+                f'filename="{path.name.replace(chr(34), "_")}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            )
+            parts += [head.encode(), path.read_bytes(), b"\r\n"]
+        parts.append(f"--{boundary}--\r\n".encode())
+        kind = f"multipart/form-data; boundary={boundary}"
+        result: dict[str, Any] = self._send("POST", "/api/datasets", b"".join(parts), kind)
         return result
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, data: bytes | None = None, kind: str = "") -> Any:
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        if kind:
+            headers["Content-Type"] = kind
+        request = Request(self.url + path, data=data, method=method, headers=headers)
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
+            with urlopen(request, timeout=TIMEOUT_S) as response:
+                return json.loads(response.read() or b"null")
+        except HTTPError as answer:
+            raw = answer.read()
+            try:
+                body: Any = json.loads(raw)
+            except ValueError:
+                body = raw.decode(errors="replace")
+            raise from_response(answer.code, body, answer.headers.get("Retry-After")) from None
+        except (URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
             fail(
-                f"cannot reach the gateway at {self.url}: {exc}",
+                f"cannot reach the gateway at {self.url}: {reason}",
                 hint="start it with `lorag serve gateway` (or `lorag serve all`), or set LORAG_URL",
             )
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = response.text
-            raise from_response(response.status_code, body, response.headers.get("Retry-After"))
-        return response.json()
 
 
 def segment(name: str) -> str:
     return quote(name, safe="")
-
-
-@contextmanager
-def _opened(files: list[Path]) -> Iterator[list[tuple[str, tuple[str, Any]]]]:
-    handles = [path.open("rb") for path in files]
-    try:
-        yield [("files", (path.name, handle)) for path, handle in zip(files, handles, strict=True)]
-    finally:
-        for handle in handles:
-            handle.close()
 
 
 def explain(exc: ServiceError, *, what: str = "") -> NoReturn:

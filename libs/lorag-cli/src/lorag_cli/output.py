@@ -10,7 +10,6 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,6 +28,8 @@ def print_json(value: Any) -> None:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table  # only people's output needs it: --json stays light
+
     table = Table(title=title, header_style="bold")
     for column in columns:
         table.add_column(column)
