@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 
 from lorag_api.hybrid import VARIANTS, Ask, Minion, MinionAnswer, Reply, Source, Variant
 from lorag_core.service.api import NotFound, OwnerHeader
-from lorag_core.service.host import Runtime
+from lorag_core.service.host import Runtime, RuntimeDep
 from lorag_hybrid.routing import Router
 from lorag_hybrid.saga import store
 
@@ -22,15 +22,10 @@ MISSING: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
 def _router(request: Request) -> Router:
     return request.app.state.router
 
 
-RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 RouterDep = Annotated[Router, Depends(_router)]
 
 

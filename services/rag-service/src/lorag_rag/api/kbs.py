@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 
 from lorag_api.rag import Answer, AnswerRequest, Hit, Hits, KnowledgeBase, Query
 from lorag_core.service.api import ApiError, NotFound, OwnerHeader
-from lorag_core.service.host import Runtime
+from lorag_core.service.host import Runtime, RuntimeDep
 from lorag_rag import retrieval
 from lorag_rag.adapters import registry
 from lorag_rag.adapters.chroma_store import Hit as StoredHit
@@ -30,15 +30,10 @@ class InvalidFilter(ApiError):
     status = 422
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
 def _deps(request: Request) -> RagDeps:
     return request.app.state.rag_deps()
 
 
-RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 DepsDep = Annotated[RagDeps, Depends(_deps)]
 
 
