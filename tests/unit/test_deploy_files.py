@@ -1,5 +1,6 @@
 """The deployment files parse and agree with the code: docker-compose.yml, deploy/docker,
-deploy/otel, deploy/grafana and the kustomize base in deploy/k8s.
+deploy/otel, deploy/grafana and the kustomize base in deploy/k8s/base (its overlays, rendered
+and checked against the Kubernetes and KEDA schemas: test_k8s_manifests.py).
 
 Each check is a function that returns the problems it finds, so the same check runs against
 the real files (no problems expected) and against deliberately broken copies (the problem must
@@ -22,11 +23,12 @@ import yaml
 
 from lorag_api.base import ServiceUrls
 from lorag_lora.config import LoraSettings
+from tests.support.manifests import LOOPBACK
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
-K8S_DIR = ROOT / "deploy" / "k8s"
+K8S_DIR = ROOT / "deploy" / "k8s" / "base"
 
 # lorag service -> (module run with `python -m`, health port)
 SERVICES: dict[str, tuple[str, int]] = {
@@ -38,7 +40,21 @@ SERVICES: dict[str, tuple[str, int]] = {
 }
 SERVERS = {"kafka", "postgres", "minio", "chroma", "otel-collector"}
 NEEDED_BY_ALL = {"kafka", "postgres", "minio"}
-AUTOSCALED = {"rag-service", "lora-service", "hybrid-orchestrator"}
+# Kubernetes Deployment -> the lorag service it runs: the lora-service image runs twice, as a
+# trainer (training jobs, no API but its health) and a server (the APIs; the Service's pods).
+DEPLOYMENTS = {
+    "rag-service": "rag-service",
+    "lora-trainer": "lora-service",
+    "lora-server": "lora-service",
+    "hybrid-orchestrator": "hybrid-orchestrator",
+    "migration-service": "migration-service",
+    "gateway": "gateway",
+}
+SERVED_BY = {"lora-service": "lora-server"}  # Service -> its Deployment, where not the same name
+# Deployments that run jobs scale on their backlog, the work_items a KEDA ScaledObject counts;
+# the others that scale do so on CPU (a HorizontalPodAutoscaler).
+BACKLOG_SCALED = {"rag-service", "lora-trainer", "hybrid-orchestrator"}
+CPU_SCALED = {"lora-server", "gateway"}
 REQUIRED_ENV = (
     "LORAG_KAFKA_BOOTSTRAP_SERVERS",
     "LORAG_POSTGRES_DSN",
@@ -80,10 +96,6 @@ BIND_ALL = {
     "lora-service": ("LORAG_HEALTH_HOST", "LORAG_LORA_API_HOST"),
 }
 CHROMA_READER = "rag-service"  # the only service that gets Chroma settings
-LOOPBACK = re.compile(
-    r"(?<![\w.])(?:127(?:\.\d{1,3}){3}|localhost|0:0:0:0:0:0:0:1)(?![\w.])|(?<![\w:])::1(?![\w:])",
-    re.IGNORECASE,
-)
 
 
 def image_of(name: str) -> str:
@@ -120,6 +132,8 @@ def address_problems(
         elif port not in ports.get(target, set()):
             problems.append(f"{where}: {key} names port {port}, which {target} does not serve")
     for key in BIND_ALL[name]:
+        if key == "LORAG_LORA_API_HOST" and str(env.get("LORAG_LORA_SERVE")).lower() == "false":
+            continue  # a trainer serves no inference API
         if env.get(key) != "0.0.0.0":
             problems.append(f"{where}: {key} should be 0.0.0.0 in a container")
     chroma = sorted(key for key in env if key.startswith("LORAG_CHROMA_"))
@@ -418,20 +432,30 @@ def k8s_problems(kustomization: dict[str, Any], resources: Resources) -> list[st
         for name, service in services.items()
     }
     images = {entry.get("name") for entry in kustomization.get("images", [])}
-    for name, (module, port) in SERVICES.items():
+    for service in SERVICES:
+        backing = SERVED_BY.get(service, service)
+        if service not in services:
+            problems.append(f"no Service {service}")
+        elif backing in deployments:
+            labels = deployments[backing]["spec"]["template"]["metadata"].get("labels", {})
+            if not services[service]["spec"]["selector"].items() <= labels.items():
+                problems.append(f"{backing}: Service {service} selector does not match the pods")
+    for name, service in DEPLOYMENTS.items():
+        module, port = SERVICES[service]
         deployment = deployments.get(name)
         if deployment is None:
             problems.append(f"no Deployment {name}")
             continue
-        if name not in services:
-            problems.append(f"no Service {name}")
         template = deployment["spec"]["template"]
         labels = template["metadata"].get("labels", {})
         selector = deployment["spec"]["selector"]["matchLabels"]
         if not selector.items() <= labels.items():
             problems.append(f"{name}: selector does not match the pod labels")
-        if name in services and not services[name]["spec"]["selector"].items() <= labels.items():
-            problems.append(f"{name}: Service selector does not match the pods")
+        for other, spec in services.items():
+            if SERVED_BY.get(other, other) != name and spec["spec"]["selector"].items() <= (
+                labels.items()
+            ):
+                problems.append(f"{name}: Service {other} sends its traffic here too")
         containers = template["spec"]["containers"]
         if len(containers) != 1:
             problems.append(f"{name}: expected one container")
@@ -452,10 +476,10 @@ def k8s_problems(kustomization: dict[str, Any], resources: Resources) -> list[st
         if {"secretRef": {"name": "lorag-secrets"}} in sources:
             seen.update(secret)
         seen.update(env)
-        problems += address_problems(f"k8s {name}", name, seen, served)
+        problems += address_problems(f"k8s {name}", service, seen, served)
         image = str(container.get("image", ""))
-        if image.partition(":")[0] != image_of(name):
-            problems.append(f"{name}: image should be its own, {image_of(name)}")
+        if image.partition(":")[0] != image_of(service):
+            problems.append(f"{name}: image should be its own, {image_of(service)}")
         elif image.partition(":")[0] not in images:
             problems.append(f"{name}: kustomization.yaml does not set the image {image}")
         for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/health")):
@@ -472,24 +496,84 @@ def k8s_problems(kustomization: dict[str, Any], resources: Resources) -> list[st
         if template["spec"].get("terminationGracePeriodSeconds", 30) < 30:
             problems.append(f"{name}: less than 30 s to stop gracefully")
 
+    problems += lora_role_problems(deployments)
     migration = deployments.get("migration-service")
     if migration is not None and migration["spec"].get("replicas") != 1:
         problems.append("migration-service: should run exactly 1 replica")
+    problems += scaling_problems(by_kind)
+    return problems
 
-    hpas = by_kind.get("HorizontalPodAutoscaler", {})
-    for name in AUTOSCALED:
+
+def lora_role_problems(deployments: dict[str, dict[str, Any]]) -> list[str]:
+    """The lora-service's two roles: the trainer serves nothing, the server trains nothing."""
+    problems: list[str] = []
+    if not {"serve", "train"} <= set(LoraSettings.model_fields):
+        problems.append("lorag_lora.config has no serve/train settings for the lora roles")
+    for name, setting in (
+        ("lora-trainer", "LORAG_LORA_SERVE"),
+        ("lora-server", "LORAG_LORA_TRAIN"),
+    ):
+        if name not in deployments:
+            continue
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        if str(env.get(setting)).lower() != "false":
+            problems.append(f"{name}: {setting} should be false")
+    return problems
+
+
+def scaling_problems(by_kind: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Job runners scale on their backlog (KEDA postgresql), the rest on CPU; never below 1 but
+    the trainer; the autoscaler, not the Deployment, owns the replica count."""
+    problems: list[str] = []
+    deployments = by_kind.get("Deployment", {})
+    hpas = {
+        hpa["spec"]["scaleTargetRef"]["name"]: hpa
+        for hpa in by_kind.get("HorizontalPodAutoscaler", {}).values()
+    }
+    scaled = {
+        so["spec"]["scaleTargetRef"]["name"]: so for so in by_kind.get("ScaledObject", {}).values()
+    }
+    auths = by_kind.get("TriggerAuthentication", {})
+    for name in BACKLOG_SCALED:
+        if name in hpas:
+            problems.append(f"{name} scales on its backlog (KEDA), not an HPA")
+        so = scaled.get(name)
+        if so is None:
+            problems.append(f"no ScaledObject for {name}")
+            continue
+        service = DEPLOYMENTS[name]
+        triggers = so["spec"].get("triggers", [])
+        if [t.get("type") for t in triggers] != ["postgresql"]:
+            problems.append(f"ScaledObject {name} should have one postgresql trigger")
+            continue
+        query = " ".join(triggers[0]["metadata"].get("query", "").split())
+        if "FROM work_items" not in query or f"service = '{service}'" not in query:
+            problems.append(f"ScaledObject {name} counts work of another service: {query!r}")
+        auth = auths.get((triggers[0].get("authenticationRef") or {}).get("name", ""))
+        refs = (auth or {}).get("spec", {}).get("secretTargetRef", [])
+        if {
+            "parameter": "connection",
+            "name": "lorag-secrets",
+            "key": "LORAG_POSTGRES_DSN",
+        } not in (refs):
+            problems.append(f"ScaledObject {name}: no connection from the Secret's Postgres DSN")
+        low = so["spec"].get("minReplicaCount", 0)
+        if name != "lora-trainer" and low < 1:
+            problems.append(f"{name}: at 0 replicas its intake stops, so would its backlog")
+    for name in CPU_SCALED:
         hpa = hpas.get(name)
         if hpa is None:
             problems.append(f"no HorizontalPodAutoscaler for {name}")
             continue
-        target = hpa["spec"]["scaleTargetRef"]
-        if (target["kind"], target["name"]) != ("Deployment", name):
-            problems.append(f"HPA {name} scales {target['kind']} {target['name']}")
         metrics = hpa["spec"].get("metrics", [])
         if [m.get("resource", {}).get("name") for m in metrics] != ["cpu"]:
             problems.append(f"HPA {name} should scale on CPU")
+        if hpa["spec"].get("minReplicas", 1) < (2 if name == "gateway" else 1):
+            problems.append(f"HPA {name}: minReplicas too low")
+    for name in BACKLOG_SCALED | CPU_SCALED:
         if name in deployments and "replicas" in deployments[name]["spec"]:
-            problems.append(f"{name}: replicas is owned by its HPA, leave it out of the Deployment")
+            problems.append(f"{name}: replicas is owned by its autoscaler, leave it out")
     return problems
 
 
@@ -509,9 +593,12 @@ def test_lora_service_gets_the_most_memory() -> None:
     resources = load_k8s_resources(kustomization)
     limits = {
         name: quantity(_container(resources, name)["resources"]["limits"]["memory"])
-        for name in SERVICES
+        for name in DEPLOYMENTS
     }
-    assert max(limits, key=lambda name: limits[name]) == "lora-service"
+    assert max(limits, key=lambda name: limits[name]) == "lora-trainer"
+    assert min(limits["lora-trainer"], limits["lora-server"]) > max(
+        limit for name, limit in limits.items() if DEPLOYMENTS[name] != "lora-service"
+    )
 
 
 def test_secrets_stay_out_of_the_configmap() -> None:
@@ -654,7 +741,7 @@ def _k8s_mutations() -> list[tuple[str, Callable[[dict[str, Any], Resources], No
         del _container(r, "rag-service")["livenessProbe"]
 
     def rename_module(k: dict[str, Any], r: Resources) -> None:
-        _container(r, "lora-service")["command"] = ["python", "-m", "lorag_lora_renamed"]
+        _container(r, "lora-trainer")["command"] = ["python", "-m", "lorag_lora_renamed"]
 
     def no_limits(k: dict[str, Any], r: Resources) -> None:
         del _container(r, "hybrid-orchestrator")["resources"]["limits"]
@@ -697,6 +784,33 @@ def _k8s_mutations() -> list[tuple[str, Callable[[dict[str, Any], Resources], No
     def unset_image(k: dict[str, Any], r: Resources) -> None:
         k["images"] = [i for i in k["images"] if i["name"] != "lorag/lora-service"]
 
+    def of_kind(r: Resources, kind: str, name: str) -> dict[str, Any]:
+        docs = (d for docs in r.values() for d in docs)
+        return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+    def cpu_hpa_for_a_worker(k: dict[str, Any], r: Resources) -> None:
+        hpa = copy.deepcopy(of_kind(r, "HorizontalPodAutoscaler", "lora-server"))
+        hpa["metadata"]["name"] = hpa["spec"]["scaleTargetRef"]["name"] = "rag-service"
+        hpa["spec"]["maxReplicas"] = 3
+        r["rag-service.yaml"].append(hpa)
+
+    def count_other_work(k: dict[str, Any], r: Resources) -> None:
+        trigger = of_kind(r, "ScaledObject", "hybrid-orchestrator")["spec"]["triggers"][0]
+        trigger["metadata"]["query"] = trigger["metadata"]["query"].replace("hybrid", "rag")
+
+    def intake_at_zero(k: dict[str, Any], r: Resources) -> None:
+        of_kind(r, "ScaledObject", "rag-service")["spec"]["minReplicaCount"] = 0
+
+    def trainer_serves(k: dict[str, Any], r: Resources) -> None:
+        env = _container(r, "lora-trainer")["env"]
+        env[:] = [e for e in env if e["name"] != "LORAG_LORA_SERVE"]
+
+    def service_to_trainers(k: dict[str, Any], r: Resources) -> None:
+        del of_kind(r, "Service", "lora-service")["spec"]["selector"]["app.kubernetes.io/component"]
+
+    def fixed_replicas(k: dict[str, Any], r: Resources) -> None:
+        of_kind(r, "Deployment", "lora-trainer")["spec"]["replicas"] = 1
+
     return [
         ("no readiness probe", no_readiness, "gateway: readinessProbe should GET /ready"),
         ("no liveness probe", no_liveness, "rag-service: livenessProbe should GET /health"),
@@ -717,6 +831,12 @@ def _k8s_mutations() -> list[tuple[str, Callable[[dict[str, Any], Resources], No
         ("gateway on loopback", gateway_on_loopback, "LORAG_GATEWAY_HOST should be 0.0.0.0"),
         ("shared image", shared_image, "hybrid-orchestrator: image should be its own"),
         ("image not set", unset_image, "does not set the image lorag/lora-service"),
+        ("cpu hpa for a worker", cpu_hpa_for_a_worker, "rag-service scales on its backlog (KEDA)"),
+        ("count other work", count_other_work, "ScaledObject hybrid-orchestrator counts work of"),
+        ("intake at zero", intake_at_zero, "rag-service: at 0 replicas its intake stops"),
+        ("trainer serves", trainer_serves, "lora-trainer: LORAG_LORA_SERVE should be false"),
+        ("service to trainers", service_to_trainers, "lora-trainer: Service lora-service sends"),
+        ("fixed replicas", fixed_replicas, "lora-trainer: replicas is owned by its autoscaler"),
     ]
 
 

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         description="Shared secret services demand of each other on their HTTP APIs "
         "(Authorization: Bearer); the gateway and admin tools present it.",
     )
+    db_migrate_on_start: bool = Field(
+        default=True,
+        description="Apply pending schema migrations at start. Off where a release runs them "
+        "once (Kubernetes: the lorag-db-upgrade Job); the service then waits for the schema.",
+    )
 
     @model_validator(mode="after")
     def _secrets_for_profile(self) -> Settings:

@@ -54,6 +54,11 @@ class LoraSettings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="Address of the inference API.")
     api_port: int = Field(default=8102, ge=0, le=65535, description="Port of the inference API.")
     serve: bool = Field(default=True, description="Run the OpenAI-compatible inference API.")
+    train: bool = Field(
+        default=True,
+        description="Run training jobs here. False (a serving replica): jobs are still accepted "
+        "into the work queue, and a replica with train=true runs them.",
+    )
     serve_base_model: str | None = Field(
         default=None, description="Base model the API serves; default: the default base model."
     )

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def register(host: ServiceHost, settings: LoraSettings | None = None) -> None:
-    """Wire the training worker and, unless disabled, the inference API."""
+    """Wire the job intake, the training worker and the inference API (each as configured)."""
     settings = settings or LoraSettings()
     torch.set_num_threads(settings.torch_threads)
     models = ModelManager(settings)
@@ -40,7 +40,9 @@ def register(host: ServiceHost, settings: LoraSettings | None = None) -> None:
     async def run(ctx: JobContext) -> JobResult:
         return await run_job(ctx, deps)
 
-    register_worker(host, OWNED, run)
+    # A serving replica (train=false) still takes jobs from Kafka into the work queue, with no
+    # worker loop: the queue then holds the backlog a trainer scales on, even at 0 trainers.
+    register_worker(host, OWNED, run, concurrency=1 if settings.train else 0)
     register_compensation(host, undo)
     host.add_routes(admin_router(settings))
     if settings.serve:

@@ -155,3 +155,20 @@ def upgrade(dsn: str, plans: dict[str, list[Migration]] | None = None) -> list[M
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
     return applied_now
+
+
+def main() -> None:
+    """`python -m lorag_core.db.migrations`: upgrade with the LORAG_* settings (a release job)."""
+    from lorag_core.settings import Settings
+
+    try:
+        applied = upgrade(Settings().postgres_dsn)
+    except MigrationError as exc:
+        raise SystemExit(f"lorag migrations: {exc}") from None
+    for m in applied:
+        print(f"applied {m.component} {m.version:04d}_{m.name}", flush=True)
+    print("the schema is up to date", flush=True)
+
+
+if __name__ == "__main__":
+    main()

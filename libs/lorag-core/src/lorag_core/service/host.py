@@ -59,6 +59,27 @@ def runtime_of(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+SCHEMA_POLL_S = 5.0
+
+
+async def prepare_schema(settings: Settings, poll_s: float = SCHEMA_POLL_S) -> None:
+    """Upgrade the schema, or (LORAG_DB_MIGRATE_ON_START=false) wait until a release job has.
+
+    With many replicas, one migration run per release (a Kubernetes Job) replaces one per start;
+    a replica that starts first then waits here instead of running against an old schema.
+    """
+    dsn = settings.postgres_dsn
+    if settings.db_migrate_on_start:
+        await asyncio.to_thread(migrations.upgrade, dsn)
+        return
+    while pending := (await asyncio.to_thread(migrations.status, dsn)).pending:
+        names = ", ".join(f"{m['component']} {m['version']:04d}" for m in pending[:5])
+        log.warning(
+            "waiting for %d schema migrations (%s): migrations at start are off "
+            "(LORAG_DB_MIGRATE_ON_START=false); run `lorag db upgrade` or the release's job",
+            len(pending), names,
+        )  # fmt: skip
+        await asyncio.sleep(poll_s)
 
 
 class ServiceHost:
@@ -136,7 +157,7 @@ class ServiceHost:
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
         settings = self.settings
-        await asyncio.to_thread(migrations.upgrade, settings.postgres_dsn)
+        await prepare_schema(settings)
         self.runtime.pool = await open_pool(
             settings.postgres_dsn,
             min_size=settings.postgres.pool_min,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from lorag_lora import resources
 from lorag_lora.config import LoraSettings
 from lorag_lora.domain.batching import Encoder, Messages, fallback_prompt
 from lorag_lora.tiny import ensure_tiny_llama
@@ -90,9 +90,11 @@ def pick_dtype(device: torch.device) -> torch.dtype:
 
 
 def free_memory(device: torch.device) -> int:
+    """Memory a model may use on `device`: on the CPU, within the container's cgroup limit too,
+    so an oversized model is refused (MODEL_TOO_LARGE) instead of being OOM-killed."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    return int(psutil.virtual_memory().available)
+    return resources.available_memory(resources.CGROUP)
 
 
 def count_parameters(config: Any) -> int:
