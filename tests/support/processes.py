@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ class ServiceProcess:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    instance_id: str | None = None  # its LORAG_INSTANCE_ID, when the test named it
 
     @property
     def url(self) -> str:
@@ -84,3 +86,26 @@ def start_service(
     service = ServiceProcess(module, port, process, log_path)
     service.wait_ready()
     return service
+
+
+def start_replicas(
+    module: str, log_dir: Path, count: int, *, name: str, **env: str
+) -> list[ServiceProcess]:
+    """Start `count` instances of a service side by side, named NAME-1..NAME-count
+    (LORAG_INSTANCE_ID), each on its own port; wait until all are ready."""
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        futures = [
+            pool.submit(start_service, module, log_dir, **env, LORAG_INSTANCE_ID=f"{name}-{k}")
+            for k in range(1, count + 1)
+        ]
+        concurrent.futures.wait(futures)
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:  # stop the ones that did start, then say why the others did not
+        for future in futures:
+            if future.exception() is None:
+                future.result().kill()
+        raise failed[0]  # type: ignore[misc]
+    replicas = [future.result() for future in futures]
+    for k, replica in enumerate(replicas, 1):
+        replica.instance_id = f"{name}-{k}"
+    return replicas

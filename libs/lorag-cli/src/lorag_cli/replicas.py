@@ -19,7 +19,7 @@ EXTRA_PORTS = {
     "gateway": {"LORAG_GATEWAY_PORT": 8000},  # the API and console
 }
 # Every port lorag uses by default lies in 8000-8112, so steps of 100 never land one replica on
-# another service's port; ten replicas stay below 9000, where the local S3 listens.
+# another service's port, nor (up to ten replicas) on the local servers' (S3 9000, Kafka 9092).
 REPLICA_PORT_STEP = 100
 MAX_REPLICAS = 10
 PORTS_HELP = (
