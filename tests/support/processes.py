@@ -45,6 +45,14 @@ class ServiceProcess:
             time.sleep(0.2)
         raise TimeoutError(f"{self.module} not ready in {timeout}s:\n{self.log()}")
 
+    def wait_log(self, text: str, timeout: float = 60) -> None:
+        """Wait until the process has logged `text` (a moment it cannot be asked about)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_path.read_text(errors="replace"):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise TimeoutError(f"{self.module} did not log {text!r}:\n{self.log()}")
+            time.sleep(0.2)
+
     def peak_rss_bytes(self) -> int:
         """The process's peak resident memory so far (VmHWM)."""
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -69,6 +77,7 @@ def start_service(
     *,
     cwd: Path | None = None,
     python: Path | None = None,
+    ready_timeout: float = 60,
     **env: str,
 ) -> ServiceProcess:
     """Start `python -m module` with the session's endpoints plus `env` (in `cwd`, and with
@@ -84,18 +93,25 @@ def start_service(
         cwd=cwd,
     )
     service = ServiceProcess(module, port, process, log_path)
-    service.wait_ready()
+    service.wait_ready(ready_timeout)
     return service
 
 
 def start_replicas(
-    module: str, log_dir: Path, count: int, *, name: str, **env: str
+    module: str, log_dir: Path, count: int, *, name: str, ready_timeout: float = 60, **env: str
 ) -> list[ServiceProcess]:
     """Start `count` instances of a service side by side, named NAME-1..NAME-count
     (LORAG_INSTANCE_ID), each on its own port; wait until all are ready."""
     with concurrent.futures.ThreadPoolExecutor(count) as pool:
         futures = [
-            pool.submit(start_service, module, log_dir, **env, LORAG_INSTANCE_ID=f"{name}-{k}")
+            pool.submit(
+                start_service,
+                module,
+                log_dir,
+                ready_timeout=ready_timeout,
+                **env,
+                LORAG_INSTANCE_ID=f"{name}-{k}",
+            )
             for k in range(1, count + 1)
         ]
         concurrent.futures.wait(futures)

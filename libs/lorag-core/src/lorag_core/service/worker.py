@@ -56,8 +56,11 @@ class JobCancelled(Exception):
 class JobContext:
     """What a runner gets: the request, the runtime, progress reporting and cancellation."""
 
-    def __init__(self, runtime: Runtime, request: JobRequested, attempt: int) -> None:
+    def __init__(
+        self, runtime: Runtime, request: JobRequested, attempt: int, worker: str = ""
+    ) -> None:
         self.runtime, self.request, self.attempt = runtime, request, attempt
+        self.worker = worker or runtime.settings.instance_id  # the instance running it
         self.job_id = request.job_id
         self.cancelled = asyncio.Event()
         self._last_report = 0.0
@@ -125,6 +128,10 @@ def register_worker(
     async def start(runtime: Runtime) -> None:
         for _ in range(concurrency):
             tasks.append(asyncio.create_task(_loop(runtime, run, worker, wake)))
+        log.info(
+            "worker %s claiming %s jobs: %d at a time, lease %.0f s, at most %d attempts",
+            worker.instance_id, service, concurrency, worker.lease_s, worker.max_attempts,
+        )  # fmt: skip
 
     async def stop(runtime: Runtime) -> None:
         for task in tasks:
@@ -170,7 +177,8 @@ async def _loop(runtime: Runtime, run: Runner, worker: _Worker, wake: asyncio.Ev
                     await _give_up(runtime, request, item["workers"], worker.max_attempts)
                 else:
                     log.info("claimed by %s (attempt %d)", worker.instance_id, item["attempts"])
-                    await _run_one(runtime, run, request, item["attempts"], owner, worker.lease_s)
+                    ctx = JobContext(runtime, request, item["attempts"], worker.instance_id)
+                    await _run_one(ctx, run, owner, worker.lease_s)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -199,12 +207,10 @@ async def _give_up(
         await work.finish(conn, runtime.service, request.job_id, JobState.FAILED.value)
 
 
-async def _run_one(
-    runtime: Runtime, run: Runner, request: JobRequested, attempt: int, owner: str, lease_s: float
-) -> None:
-    ctx = JobContext(runtime, request, attempt)
-    if attempt > 1:
-        log.warning("resuming after a crash (attempt %d)", attempt)
+async def _run_one(ctx: JobContext, run: Runner, owner: str, lease_s: float) -> None:
+    runtime, request = ctx.runtime, ctx.request
+    if ctx.attempt > 1:
+        log.warning("resuming after a crash (attempt %d)", ctx.attempt)
     work_task = asyncio.create_task(_run_job(ctx, run))
     keeper = asyncio.create_task(_keep_lease(ctx, owner, lease_s, work_task))
     try:
@@ -247,7 +253,11 @@ async def _run_job(ctx: JobContext, run: Runner) -> JobState:
             if await work.cancel_requested(conn, ctx.job_id):  # asked while it waited its turn
                 ctx.cancelled.set()
         await ctx.check_cancelled()
-        await ctx.report(JobState.VALIDATING, stage="validating", percent=0.0, force=True)
+        # The first event of every run says where it runs: the log shows each attempt once.
+        await ctx.report(
+            JobState.VALIDATING, stage="validating", percent=0.0, force=True,
+            message=f"attempt {ctx.attempt} on {ctx.worker}",
+        )  # fmt: skip
         _injected_fault(ctx.job_id)
         result = await run(ctx)
         await ctx._publish(state=JobState.SUCCEEDED, percent=100.0, result=result)
