@@ -35,12 +35,18 @@ status: install ## Show the local servers
 demo: install ## Run the main job end to end on the bundled corpus
 	$(VENV)/bin/python deploy/demo/run_demo.py
 
-browser: ## Debian's Chromium for the console's browser tests (no browser download needed)
+browser: ## Debian's Chromium for the console's browser tests; fails if it cannot be installed
 	@command -v chromium >/dev/null 2>&1 || { \
-		command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && apt-get install -y -qq chromium) \
-		|| echo "chromium not installed: the browser tests will be skipped"; }
+		command -v apt-get >/dev/null 2>&1 \
+			|| { echo "make browser: chromium is missing and there is no apt-get; install Debian's chromium package" >&2; exit 1; }; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium \
+			|| { echo "make browser: could not install chromium (apt-get install -y chromium, as root)" >&2; exit 1; }; \
+	}
+	@command -v chromium >/dev/null 2>&1 \
+		|| { echo "make browser: chromium is still not on PATH after installing it" >&2; exit 1; }
 
-test: install browser ## Unit, integration and e2e tests; starts and stops real servers on free ports
+test: install browser ## Every test; starts real servers on free ports; fails on a skip not in tests/skip-allowlist.toml
 	$(PYTEST) tests -q -ra
 
 test-unit: install ## Unit tests only (no servers)

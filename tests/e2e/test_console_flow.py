@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from axe_playwright_python import sync_playwright as axe
+from playwright import sync_api as playwright
 from psycopg.rows import dict_row
 
 from lorag_core.contracts import JobRequested
@@ -28,9 +31,6 @@ from tests.support.gateway import service_urls, start_gateway
 from tests.support.processes import start_service
 
 pytestmark = pytest.mark.e2e
-playwright = pytest.importorskip("playwright.sync_api")
-axe = pytest.importorskip("axe_playwright_python.sync_playwright")
-CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 FACT = "The staging cluster is called harbor-seventeen."
@@ -61,11 +61,18 @@ def db(settings, fn):
         return pool.submit(asyncio.run, go()).result()
 
 
+def chromium() -> str:
+    """Debian's chromium, installed by `make browser`: without it these tests fail, never skip."""
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("chromium is not on PATH: run `make browser` (Debian's chromium package)")
+    return found
+
+
 @pytest.fixture(scope="module")
 def stack(request, settings, logs_dir, tmp_path_factory):
     """rag-service, lora-service (the tiny local LLaMA), hybrid-orchestrator and the gateway."""
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
+    chromium()  # before starting four services for a browser that is not there
     models = request.getfixturevalue("tiny_models")
     state = tmp_path_factory.mktemp("console")
     hybrid = {"LORAG_HYBRID_EVAL_PAIRS": "3", "LORAG_HYBRID_RETRY_BACKOFF_S": "0.5"}
@@ -107,9 +114,9 @@ def shots(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
+        launched = p.chromium.launch(executable_path=chromium(), args=ARGS)
+        yield launched
+        launched.close()
 
 
 def new_page(browser):
@@ -206,7 +213,7 @@ def test_console_trains_a_hybrid_and_watches_its_stages(
 
 def test_console_uses_what_its_job_made(settings, stack, owners, shots, browser, made):
     if not made:
-        pytest.skip("the console made no minion")
+        pytest.fail("the first console test made no minion (see its failure); nothing to use")
     page = new_page(browser)
     sign_in(page, stack, owners["alice"])
     minion = made["minion"]

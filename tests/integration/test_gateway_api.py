@@ -362,7 +362,7 @@ def test_adapters_are_listed_shown_and_promoted_for_their_owner_only(
     history = alice.get(f"/api/adapters/{name}").json()["history"]
     assert history[-1] | {"promoted_at": None} == {
         "alias": "production", "version": 2, "previous_version": 1,
-        "promoted_by": "gateway:alice", "promoted_at": None,
+        "promoted_by": "alice", "promoted_at": None,
     }  # fmt: skip
 
     missing = alice.post(f"/api/adapters/{name}/promote", json={"version": 9, "alias": "x"})

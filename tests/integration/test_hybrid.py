@@ -22,6 +22,7 @@ from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_model
 from tests.support.db import fetch_all, wait_for_job
 from tests.support.kafka import publish_raw, read_topic
 from tests.support.processes import start_service
+from tests.support.topic_log import read_whole_topic
 
 pytestmark = pytest.mark.integration
 FACT = "The staging cluster is called harbor-seventeen."
@@ -138,6 +139,16 @@ async def test_a_local_hybrid_makes_a_minion_that_answers_from_the_dataset(setti
     earned = next(e for e in xp if e["minion_id"] == minion)
     assert earned["job_id"] == job_id and earned["work"]["chunks"] > 0
     assert "over_base_model" in earned["improvement"]
+    # The finished hybrid recorded what it measured, for the recommender's "similar datasets".
+    (outcome,) = await fetch_all(
+        settings.postgres_dsn, "SELECT * FROM training_outcomes WHERE job_id = %s", job_id
+    )
+    assert outcome["scores"] == {
+        "rag": summary["score_rag"],
+        "lora": summary["score_lora"],
+        "lora+rag": summary["score_lora_rag"],
+    }
+    assert outcome["tokens"] > 0 and outcome["seconds"] > 0 and outcome["shape"]
 
 
 async def test_a_failing_lora_stage_fails_the_hybrid_and_removes_its_knowledge_base(
@@ -181,6 +192,28 @@ async def test_bad_hybrids_fail_before_any_sub_job_starts(settings, services):
         assert not await fetch_all(
             settings.postgres_dsn, "SELECT 1 FROM jobs WHERE parent_job_id = %s", parent
         )
+
+
+async def test_a_hybrid_no_machine_can_train_is_refused_by_the_saga_before_any_sub_job(
+    settings, services
+):
+    """The resource check runs in the orchestrator on a request from Kafka, not only in a unit."""
+    uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in QA)})
+    # An 8B model at 1,024 sequences of 32,768 tokens a step needs terabytes: no machine has it.
+    job_id = await submit(
+        settings, uri, f"ivy-{uuid.uuid4().hex[:6]}", kind="huge",
+        base_model="meta-llama/Llama-3.1-8B", batch_size=1024, max_seq_len=32768,
+    )  # fmt: skip
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="FAILED", timeout=120)
+    assert job["error"]["code"] == "TARGET_UNMEETABLE" and "GB" in job["error"]["message"]
+    requested = await read_whole_topic(settings.kafka.bootstrap_servers, "job.requested")
+    assert not [e for e in requested if e.get("parent_job_id") == job_id]  # none even asked for
+    assert not await fetch_all(
+        settings.postgres_dsn, "SELECT 1 FROM jobs WHERE parent_job_id = %s", job_id
+    )
+    assert not await fetch_all(
+        settings.postgres_dsn, "SELECT 1 FROM training_outcomes WHERE job_id = %s", job_id
+    )
 
 
 async def test_a_restarted_orchestrator_finishes_the_saga_without_rerunning_stages(

@@ -1,4 +1,4 @@
-"""A request in the old system's shape, published to Kafka, becomes a job of its new type."""
+"""A request in the old system's shape, published to Kafka, runs as a job of its new type."""
 
 import base64
 import json
@@ -8,28 +8,59 @@ import pytest
 
 from lorag_core.contracts import dead_letter_topic
 from lorag_core.messaging.topics import JOB_REQUESTED
+from lorag_core.storage import ObjectStore
 from tests.support.db import fetch_all, wait_for_job
 from tests.support.kafka import publish_raw, read_topic
+from tests.support.processes import start_service
 
 pytestmark = pytest.mark.integration
 
 
-async def test_a_legacy_payload_is_normalised_and_tracked(settings, tracker):
+@pytest.fixture(scope="module")
+def rag(settings, tracker, logs_dir, tmp_path_factory):
+    """The rag-service: it must run the request the migration-service normalised."""
+    chroma = str(tmp_path_factory.mktemp("legacy-rag") / "chroma")
+    service = start_service("lorag_rag", logs_dir, LORAG_CHROMA_PATH=chroma)
+    yield service
+    service.stop()
+
+
+def upload(settings, files: dict[str, str]) -> str:
+    objects = ObjectStore.from_settings(settings.s3)
+    prefix = f"test-legacy-{uuid.uuid4().hex[:8]}"
+    for name, text in files.items():
+        objects.put_bytes("lorag-datasets", f"{prefix}/{name}", text.encode())
+    return f"s3://lorag-datasets/{prefix}/"
+
+
+async def test_a_legacy_payload_is_normalised_and_runs_to_success(settings, tracker, rag):
     legacy_id = uuid.uuid4().hex[:10]
+    kb = f"legacy-kb-{legacy_id}"
+    uri = upload(
+        settings, {"faq.md": "# FAQ\nThe depot opens at seven.", "notes.txt": "Bring a badge."}
+    )
     payload = {
         "id": legacy_id,
-        "type": "LORA",
+        "type": "RAG",
         "minion_id": "ada",
-        "config": {"dataset_path": "s3://lorag-datasets/legacy/style.jsonl", "lora_r": 4},
+        "config": {"dataset_uri": uri, "chunk_size": 64, "chunk_overlap": 8, "collection": kb},
     }
     await publish_raw(settings.kafka.bootstrap_servers, JOB_REQUESTED, json.dumps(payload).encode())
-    job = await wait_for_job(settings.postgres_dsn, f"legacy-{legacy_id}", state="QUEUED")
-    assert (job["requested_type"], job["effective_type"]) == ("LORA", "LOCAL_LORA")
-    assert job["request"]["parameters"]["r"] == 4 and job["minion_id"] == "ada"
-    log = await fetch_all(
-        settings.postgres_dsn, "SELECT message FROM job_progress WHERE job_id = %s", job["job_id"]
+    job = await wait_for_job(
+        settings.postgres_dsn, f"legacy-{legacy_id}", state="SUCCEEDED", timeout=120
     )
-    assert "deprecated" in log[0]["message"]
+    assert (job["requested_type"], job["effective_type"]) == ("RAG", "EXTERNAL_RAG")
+    parameters = job["request"]["parameters"]
+    assert (parameters["chunk_tokens"], parameters["kb"]) == (64, kb) and job["minion_id"] == "ada"
+    assert job["result"]["summary"]["sources"] == 2  # the converted request's dataset was read
+    log = await fetch_all(
+        settings.postgres_dsn,
+        "SELECT seq, state, message FROM job_progress WHERE job_id = %s ORDER BY seq",
+        job["job_id"],
+    )
+    assert log[0]["seq"] == 0 and "deprecated" in log[0]["message"]  # the notice comes first
+    assert log[-1]["state"] == "SUCCEEDED"
+    assert "RUNNING" in {r["state"] for r in log}  # the rag-service worked on it
 
 
 async def test_an_unconvertible_legacy_payload_is_dead_lettered_with_the_reason(settings, tracker):

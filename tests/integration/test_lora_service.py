@@ -11,7 +11,7 @@ from lorag_core.storage import ObjectStore
 from tests.integration import test_lora_helpers as helpers
 from tests.integration.test_lora_helpers import FAST, chat, http, jsonl, pairs, submit
 from tests.support.db import fetch_all, wait_for_job
-from tests.support.kafka import read_topic
+from tests.support.topic_log import read_whole_topic
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 180
@@ -56,14 +56,16 @@ async def test_a_lora_job_ends_succeeded_with_a_registered_stored_adapter(settin
 
 
 async def test_adapter_created_is_published_once(settings, tone_a):
-    def mine(ms):
-        return [m for m in ms if m.get("job_id") == tone_a["job_id"]]
-
-    seen = await read_topic(
-        settings.kafka.bootstrap_servers, "adapter.created", until=lambda ms: mine(ms), timeout=20
-    )
-    (event,) = mine(seen)
-    assert event["adapter_name"] == "tone-a"
+    # The whole topic up to its end, not up to a first match: only then can a duplicate show.
+    # adapter.created goes out before the job's result, so the end offsets cover this job's.
+    events = await read_whole_topic(settings.kafka.bootstrap_servers, "adapter.created")
+    version = tone_a["result"]["summary"]["version"]
+    of_this_job = [e for e in events if e.get("job_id") == tone_a["job_id"]]
+    of_this_version = [
+        e for e in events if (e.get("adapter_name"), e.get("version")) == ("tone-a", version)
+    ]
+    assert len(of_this_job) == 1 and of_this_version == of_this_job, events
+    (event,) = of_this_job
     assert event["sha256"] == tone_a["result"]["artifacts"][0]["sha256"]
 
 

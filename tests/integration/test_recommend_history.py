@@ -1,4 +1,8 @@
-"""Measured outcomes of past jobs feed the recommender, and its reasons say so."""
+"""Measured outcomes of past jobs feed the recommender, and its reasons say so.
+
+The outcomes here are written with `history.record`, the call a finished hybrid makes;
+test_hybrid's first test shows a real finished hybrid writing its own.
+"""
 
 import json
 import subprocess
@@ -12,7 +16,6 @@ from lorag_hybrid.recommend import history, models
 from lorag_hybrid.recommend.profile import profile
 from lorag_hybrid.recommend.rank import Goal, rank
 from lorag_hybrid.recommend.resources import Resources
-from tests.support.db import fetch_all
 
 pytestmark = pytest.mark.integration
 ROWS = [{"question": f"Which bin holds part {i}?", "answer": f"Bin {i % 7}."} for i in range(800)]
@@ -47,4 +50,3 @@ async def test_what_worked_on_similar_datasets_moves_the_ranking(settings, tmp_p
     )  # fmt: skip
     recs = {r["training_type"]: r for r in json.loads(shown.stdout)["recommendations"]}
     assert any("similar past dataset" in r for r in recs["LOCAL_LORA"]["reasons"])
-    assert await fetch_all(settings.postgres_dsn, "SELECT 1 FROM training_outcomes LIMIT 1")

@@ -20,7 +20,7 @@ from tests.support.db import fetch_all, wait_for_job
 from tests.support.kafka import publish_raw
 from tests.support.processes import start_replicas
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # three models load at once
 WORDS = ["amber", "basil", "cedar", "delta", "ember", "fjord", "garnet", "harbor", "indigo"]
 PARAMS = {"chunk_tokens": 64, "chunk_overlap": 8}
 LEASE_S = 3

@@ -1,6 +1,7 @@
 """The shared worker: durable intake, progress, failure, cancellation and takeover after a crash."""
 
 import asyncio
+import itertools
 import json
 import uuid
 
@@ -10,6 +11,7 @@ from lorag_core.contracts import JobRequested
 from tests.support.db import fetch_all, wait_for_job
 from tests.support.kafka import publish_raw
 from tests.support.processes import ServiceProcess, start_replicas, start_service
+from tests.support.topic_log import read_whole_topic
 
 pytestmark = pytest.mark.integration
 
@@ -99,15 +101,22 @@ async def test_a_killed_worker_is_taken_over_and_the_job_finishes(
     finally:
         survivor.stop()
     assert job["result"]["summary"]["attempt"] == 2 and job["worker"] == "echo-2"
-    seqs = [
-        r["seq"]
-        for r in await fetch_all(
-            settings.postgres_dsn,
-            "SELECT seq FROM job_progress WHERE job_id = %s ORDER BY seq",
-            job_id,
-        )
+    # The topic holds the events in the order they were produced (one partition per job); the
+    # tracker's table is keyed by seq, so a repeated seq would vanish there, not show.
+    produced = [
+        e
+        for e in await read_whole_topic(settings.kafka.bootstrap_servers, "job.progress")
+        if e.get("job_id") == job_id
     ]
-    assert seqs == sorted(set(seqs))  # sequence numbers never repeated across the restart
+    seqs = [e["seq"] for e in produced]
+    assert all(a < b for a, b in itertools.pairwise(seqs)), seqs
+    states = [e["state"] for e in produced]
+    assert states.count("VALIDATING") == 2, states  # each attempt published, one after the other
+    assert states[-1] == "SUCCEEDED"
+    recorded = await fetch_all(
+        settings.postgres_dsn, "SELECT seq FROM job_progress WHERE job_id = %s", job_id
+    )
+    assert sorted(r["seq"] for r in recorded) == seqs  # the tracker kept every one
 
 
 async def test_jobs_show_names_the_worker_that_ran_the_job(settings, tracker, echo, gateway):

@@ -5,7 +5,7 @@ import { jobList, watchJob } from "./jobs.js";
 import { newJob } from "./newjob.js";
 
 const routes = [
-  [/^#\/new$/, newJob], [/^#\/jobs$/, jobList], [/^#\/jobs\/([\w-]+)$/, watchJob],
+  [/^#\/new$/, newJob], [/^#\/jobs$/, jobList], [/^#\/jobs\/([\w.-]+)$/, watchJob],
   [/^#\/adapters$/, adapters], [/^#\/kbs$/, kbs], [/^#\/minions$/, minions],
 ];
 let current = null;  // aborts the view on screen (its requests, its live stream) when we move on
