@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ class ServiceProcess:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    instance_id: str | None = None  # its LORAG_INSTANCE_ID, when the test named it
 
     @property
     def url(self) -> str:
@@ -42,6 +44,14 @@ class ServiceProcess:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"{self.module} not ready in {timeout}s:\n{self.log()}")
+
+    def wait_log(self, text: str, timeout: float = 60) -> None:
+        """Wait until the process has logged `text` (a moment it cannot be asked about)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_path.read_text(errors="replace"):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise TimeoutError(f"{self.module} did not log {text!r}:\n{self.log()}")
+            time.sleep(0.2)
 
     def peak_rss_bytes(self) -> int:
         """The process's peak resident memory so far (VmHWM)."""
@@ -67,6 +77,7 @@ def start_service(
     *,
     cwd: Path | None = None,
     python: Path | None = None,
+    ready_timeout: float = 60,
     **env: str,
 ) -> ServiceProcess:
     """Start `python -m module` with the session's endpoints plus `env` (in `cwd`, and with
@@ -82,5 +93,35 @@ def start_service(
         cwd=cwd,
     )
     service = ServiceProcess(module, port, process, log_path)
-    service.wait_ready()
+    service.wait_ready(ready_timeout)
     return service
+
+
+def start_replicas(
+    module: str, log_dir: Path, count: int, *, name: str, ready_timeout: float = 60, **env: str
+) -> list[ServiceProcess]:
+    """Start `count` instances of a service side by side, named NAME-1..NAME-count
+    (LORAG_INSTANCE_ID), each on its own port; wait until all are ready."""
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        futures = [
+            pool.submit(
+                start_service,
+                module,
+                log_dir,
+                ready_timeout=ready_timeout,
+                **env,
+                LORAG_INSTANCE_ID=f"{name}-{k}",
+            )
+            for k in range(1, count + 1)
+        ]
+        concurrent.futures.wait(futures)
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:  # stop the ones that did start, then say why the others did not
+        for future in futures:
+            if future.exception() is None:
+                future.result().kill()
+        raise failed[0]  # type: ignore[misc]
+    replicas = [future.result() for future in futures]
+    for k, replica in enumerate(replicas, 1):
+        replica.instance_id = f"{name}-{k}"
+    return replicas

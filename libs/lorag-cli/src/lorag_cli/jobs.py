@@ -61,6 +61,8 @@ def show_job(job_id: str, json_out: bool = JsonOpt) -> None:
         f"[bold]{job['job_id']}[/]  {_type_label(job)}  [bold]{job['state']}[/]"
         f"  owner={job['owner']}  trace={job['trace_id'] or '-'}"
     )
+    if job.get("worker"):  # the instance that claimed it last: after a takeover, the survivor
+        console.print(f"worker: {job['worker']}")
     if job["error"]:
         console.print(f"[red]{job['error']['code']}[/]: {job['error']['message']}")
     if job["result"]:

@@ -1,4 +1,4 @@
-"""`lorag serve SERVICE|all`: run services as separate processes, supervised."""
+"""`lorag serve SERVICE|all [--replicas ...]`: run services as separate processes, supervised."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import typer
 
 from lorag_cli.output import console, fail
+from lorag_cli.replicas import PORTS_HELP, Instance, ReplicaError, instances, replica_counts
 
 SERVICES = {
     "rag-service": "lorag_rag",
@@ -26,10 +27,14 @@ MAX_BACKOFF_S = 30.0
 
 @dataclass
 class Child:
-    name: str
+    instance: Instance
     process: subprocess.Popen[bytes]
     started: float = field(default_factory=time.monotonic)
     restarts: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.instance.instance_id
 
 
 URL_SETTINGS = {
@@ -53,33 +58,56 @@ def shifted_ports(base: int) -> dict[str, str]:
     return env
 
 
-def _spawn(name: str) -> subprocess.Popen[bytes]:
+def _spawn(instance: Instance) -> subprocess.Popen[bytes]:
     env = os.environ.copy()
     if base := env.get("LORAG_HEALTH_PORT_BASE"):
         shifted = shifted_ports(int(base))
-        env["LORAG_HEALTH_PORT"] = shifted[f"{name}:port"]
+        env["LORAG_HEALTH_PORT"] = shifted[f"{instance.service}:port"]
         for var, value in shifted.items():
             if not var.endswith(":port"):
                 env.setdefault(var, value)
-    return subprocess.Popen([sys.executable, "-m", SERVICES[name]], env=env)
+    env |= instance.env(env)
+    return subprocess.Popen([sys.executable, "-m", SERVICES[instance.service]], env=env)
 
 
 def serve(
     service: str = typer.Argument(..., help=f"One of: {', '.join(SERVICES)}, or all."),
+    replicas: list[str] = typer.Option(
+        [],
+        "--replicas",
+        metavar="N | SERVICE=N",
+        help="Instances to start: N for one service; SERVICE=N with `all` (repeatable). "
+        + PORTS_HELP,
+    ),
 ) -> None:
-    """Run one service in the foreground, or `all` as supervised child processes.
+    """Run one service in the foreground, or several processes (`all`, replicas) supervised.
 
-    With `all`, a child that exits is restarted with backoff; SIGTERM or Ctrl-C stops every
-    child gracefully (in-flight messages finish) and then exits. Health ports are each
-    service's default, or LORAG_HEALTH_PORT_BASE + its index in the order listed (then the
-    lora-service's OpenAI-compatible API and the gateway's API), with every service's address
-    set to match.
+    Supervised, a child that exits is restarted with backoff; SIGTERM or Ctrl-C stops every
+    child gracefully (in-flight messages finish, running jobs are queued again) and then exits.
+    Each child's instance id (LORAG_INSTANCE_ID), the `worker` named on the jobs it runs, is
+    SERVICE-k for its replica k. Health ports are each service's default, or
+    LORAG_HEALTH_PORT_BASE + its index in the order listed (then the lora-service's
+    OpenAI-compatible API and the gateway's API), with every service's address set to match.
     """
     if service != "all" and service not in SERVICES:
         fail(f"unknown service {service!r}", hint=f"choose one of: {', '.join(SERVICES)}, all")
-    if service != "all":
+    try:
+        counts = replica_counts(service, replicas, list(SERVICES))
+    except ReplicaError as exc:
+        example = "all --replicas rag-service=3" if service == "all" else f"{service} --replicas 3"
+        fail(str(exc), hint=f"e.g. `lorag serve {example}`")
+    if service != "all" and counts[service] == 1:
         os.execv(sys.executable, [sys.executable, "-m", SERVICES[service]])
-    children = {name: Child(name, _spawn(name)) for name in SERVICES}
+    if counts.get("rag-service", 1) > 1 and not os.environ.get("LORAG_CHROMA_URL"):
+        console.print(
+            "[yellow]rag-service replicas share one embedded Chroma folder, which Chroma does "
+            "not support across processes: set LORAG_CHROMA_URL to a Chroma server "
+            "(`chroma run --path DIR`) for more than a trial[/]"
+        )
+    _supervise([Child(instance, _spawn(instance)) for instance in instances(counts)])
+
+
+def _supervise(children: list[Child]) -> None:
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -89,12 +117,11 @@ def serve(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     console.print(
-        "supervising "
-        + ", ".join(f"{name} (pid {child.process.pid})" for name, child in children.items())
+        "supervising " + ", ".join(f"{child.name} (pid {child.process.pid})" for child in children)
     )
     while not stopping:
         time.sleep(0.5)
-        for child in children.values():
+        for child in children:
             code = child.process.poll()
             if code is None or stopping:
                 continue
@@ -103,9 +130,9 @@ def serve(
                 child.restarts, delay = 0, 1.0  # it ran fine for a while: start the backoff over
             console.print(f"[yellow]{child.name} exited with {code}; restarting in {delay:.0f}s[/]")
             time.sleep(delay)
-            child.process, child.started = _spawn(child.name), time.monotonic()
+            child.process, child.started = _spawn(child.instance), time.monotonic()
             child.restarts += 1
-    _stop_all(list(children.values()))
+    _stop_all(children)
 
 
 def _stop_all(children: list[Child]) -> None:

@@ -6,6 +6,8 @@ any other profile requires every secret to be given and refuses placeholders.
 
 from __future__ import annotations
 
+import os
+import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -78,6 +80,30 @@ class TelemetrySettings(BaseSettings):
     log_level: str = "INFO"
 
 
+class WorkerSettings(BaseSettings):
+    """How a job-running service claims work from the `work_items` queue."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAG_WORKER_", extra="ignore")
+
+    lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a claim holds a job without renewal; a dead worker's job is taken "
+        "over by another instance after this.",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Claims of one job before it FAILS with ATTEMPTS_EXHAUSTED: a job that kills "
+        "its worker (an OOM kill, say) must not be claimed again forever.",
+    )
+
+
+def default_instance_id() -> str:
+    """hostname-pid: unique per process, and the pod's name under Kubernetes."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 class Settings(BaseSettings):
     """Everything a lorag process needs to reach Kafka, Postgres, S3 and the tracing backend."""
 
@@ -88,6 +114,14 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    instance_id: str = Field(
+        default_factory=default_instance_id,
+        min_length=1,
+        max_length=128,
+        description="This process's name in job records (`worker`) and logs, e.g. "
+        "rag-service-2 (LORAG_INSTANCE_ID); default: hostname-pid.",
+    )
     service_token: SecretStr | None = Field(
         default=None,
         description="Shared secret services demand of each other on their HTTP APIs "

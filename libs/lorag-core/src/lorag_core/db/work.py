@@ -22,23 +22,57 @@ async def accept(conn: AsyncConnection[Any], service: str, event: JobRequested) 
     return cur.rowcount == 1
 
 
-async def claim(conn: AsyncConnection[Any], service: str, owner: str, lease_s: float) -> Row | None:
-    """Take the oldest job that is queued or whose worker's lease ran out (it crashed)."""
+async def claim(
+    conn: AsyncConnection[Any], service: str, worker: str, lease_owner: str, lease_s: float
+) -> Row | None:
+    """Take the oldest job that is queued or whose worker's lease ran out (it crashed).
+
+    Every claim is an attempt: `attempts` counts them and `workers` names the instance of each.
+    `lease_owner` is unique to the claiming loop, so a restarted instance of the same name never
+    renews the lease of the process it replaced.
+    """
     cur = await conn.execute(
         """
-        UPDATE work_items SET status = 'running', lease_owner = %(owner)s,
+        UPDATE work_items SET status = 'running', lease_owner = %(lease_owner)s,
             lease_until = now() + make_interval(secs => %(lease)s), attempts = attempts + 1,
-            updated_at = now()
+            workers = array_append(workers, %(worker)s), updated_at = now()
         WHERE (service, job_id) = (
             SELECT service, job_id FROM work_items
             WHERE service = %(service)s AND status <> 'done'
               AND (status = 'queued' OR lease_until < now())
             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING job_id, request, attempts, next_seq
+        RETURNING job_id, request, attempts, workers, next_seq
         """,
-        {"service": service, "owner": owner, "lease": lease_s},
+        {"service": service, "worker": worker, "lease_owner": lease_owner, "lease": lease_s},
     )
     return await cur.fetchone()
+
+
+async def record_worker(conn: AsyncConnection[Any], job_id: str, worker: str) -> None:
+    """Name the instance running the job on its record (`jobs.worker`).
+
+    The row may not exist yet when the tracker has not seen the request: it then starts with the
+    worker alone, and the request fills in the rest (as progress that overtakes its request does).
+    """
+    await conn.execute(
+        "INSERT INTO jobs (job_id, worker) VALUES (%s, %s)"
+        " ON CONFLICT (job_id) DO UPDATE SET worker = EXCLUDED.worker, updated_at = now()",
+        (job_id, worker),
+    )
+
+
+async def release(conn: AsyncConnection[Any], service: str, job_id: str, lease_owner: str) -> bool:
+    """Give a job back on a graceful stop: queued again at once, and the attempt not counted.
+
+    Only a worker that died (no release) uses up an attempt; a rolling restart does not.
+    """
+    cur = await conn.execute(
+        "UPDATE work_items SET status = 'queued', attempts = greatest(attempts - 1, 0),"
+        " lease_owner = NULL, lease_until = NULL, updated_at = now()"
+        " WHERE service = %s AND job_id = %s AND lease_owner = %s AND status = 'running'",
+        (service, job_id, lease_owner),
+    )
+    return cur.rowcount == 1
 
 
 async def renew(
@@ -66,6 +100,7 @@ async def take_seq(conn: AsyncConnection[Any], service: str, job_id: str) -> int
 
 
 async def finish(conn: AsyncConnection[Any], service: str, job_id: str, outcome: str) -> None:
+    """The job ended (with `outcome`): it is never claimed again."""
     await conn.execute(
         "UPDATE work_items SET status = 'done', outcome = %s, lease_owner = NULL,"
         " lease_until = NULL, updated_at = now() WHERE service = %s AND job_id = %s",

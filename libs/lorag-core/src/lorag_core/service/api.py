@@ -44,8 +44,13 @@ class Unavailable(ApiError):
     status = 503
 
 
-def service_app(service: str, readiness: Check, token: str) -> FastAPI:
-    """The app of one service: health, readiness, and (added later) its authenticated routes."""
+def service_app(
+    service: str, readiness: Check, token: str, *, instance_id: str | None = None
+) -> FastAPI:
+    """The app of one service: health, readiness, and (added later) its authenticated routes.
+
+    `/health` names the instance too, so replicas of one service can be told apart.
+    """
     app = FastAPI(
         title=f"lorag {service}", version="1", docs_url="/docs", openapi_url="/openapi.json",
         redoc_url=None,
@@ -60,7 +65,7 @@ def service_app(service: str, readiness: Check, token: str) -> FastAPI:
 
     @app.get("/health", tags=["operations"], summary="The process is alive")
     async def health() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+        return {"status": "ok", "service": service, "instance": instance_id or service}
 
     @app.get("/ready", tags=["operations"], summary="Its dependencies answer",
              responses={503: {"description": "Not ready"}})  # fmt: skip

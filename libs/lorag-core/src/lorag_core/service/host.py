@@ -103,7 +103,9 @@ class ServiceHost:
             logger=logging.getLogger(f"lorag.{service}.broker"),
         )
         self.runtime = Runtime(settings=settings, service=service, broker=self.broker)
-        self.api: FastAPI = service_app(service, self._readiness, settings.service_secret)
+        self.api: FastAPI = service_app(
+            service, self._readiness, settings.service_secret, instance_id=settings.instance_id
+        )
         self.api.state.runtime = self.runtime
         self.http = ApiServer(self.api, health_host, health_port, name=f"{service} API")
         self._on_start: list[Hook] = []

@@ -5,6 +5,11 @@ before the Kafka message is acknowledged; worker loops claim stored jobs with a 
 while the job runs, so a job whose process died is taken over by the next worker after the lease
 runs out (its `attempt` is then above 1: the runner resumes from its checkpoints). Progress goes to
 `job.progress` with a sequence number kept in Postgres, so it never repeats across restarts.
+
+Each claim is an attempt, and the job's record names the instance that claimed it (`worker`).
+A job claimed more than `LORAG_WORKER_MAX_ATTEMPTS` times (its worker died each time: an OOM kill,
+say) ends FAILED with ATTEMPTS_EXHAUSTED instead of being claimed forever. A graceful stop gives
+the job back without counting the attempt.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from lorag_core.contracts import JobError, JobProgress, JobRequested, JobResult
@@ -26,11 +31,14 @@ from lorag_core.domain.training_types import TrainingType
 from lorag_core.messaging.broker import publish_event
 from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.service.intake import register_intake
+from lorag_core.settings import WorkerSettings
 from lorag_core.telemetry import job_context
 
 log = logging.getLogger(__name__)
 REPORT_INTERVAL_S = 0.25  # progress a few times a second at most
 CANCEL_POLL_S = 1.0
+RELEASE_TIMEOUT_S = 5.0
+ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
 
 
 class JobFailed(Exception):
@@ -48,8 +56,11 @@ class JobCancelled(Exception):
 class JobContext:
     """What a runner gets: the request, the runtime, progress reporting and cancellation."""
 
-    def __init__(self, runtime: Runtime, request: JobRequested, attempt: int) -> None:
+    def __init__(
+        self, runtime: Runtime, request: JobRequested, attempt: int, worker: str = ""
+    ) -> None:
         self.runtime, self.request, self.attempt = runtime, request, attempt
+        self.worker = worker or runtime.settings.instance_id  # the instance running it
         self.job_id = request.job_id
         self.cancelled = asyncio.Event()
         self._last_report = 0.0
@@ -102,7 +113,7 @@ def register_worker(
 ) -> None:
     """Accept this service's jobs durably and run them with `run`, `concurrency` at a time."""
     service = host.service
-    lease_s = float(os.environ.get("LORAG_WORKER_LEASE_S", "30"))
+    worker = _Worker(host.settings.instance_id, host.settings.worker)
     wake = asyncio.Event()
 
     async def accept(runtime: Runtime, event: JobRequested) -> None:
@@ -116,7 +127,11 @@ def register_worker(
 
     async def start(runtime: Runtime) -> None:
         for _ in range(concurrency):
-            tasks.append(asyncio.create_task(_loop(runtime, run, lease_s, wake)))
+            tasks.append(asyncio.create_task(_loop(runtime, run, worker, wake)))
+        log.info(
+            "worker %s claiming %s jobs: %d at a time, lease %.0f s, at most %d attempts",
+            worker.instance_id, service, concurrency, worker.lease_s, worker.max_attempts,
+        )  # fmt: skip
 
     async def stop(runtime: Runtime) -> None:
         for task in tasks:
@@ -127,21 +142,43 @@ def register_worker(
     host.on_stop(stop)
 
 
-async def _loop(runtime: Runtime, run: Runner, lease_s: float, wake: asyncio.Event) -> None:
-    owner = f"{runtime.service}-{uuid.uuid4().hex[:8]}"
+class _Worker:
+    """Who claims (the instance's name) and under which rules (lease, attempt cap)."""
+
+    def __init__(self, instance_id: str, settings: WorkerSettings) -> None:
+        self.instance_id = instance_id
+        self.lease_s, self.max_attempts = settings.lease_s, settings.max_attempts
+
+    def lease_owner(self) -> str:
+        """Unique to one loop of one process, however the instance is named."""
+        return f"{self.instance_id}#{uuid.uuid4().hex[:8]}"
+
+
+async def _loop(runtime: Runtime, run: Runner, worker: _Worker, wake: asyncio.Event) -> None:
+    owner = worker.lease_owner()
     while True:
         try:
             async with runtime.db.connection() as conn:
-                item = await work.claim(conn, runtime.service, owner, lease_s)
+                item = await work.claim(
+                    conn, runtime.service, worker.instance_id, owner, worker.lease_s
+                )
+                exhausted = item is not None and item["attempts"] > worker.max_attempts
+                if item is not None and not exhausted:
+                    await work.record_worker(conn, item["job_id"], worker.instance_id)
             if item is None:
                 wake.clear()
                 # Woken by the intake, or every few seconds to take over expired leases.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=min(5.0, lease_s / 2))
+                    await asyncio.wait_for(wake.wait(), timeout=min(5.0, worker.lease_s / 2))
                 continue
             request = JobRequested.model_validate(item["request"])
             with job_context(request.job_id):
-                await _run_one(runtime, run, request, item["attempts"], owner, lease_s)
+                if exhausted:
+                    await _give_up(runtime, request, item["workers"], worker.max_attempts)
+                else:
+                    log.info("claimed by %s (attempt %d)", worker.instance_id, item["attempts"])
+                    ctx = JobContext(runtime, request, item["attempts"], worker.instance_id)
+                    await _run_one(ctx, run, owner, worker.lease_s)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -149,12 +186,31 @@ async def _loop(runtime: Runtime, run: Runner, lease_s: float, wake: asyncio.Eve
             await asyncio.sleep(1.0)
 
 
-async def _run_one(
-    runtime: Runtime, run: Runner, request: JobRequested, attempt: int, owner: str, lease_s: float
+async def _give_up(
+    runtime: Runtime, request: JobRequested, workers: Sequence[str], max_attempts: int
 ) -> None:
-    ctx = JobContext(runtime, request, attempt)
-    if attempt > 1:
-        log.warning("resuming after a crash (attempt %d)", attempt)
+    """End a job whose worker died on every attempt: FAILED, and never claimed again."""
+    ran_on = ", ".join(workers[:max_attempts]) or "unknown instances"
+    message = (
+        f"the job was started {max_attempts} times and each time its worker died or was killed "
+        f"before the job ended (its lease ran out with no outcome); it ran on {ran_on}. Check the "
+        "service's memory limit first (an OOM kill ends a process without a log line: Kubernetes "
+        "shows OOMKilled in `kubectl describe pod`, Linux logs it in `dmesg`), then those "
+        "instances' logs around this job id. Resubmit with a smaller dataset or batch, or more "
+        f"memory; LORAG_WORKER_MAX_ATTEMPTS (now {max_attempts}) sets the cap."
+    )
+    log.error("giving up after %d attempts: %s", max_attempts, message)
+    ctx = JobContext(runtime, request, max_attempts + 1)
+    error = JobError(code=ATTEMPTS_EXHAUSTED, message=message[:4000], retryable=False)
+    await ctx._publish(state=JobState.FAILED, error=error)
+    async with runtime.db.connection() as conn:
+        await work.finish(conn, runtime.service, request.job_id, JobState.FAILED.value)
+
+
+async def _run_one(ctx: JobContext, run: Runner, owner: str, lease_s: float) -> None:
+    runtime, request = ctx.runtime, ctx.request
+    if ctx.attempt > 1:
+        log.warning("resuming after a crash (attempt %d)", ctx.attempt)
     work_task = asyncio.create_task(_run_job(ctx, run))
     keeper = asyncio.create_task(_keep_lease(ctx, owner, lease_s, work_task))
     try:
@@ -163,12 +219,24 @@ async def _run_one(
         if keeper.done() and keeper.result() is False:
             log.error("lost the lease (another worker took the job over); stopped here")
             return
+        if work_task.done():  # a graceful stop: hand the job on at once, the attempt uncounted
+            await _release(runtime, request.job_id, owner)
         raise
     finally:
         keeper.cancel()
     async with runtime.db.connection() as conn:
         await work.finish(conn, runtime.service, request.job_id, outcome.value)
     log.info("job ended %s", outcome)
+
+
+async def _release(runtime: Runtime, job_id: str, owner: str) -> None:
+    try:
+        async with asyncio.timeout(RELEASE_TIMEOUT_S):
+            async with runtime.db.connection() as conn:
+                if await work.release(conn, runtime.service, job_id, owner):
+                    log.info("stopping: the job is queued again for another worker")
+    except Exception:  # the lease then runs out as after a crash, and the attempt counts
+        log.exception("could not give the job back on stop")
 
 
 def _injected_fault(job_id: str) -> None:
@@ -185,7 +253,11 @@ async def _run_job(ctx: JobContext, run: Runner) -> JobState:
             if await work.cancel_requested(conn, ctx.job_id):  # asked while it waited its turn
                 ctx.cancelled.set()
         await ctx.check_cancelled()
-        await ctx.report(JobState.VALIDATING, stage="validating", percent=0.0, force=True)
+        # The first event of every run says where it runs: the log shows each attempt once.
+        await ctx.report(
+            JobState.VALIDATING, stage="validating", percent=0.0, force=True,
+            message=f"attempt {ctx.attempt} on {ctx.worker}",
+        )  # fmt: skip
         _injected_fault(ctx.job_id)
         result = await run(ctx)
         await ctx._publish(state=JobState.SUCCEEDED, percent=100.0, result=result)
