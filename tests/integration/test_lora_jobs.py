@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -15,6 +13,7 @@ from lorag_core.storage import ObjectStore
 from tests.integration import test_lora_helpers as helpers
 from tests.integration.test_lora_helpers import FAST, chat, http, jsonl, pairs, submit
 from tests.support.db import fetch_all, wait_for_job
+from tests.support.gateway import start_gateway
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 180
@@ -168,48 +167,41 @@ async def test_a_corrupted_adapter_file_is_refused_when_loaded(settings, tracker
     assert chat(lora, "base")
 
 
-async def test_cancel_stops_training_within_five_seconds(settings, tracker, lora):
+@pytest.fixture(scope="module")
+def lora_gateway(settings, logs_dir, lora):
+    """A gateway in front of the module's lora-service, for `lorag` user commands."""
+    running = start_gateway(logs_dir, lora)
+    yield running
+    running.process.stop()
+
+
+async def test_cancel_stops_training_within_five_seconds(settings, tracker, lora, lora_gateway):
     job_id = await submit(settings, jsonl(pairs("x")), params={**FAST, "max_steps": 100000})
     await wait_for_job(settings.postgres_dsn, job_id, state="RUNNING", timeout=TIMEOUT)
-    await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "lorag_cli", "jobs", "cancel", job_id],
-        check=True,
-        capture_output=True,
-    )
-    started = asyncio.get_running_loop().time()
+    started = asyncio.get_running_loop().time()  # the clock runs from the user's command
+    cancelled = await asyncio.to_thread(lora_gateway.cli, "jobs", "cancel", job_id)
+    assert cancelled.returncode == 0, cancelled.stderr
     await wait_for_job(settings.postgres_dsn, job_id, state="CANCELLED", timeout=10)
     assert asyncio.get_running_loop().time() - started < 5
 
 
-async def test_promotion_moves_an_alias_and_keeps_history(settings, tracker, lora):
+async def test_promotion_moves_an_alias_and_keeps_history(settings, tracker, lora, lora_gateway):
     promo = f"promo-{uuid.uuid4().hex[:6]}"
     first = await submit(settings, jsonl(pairs("one")), params={**FAST, "adapter": promo})
     await wait_for_job(settings.postgres_dsn, first, state="SUCCEEDED", timeout=TIMEOUT)
     second = await submit(settings, jsonl(pairs("two", seed=5)), params={**FAST, "adapter": promo})
     await wait_for_job(settings.postgres_dsn, second, state="SUCCEEDED", timeout=TIMEOUT)
-    # The sub-app itself: registering it in lorag_cli.main is outside this change.
-    cli = [sys.executable, "-m", "lorag_cli", "adapters"]
-    out = subprocess.run(
-        [*cli, "promote", promo, "1", "production", "--json"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    assert json.loads(out.stdout)["version"] == 1
-    shown = json.loads(
-        subprocess.run(
-            [*cli, "show", f"{promo}@production", "--json"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+
+    def adapters(*args: str) -> object:
+        done = lora_gateway.cli("adapters", *args, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert adapters("promote", promo, "1", "production")["version"] == 1
+    shown = adapters("show", f"{promo}@production")
     assert shown["version"] == 1 and "production" in shown["aliases"]
     assert [h["alias"] for h in shown["history"]].count("latest") == 2
-    listed = json.loads(
-        subprocess.run([*cli, "ls", "--json"], check=True, capture_output=True, text=True).stdout
-    )
+    listed = adapters("ls")
     mine = [a for a in listed if a["name"] == promo]
     assert [a["version"] for a in mine] == [2, 1]
     assert {"sha256", "base_model", "metrics"} <= mine[0].keys()

@@ -5,8 +5,6 @@ test_hybrid's first test shows a real finished hybrid writing its own.
 """
 
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -16,12 +14,24 @@ from lorag_hybrid.recommend import history, models
 from lorag_hybrid.recommend.profile import profile
 from lorag_hybrid.recommend.rank import Goal, rank
 from lorag_hybrid.recommend.resources import Resources
+from tests.support.gateway import start_gateway
+from tests.support.processes import start_service
 
 pytestmark = pytest.mark.integration
 ROWS = [{"question": f"Which bin holds part {i}?", "answer": f"Bin {i % 7}."} for i in range(800)]
 
 
-async def test_what_worked_on_similar_datasets_moves_the_ranking(settings, tmp_path):
+@pytest.fixture(scope="module")
+def recommending(settings, logs_dir):
+    """The orchestrator (it recommends) behind a gateway, for `lorag recommend`."""
+    orchestrator = start_service("lorag_hybrid", logs_dir, LORAG_HYBRID_WARM_UP="false")
+    gateway = start_gateway(logs_dir, orchestrator)
+    yield gateway
+    gateway.process.stop()
+    orchestrator.stop()
+
+
+async def test_what_worked_on_similar_datasets_moves_the_ranking(settings, tmp_path, recommending):
     import psycopg
     from psycopg.rows import dict_row
 
@@ -44,9 +54,7 @@ async def test_what_worked_on_similar_datasets_moves_the_ranking(settings, tmp_p
     assert any("similar past dataset" in r for r in ranked[TrainingType.LOCAL_LORA].reasons)
 
     (tmp_path / "parts.jsonl").write_bytes(data)
-    shown = subprocess.run(
-        [sys.executable, "-m", "lorag_cli", "recommend", "--dataset", str(tmp_path), "--json"],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+    shown = recommending.cli("recommend", "--dataset", str(tmp_path), "--json")
+    assert shown.returncode == 0, shown.stderr
     recs = {r["training_type"]: r for r in json.loads(shown.stdout)["recommendations"]}
     assert any("similar past dataset" in r for r in recs["LOCAL_LORA"]["reasons"])
