@@ -52,10 +52,21 @@ def services(settings, tracker, logs_dir, tmp_path_factory, tiny_models):  # noq
         "LORAG_HYBRID_RETRY_BACKOFF_S": "0.5",
     }
     orchestrator = start_service("lorag_hybrid", logs_dir, **env)
-    running = {"env": env, "orchestrator": orchestrator, "logs": logs_dir, "lora": lora}
+    running = {"env": env, "orchestrator": orchestrator, "logs": logs_dir, "lora": lora,
+               "chroma": state / "chroma"}  # fmt: skip
     yield running
     for service in (running["orchestrator"], rag, lora):
         service.stop()
+
+
+def chroma_has(path, kb: str) -> bool:
+    """Whether Chroma (the rag-service's folder, read from here) holds the KB's collection."""
+    import chromadb
+
+    from lorag_rag.adapters.chroma_store import collection_name
+
+    names = {c.name for c in chromadb.PersistentClient(path=str(path)).list_collections()}
+    return collection_name(kb) in names
 
 
 def upload(settings, files: dict[str, str]) -> str:
@@ -160,15 +171,26 @@ async def test_a_failing_lora_stage_fails_the_hybrid_and_removes_its_knowledge_b
     job_id = await submit(settings, uri, minion)
     job = await wait_for_job(settings.postgres_dsn, job_id, state="FAILED", timeout=300)
     assert job["error"]["code"] == "STAGE_FAILED" and "lora" in job["error"]["message"]
+    # The RAG stage really made the knowledge base: it ended SUCCEEDED with chunks indexed.
+    rag = await wait_for_job(settings.postgres_dsn, f"{job_id}.rag", timeout=60)
+    made = await fetch_all(
+        settings.postgres_dsn,
+        "SELECT result FROM job_progress WHERE job_id = %s AND state = 'SUCCEEDED'",
+        rag["job_id"],
+    )
+    assert made, f"the RAG stage never succeeded: {rag['state']} {rag['error']}"
+    assert made[0]["result"]["summary"]["chunks"] >= 1
+    assert any(a["kind"] == "knowledge_base" for a in made[0]["result"]["artifacts"])
+    # ... and compensation removed it from Postgres and from Chroma.
     for _ in range(100):
         kbs = await fetch_all(
             settings.postgres_dsn, "SELECT 1 FROM rag_knowledge_bases WHERE name = %s", minion
         )
-        if not kbs:
+        if not kbs and not chroma_has(services["chroma"], minion):
             break
-
         await asyncio.sleep(0.2)
     assert not kbs, "the knowledge base of the failed hybrid was not removed"
+    assert not chroma_has(services["chroma"], minion), "its chunks are still in Chroma"
 
 
 async def test_bad_hybrids_fail_before_any_sub_job_starts(settings, services):
