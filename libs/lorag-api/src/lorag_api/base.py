@@ -69,6 +69,15 @@ class ServiceClient:
         body: BaseModel | None = None, params: dict[str, Any] | None = None,
     ) -> Any:  # fmt: skip
         """One request; the answer parsed as `answer` (a model or any type pydantic knows)."""
+        raw = await self.forward(method, path, owner=owner, body=body, params=params)
+        return TypeAdapter(answer).validate_json(raw)
+
+    async def forward(
+        self, method: str, path: str, *, owner: str | None = None,
+        body: BaseModel | None = None, params: dict[str, Any] | None = None,
+    ) -> bytes:  # fmt: skip
+        """One request; the successful answer's JSON as the service sent it, unparsed (a proxy
+        passes it on as it is)."""
         headers = {OWNER_HEADER: owner} if owner is not None else None
         payload = body.model_dump(mode="json", exclude_none=True) if body is not None else None
         query = {k: v for k, v in (params or {}).items() if v is not None} or None
@@ -89,7 +98,7 @@ class ServiceClient:
             raise from_response(
                 response.status_code, body_json, response.headers.get("Retry-After")
             )
-        return TypeAdapter(answer).validate_python(response.json())
+        return response.content
 
 
 def segment(name: str) -> str:

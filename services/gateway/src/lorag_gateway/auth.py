@@ -23,8 +23,12 @@ async def current_owner(
     429 when the owner made more requests than the gateway's rate limit allows."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing token: send Authorization: Bearer TOKEN", UNAUTHORIZED)
-    async with gateway.db.connection() as conn:
-        owner = await tokens.owner_of(conn, credentials.credentials)
+    digest = tokens.digest(credentials.credentials)
+    if (owner := gateway.tokens.owner(digest)) is None:
+        async with gateway.db.connection() as conn:
+            owner = await tokens.owner_of(conn, credentials.credentials)
+        if owner is not None:
+            gateway.tokens.remember(digest, owner)
     if owner is None:
         raise HTTPException(401, "invalid or revoked token", UNAUTHORIZED)
     if wait := gateway.limiter.take(owner):

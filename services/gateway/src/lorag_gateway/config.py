@@ -30,6 +30,12 @@ class GatewaySettings(BaseSettings):
     rate_limit_per_s: float = Field(
         default=50.0, gt=0, description="Requests a second each owner may make (429 past it)."
     )
+    token_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="A live token's owner is remembered this long (no "
+        "database read per request); a revoked token stops working within it. 0: off.",
+    )
     rate_limit_burst: int = Field(
         default=200, ge=1, description="Requests an owner may make at once before the rate holds."
     )

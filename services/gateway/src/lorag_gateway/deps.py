@@ -15,6 +15,7 @@ from lorag_api.rag import RagClient
 from lorag_core.storage import ObjectStore
 from lorag_gateway.config import GatewaySettings
 from lorag_gateway.ratelimit import RateLimiter
+from lorag_gateway.tokencache import TokenCache
 
 if TYPE_CHECKING:
     from lorag_gateway.watch import JobWatchers
@@ -30,6 +31,7 @@ class Gateway:
     broker: KafkaBroker
     watchers: JobWatchers
     limiter: RateLimiter
+    tokens: TokenCache
     rag: RagClient  # knowledge bases are the rag-service's
     lora: LoraClient  # adapters are the lora-service's
     hybrid: HybridClient  # minions and recommendations are the hybrid-orchestrator's

@@ -17,6 +17,7 @@ from lorag_gateway.app import create_app
 from lorag_gateway.config import GatewaySettings
 from lorag_gateway.deps import Gateway
 from lorag_gateway.ratelimit import RateLimiter
+from lorag_gateway.tokencache import TokenCache
 from lorag_gateway.watch import JobWatchers
 
 HEALTH_PORT = 8105
@@ -33,6 +34,7 @@ def build(runtime: Runtime, settings: GatewaySettings) -> Gateway:
         settings=settings, db=runtime.db, objects=runtime.objects, broker=runtime.broker,
         watchers=JobWatchers(runtime.db, changes, settings.poll_s),
         limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        tokens=TokenCache(settings.token_cache_s),
         rag=RagClient(urls.rag_service_url, token),
         lora=LoraClient(urls.lora_service_url, token),
         hybrid=HybridClient(urls.hybrid_service_url, token, timeout=300),  # asks take a while
