@@ -64,7 +64,7 @@ bench-check: install ## Judge the recorded bench figures (no rerun): exits 1 if 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check libs services tests bench deploy
 	$(VENV)/bin/ruff format --check libs services tests bench deploy
-	$(VENV)/bin/mypy $(foreach p,core cli local rag lora hybrid migration gateway,-p lorag_$(p))
+	$(VENV)/bin/mypy $(foreach p,core api cli local rag lora hybrid migration gateway,-p lorag_$(p))
 
 schemas: install ## Re-export the contracts (JSON Schemas, AsyncAPI, each API's OpenAPI) after a change
 	$(VENV)/bin/python -m lorag_core.contracts.schemas

@@ -51,7 +51,7 @@ def nested_form(model: type[BaseModel], params: dict[str, Any]) -> list[str]:
     for key in params:
         if key in model.model_fields:
             continue
-        owners = [g for g, sub in groups.items() if key in sub.model_fields]  # type: ignore[union-attr]
+        owners = [g for g, sub in groups.items() if key in sub.model_fields]
         hints += [f"--param {g}.{key}={json.dumps(params[key])}" for g in owners]
     return hints
 

@@ -70,7 +70,8 @@ async def _forwarded(_: Request, exc: Exception) -> Response:
     down, or refused the gateway's own credentials, is the operator's problem, not the
     caller's: 503 and 502, saying which."""
     assert isinstance(exc, ServiceError)
-    status, body = exc.status, {"detail": exc.message, "code": exc.code, "hint": exc.hint}
+    status = exc.status
+    body: dict[str, Any] = {"detail": exc.message, "code": exc.code, "hint": exc.hint}
     if exc.errors:
         body["detail"] = exc.errors  # a 422's field errors, as FastAPI reports its own
     if isinstance(exc, Unauthorized):

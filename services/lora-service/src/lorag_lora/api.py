@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from lorag_api.lora import Adapter, AdapterVersion, NameCheck, Promote, Promoted, Resources
-from lorag_core.service.api import OwnerHeader
+from lorag_core.service.api import OwnerHeader, Responses
 from lorag_core.service.host import RuntimeDep
 from lorag_lora import catalog, resources
 from lorag_lora.config import LoraSettings
@@ -18,7 +18,9 @@ from lorag_lora.domain.registry import NAME
 NAME_RULE = "letters, digits, '.', '_', '-'; starts with a letter or digit; at most 64"
 AdapterName = Annotated[str, Path(pattern=NAME.pattern, description=f"Adapter name ({NAME_RULE}).")]
 NameFilter = Annotated[str | None, Query(pattern=NAME.pattern, description="Only this name.")]
-NOT_FOUND = {404: {"description": "No such adapter of this owner's (code ADAPTER_NOT_FOUND)"}}
+NOT_FOUND: Responses = {
+    404: {"description": "No such adapter of this owner's (code ADAPTER_NOT_FOUND)"}
+}
 
 
 def admin_router(settings: LoraSettings) -> APIRouter:

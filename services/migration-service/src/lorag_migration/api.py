@@ -8,9 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from lorag_api.migration import Conversion, Convert, RolledBack
+from lorag_core.service.api import Responses
 from lorag_migration.runs import ConversionRuns
 
-BUSY = {409: {"description": "A conversion or rollback is running (CONVERSION_RUNNING/_BUSY)"}}
+BUSY: Responses = {
+    409: {"description": "A conversion or rollback is running (CONVERSION_RUNNING/_BUSY)"}
+}
 
 
 def runs_of(request: Request) -> ConversionRuns:

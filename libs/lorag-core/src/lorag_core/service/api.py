@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 OWNER_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+Responses = dict[int | str, dict[str, Any]]  # a route's documented answers besides success
 Check = Callable[[], Awaitable[dict[str, object]]]
 bearer = HTTPBearer(auto_error=False, description="The shared service token.")
 

@@ -8,7 +8,7 @@ import asyncio
 from fastapi import APIRouter
 
 from lorag_api.hybrid import Recommendation, RecommendFor
-from lorag_core.service.api import OwnerHeader, invalid
+from lorag_core.service.api import OwnerHeader, Responses, invalid
 from lorag_core.service.host import Runtime, RuntimeDep
 from lorag_hybrid.config import HybridSettings
 from lorag_hybrid.recommend import history, models
@@ -22,7 +22,7 @@ from lorag_hybrid.recommend.machines import training_machine
 from lorag_hybrid.recommend.profile import profile
 from lorag_hybrid.recommend.rank import Goal, rank
 
-ERRORS = {
+ERRORS: Responses = {
     404: {"description": "No such dataset of this owner's (code DATASET_NOT_FOUND)"},
     422: {"description": "Not an uploaded dataset's URI, no readable records, unknown model"},
 }
