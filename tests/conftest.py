@@ -12,6 +12,12 @@ import pytest
 pytest_plugins = ["pytester", "tests.support.skip_guard"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cli_config(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The CLI saves its gateway login under XDG_CONFIG_HOME: never the developer's own."""
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
+
+
 @pytest.fixture(scope="session")
 def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Real Kafka, Postgres and S3 for the whole session, and the environment pointed at them."""

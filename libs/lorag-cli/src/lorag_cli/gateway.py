@@ -24,6 +24,7 @@ from lorag_cli.output import fail
 
 LOCAL_URL = "http://127.0.0.1:8000"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+LOCAL_MADE = "by the CLI on first use, for the local gateway"
 TIMEOUT_S = 600  # a minion's answer may wait on a chat model
 TOKEN_HINT = (
     "run `lorag login --token TOKEN` with a token from `lorag tokens create OWNER` "
@@ -44,12 +45,13 @@ def load_config() -> dict[str, str]:
         return {}
 
 
-def save_config(url: str, token: str) -> Path:
+def save_config(url: str, token: str, *, made_locally: bool = False) -> Path:
     """Keep the URL and token for later commands, readable by the user alone."""
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
-    path.write_text(json.dumps({"url": url, "token": token}, indent=2) + "\n")
+    saved = {"url": url, "token": token} | ({"made": LOCAL_MADE} if made_locally else {})
+    path.write_text(json.dumps(saved, indent=2) + "\n")
     return path
 
 
@@ -72,8 +74,12 @@ def gateway_token(url: str) -> str:
         return token
     if not _is_local(url):
         fail(f"no token for the gateway at {url}", hint=TOKEN_HINT)
+    return _new_local_token(url)
+
+
+def _new_local_token(url: str) -> str:
     token = _make_local_token(os.environ.get("LORAG_OWNER", "default"))
-    save_config(url, token)
+    save_config(url, token, made_locally=True)
     return token
 
 
@@ -127,6 +133,24 @@ class Gateway:
         return result
 
     def _send(self, method: str, path: str, data: bytes | None = None, kind: str = "") -> Any:
+        try:
+            return self._request(method, path, data, kind)
+        except Unauthorized:
+            if not self._renewable():
+                raise
+            # A token this CLI made for the local stack, whose database was since reset: make
+            # another, as on first use, rather than leave the user with a refusal.
+            self.token = _new_local_token(self.url)
+            return self._request(method, path, data, kind)
+
+    def _renewable(self) -> bool:
+        config = load_config()
+        return (
+            _is_local(self.url) and not os.environ.get("LORAG_TOKEN")
+            and config.get("made") == LOCAL_MADE and config.get("token") == self.token
+        )  # fmt: skip
+
+    def _request(self, method: str, path: str, data: bytes | None, kind: str) -> Any:
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         if kind:
             headers["Content-Type"] = kind
