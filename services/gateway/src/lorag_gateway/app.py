@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lorag_api import ServiceError, Unauthorized, Unavailable
 from lorag_core.contracts.asyncapi import asyncapi_document
+from lorag_core.service.api import RefuseNul
 from lorag_gateway.api import catalog, datasets, jobs, minions, recommend, types
 from lorag_gateway.auth import OwnerDep
 from lorag_gateway.deps import Gateway
@@ -33,6 +34,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(UploadLimit, limit=gateway.settings.max_upload_bytes + MULTIPART_SLACK)
+    app.add_middleware(RefuseNul)
 
     @app.exception_handler(Invalid)
     async def invalid(_: Request, exc: Invalid) -> Response:

@@ -57,6 +57,7 @@ def service_app(
         redoc_url=None,
     )  # fmt: skip
     app.state.service_token = token
+    app.add_middleware(RefuseNul)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -122,3 +123,20 @@ OwnerHeader = Annotated[
 def invalid(loc: tuple[str | int, ...], message: str) -> RequestValidationError:
     """A 422 about one field, in the shape FastAPI gives malformed requests (`detail[].loc`)."""
     return RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
+
+
+class RefuseNul:
+    """422 for a NUL character in the path or query: Postgres refuses NUL in text, so such a
+    name or cursor could only end as a 500 further in (plain ASGI, so streams pass through)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+        ):
+            detail = [{"loc": ["path"], "msg": "a NUL character is not allowed", "type": "nul"}]
+            await JSONResponse({"detail": detail}, status_code=422)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
