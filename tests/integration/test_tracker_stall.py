@@ -7,19 +7,14 @@ partitions go to the other members; jobs keyed there wait that long, and no long
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import pytest
 
 from lorag_core.settings import KafkaSettings
 from tests.support.processes import start_service
-from tests.support.stall import (
-    ECHO,
-    TRACKER_HOST,
-    frozen_lags,
-    job_lags,
-    wait_for_tracker_members,
-)
+from tests.support.stall import ECHO, SETTLE_S, TRACKER_HOST, frozen_lags, job_lags
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 # The bound (deploy/k8s/CAPACITY.md, "Tracker stall"): the session timeout, then at most one
@@ -44,8 +39,9 @@ async def test_a_frozen_service_stalls_other_jobs_no_longer_than_the_bound(setti
     echo, frozen = members
     bootstrap, dsn = settings.kafka.bootstrap_servers, settings.postgres_dsn
     partitions = settings.kafka.partitions
-    # both are members of every tracker group, so the frozen one owns partitions of each
-    await wait_for_tracker_members(bootstrap, ["echo-service", "migration-service"])
+    # ready is answered before the groups are joined: once both are members of every tracker
+    # group, the one to freeze owns partitions of each (checked below: the freeze held jobs)
+    await asyncio.sleep(SETTLE_S)
     calm = await job_lags(bootstrap, dsn, partitions=partitions)
     # the jobs are on every partition; it thaws only once all of them are SUCCEEDED
     lags, frozen_s = await frozen_lags(frozen, bootstrap, dsn, partitions)

@@ -22,12 +22,10 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from lorag_core.contracts import JobRequested
 from lorag_core.messaging.topics import JOB_REQUESTED
-from lorag_core.tracker import TRACKER_GROUP
 from tests.support.kafka import publish_raw
 from tests.support.processes import ServiceProcess, start_service
 
@@ -45,27 +43,7 @@ def echo_request(job_id: str, steps: int) -> JobRequested:
     )
 
 
-TRACKER_GROUPS = tuple(f"{TRACKER_GROUP}.{name}" for name in ("requested", "progress", "cancel"))
-
-
-async def wait_for_tracker_members(bootstrap: str, clients: list[str], timeout: float = 90) -> None:
-    """Wait until each tracker group is stable with exactly these members (by client id, the
-    service's name): a ready service may not have joined yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    seen: dict[str, object] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for response in await admin.describe_consumer_groups(list(TRACKER_GROUPS)):
-                for group in response.groups:  # (error, id, state, type, protocol, members)
-                    seen[group[1]] = (group[2], sorted(member[1] for member in group[5]))
-            if all(seen.get(g) == ("Stable", sorted(clients)) for g in TRACKER_GROUPS):
-                return
-            await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
-    raise TimeoutError(f"tracker groups not stable with {clients} in {timeout}s: {seen}")
+SETTLE_S = 5.0  # a joining member rebalances the others within a heartbeat or two
 
 
 def job_ids_on_every_partition(per_partition: int, partitions: int) -> list[str]:
@@ -160,11 +138,10 @@ async def compare(log_dir: Path, names: list[str]) -> None:
         ]
         try:
             started[0].wait_log("claiming", timeout=120)
-            clients = ["echo-service", "migration-service", "migration-service"]
-            await wait_for_tracker_members(bootstrap, clients)
+            await asyncio.sleep(SETTLE_S)  # ready is answered before the groups are joined
             calm = await job_lags(bootstrap, dsn)
             lags, frozen_s = await frozen_lags(started[2], bootstrap, dsn)
-            await wait_for_tracker_members(bootstrap, clients)  # the thawed member rejoins
+            await asyncio.sleep(SETTLE_S)  # the thawed member rejoins
             after = await job_lags(bootstrap, dsn)
         finally:
             for process in started:

@@ -44,9 +44,10 @@ class KafkaSettings(BaseSettings):
         description="Tries of a failing handler before the message is dead-lettered.",
     )
     # Group membership. Every service process is a member of the job tracker's shared groups,
-    # so these bound how long one frozen (SIGSTOP) or dead process can hold the partitions it
-    # owns, and with them job state for every job keyed there: about session + heartbeat
-    # interval + one rebalance (measured: deploy/k8s/CAPACITY.md, "Tracker stall").
+    # so these bound how long one frozen (SIGSTOP) or dead process holds the partitions it owns,
+    # and with them job state for every job keyed there: the session timeout and about a second
+    # more (6.9 s measured with these defaults, 11.1 s with the libraries' 10 s session:
+    # `python -m tests.support.stall`, deploy/k8s/CAPACITY.md "The tracker stall").
     session_timeout_ms: int = Field(
         default=6000,
         ge=1000,
@@ -67,7 +68,7 @@ class KafkaSettings(BaseSettings):
         "(a frozen one is expelled at its session timeout instead).",
     )
     max_poll_interval_ms: int = Field(
-        default=120000,
+        default=60000,
         ge=1000,
         description="A member whose handler has not returned for this long (a hung process "
         "that still heartbeats) leaves its groups, so its partitions move on. Longer than any "
