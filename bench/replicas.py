@@ -138,6 +138,7 @@ def double_runs(rows: list) -> int:
 
 async def run(settings: Settings, work: Path) -> list[Figure]:
     objects = ObjectStore.from_settings(settings.s3)
+    await asyncio.to_thread(objects.ensure_buckets, settings.s3.buckets)  # no service started yet
     (work / "replicas-logs").mkdir(parents=True, exist_ok=True)
     (work / "replicas-chroma").mkdir(parents=True, exist_ok=True)
     one_uris = [upload(objects, seed) for seed in range(JOBS)]

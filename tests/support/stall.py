@@ -59,7 +59,13 @@ def job_ids_on_every_partition(per_partition: int, partitions: int) -> list[str]
 
 
 async def job_lags(
-    bootstrap: str, dsn: str, *, partitions: int = 3, per_partition: int = 3, steps: int = 2
+    bootstrap: str,
+    dsn: str,
+    *,
+    partitions: int = 3,
+    per_partition: int = 3,
+    steps: int = 2,
+    timeout: float = 180,
 ) -> list[float]:
     """Publish echo jobs on every partition at once; seconds from publishing each until it is
     SUCCEEDED in the jobs table (its request and its progress both projected)."""
@@ -72,7 +78,7 @@ async def job_lags(
         )
         published[job_id] = time.monotonic()
     lags: dict[str, float] = {}
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + timeout
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         while len(lags) < jobs and time.monotonic() < deadline:
             cur = await conn.execute(
@@ -85,7 +91,7 @@ async def job_lags(
             await asyncio.sleep(0.05)
     missing = [j for j in job_ids if j not in lags]
     if missing:
-        raise AssertionError(f"{len(missing)} of {jobs} echo jobs not SUCCEEDED in 180 s")
+        raise AssertionError(f"{len(missing)} of {jobs} echo jobs not SUCCEEDED in {timeout} s")
     return [lags[j] for j in job_ids]
 
 

@@ -98,6 +98,14 @@ class PostgresSettings(BaseSettings):
     dsn: SecretStr | None = Field(default=None, description="libpq connection string or URI.")
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=8, ge=1)
+    tracker_idle_in_transaction_ms: int = Field(
+        default=5000,
+        ge=100,
+        description="Postgres ends a job-tracker transaction left idle this long: a process "
+        "frozen (SIGSTOP) inside one would otherwise hold its job rows locked, and every other "
+        "process projecting those jobs would wait on it until it thaws. Its transactions take "
+        "milliseconds.",
+    )
 
 
 class S3Settings(BaseSettings):
