@@ -47,7 +47,8 @@ class KafkaSettings(BaseSettings):
     # so these bound how long one frozen (SIGSTOP) or dead process holds the partitions it owns,
     # and with them job state for every job keyed there: the session timeout and about a second
     # more (6.9 s measured with these defaults, 11.1 s with the libraries' 10 s session:
-    # `python -m tests.support.stall`, deploy/k8s/CAPACITY.md "The tracker stall").
+    # `python -m tests.support.stall`, deploy/k8s/CAPACITY.md "The tracker stall"). Frozen
+    # inside a tracker transaction, it also holds job rows: PostgresSettings bounds that.
     session_timeout_ms: int = Field(
         default=6000,
         ge=1000,
