@@ -63,6 +63,7 @@ SUITES = {
     "estimator": Suite("bench.estimator", servers=False),
     "gateway": Suite("bench.gateway"),
     "boundaries": Suite("bench.boundaries"),
+    "replicas": Suite("bench.replicas"),
 }
 
 

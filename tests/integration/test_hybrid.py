@@ -333,7 +333,8 @@ async def test_a_stalled_stage_is_detected_and_the_saga_compensates(settings, se
         await wait_for_job(settings.postgres_dsn, f"{job_id}.rag", state="SUCCEEDED", timeout=120)
         lora.send_signal(signal.SIGSTOP)
         # The saga's own record, not the tracker's: the frozen process is also a member of the
-        # job tracker's shared consumer groups, which can stall on it until it thaws.
+        # job tracker's shared consumer groups, which wait on it for up to about 8 s
+        # (test_tracker_stall.py), time this test does not need to spend.
         for _ in range(600):
             ended = await fetch_all(
                 settings.postgres_dsn,

@@ -42,3 +42,34 @@ def test_production_needs_a_real_service_token(monkeypatch):
         Settings()
     monkeypatch.setenv("LORAG_SERVICE_TOKEN", "a-real-service-token-77e0")
     assert Settings().service_secret == "a-real-service-token-77e0"
+
+
+def test_the_heartbeat_must_fit_three_times_in_the_session(monkeypatch):
+    monkeypatch.setenv("LORAG_KAFKA_SESSION_TIMEOUT_MS", "6000")
+    monkeypatch.setenv("LORAG_KAFKA_HEARTBEAT_INTERVAL_MS", "3000")
+    with pytest.raises(ValidationError, match="at most a third"):
+        Settings()
+    monkeypatch.setenv("LORAG_KAFKA_HEARTBEAT_INTERVAL_MS", "2000")
+    assert Settings().kafka.heartbeat_interval_ms == 2000
+
+
+def test_every_consumer_group_joins_with_the_membership_settings(monkeypatch):
+    """The timeouts that bound a frozen member's stall reach each subscriber; static membership
+    names the member by its instance id."""
+    from lorag_core.messaging.delivery import Delivery
+    from lorag_core.service.host import ServiceHost
+
+    monkeypatch.setenv("LORAG_KAFKA_SESSION_TIMEOUT_MS", "7000")
+    monkeypatch.setenv("LORAG_KAFKA_STATIC_MEMBERSHIP", "true")
+    monkeypatch.setenv("LORAG_INSTANCE_ID", "rag-service-2")
+    host = ServiceHost("probe", Settings())
+    calls: list[dict] = []
+    monkeypatch.setattr(host.broker, "subscriber", lambda *topics, **kw: calls.append(kw))
+    delivery = Delivery(host.broker, "probe.group", max_message_bytes=1024, max_attempts=1)
+    host.at_least_once("job.progress", delivery, batch_size=10)
+    host.at_least_once("job.requested", delivery)
+    for call in calls:
+        assert call["session_timeout_ms"] == 7000 and call["heartbeat_interval_ms"] == 1000
+        assert call["group_instance_id"] == "rag-service-2"
+        assert call["max_poll_interval_ms"] == Settings().kafka.max_poll_interval_ms
+    assert calls[0]["batch"] and calls[0]["max_records"] == 10 and "batch" not in calls[1]

@@ -43,6 +43,54 @@ class KafkaSettings(BaseSettings):
         ge=1,
         description="Tries of a failing handler before the message is dead-lettered.",
     )
+    # Group membership. Every service process is a member of the job tracker's shared groups,
+    # so these bound how long one frozen (SIGSTOP) or dead process holds the partitions it owns,
+    # and with them job state for every job keyed there: the session timeout and about a second
+    # more (6.9 s measured with these defaults, 11.1 s with the libraries' 10 s session:
+    # `python -m tests.support.stall`, deploy/k8s/CAPACITY.md "The tracker stall"). Frozen
+    # inside a tracker transaction, it also holds job rows: PostgresSettings bounds that.
+    session_timeout_ms: int = Field(
+        default=6000,
+        ge=1000,
+        description="A consumer that sends no heartbeat for this long (a frozen or dead "
+        "process) is expelled from its groups and its partitions go to the other members. The "
+        "broker's group.min.session.timeout.ms (6000 by default) is the floor it accepts.",
+    )
+    heartbeat_interval_ms: int = Field(
+        default=1000,
+        ge=100,
+        description="Heartbeats to the group coordinator; a live member learns of a rebalance "
+        "at the next one, so this bounds how late it rejoins. At most a third of the session.",
+    )
+    rebalance_timeout_ms: int = Field(
+        default=15000,
+        ge=1000,
+        description="How long the coordinator waits for live members to rejoin a rebalance "
+        "(a frozen one is expelled at its session timeout instead).",
+    )
+    max_poll_interval_ms: int = Field(
+        default=60000,
+        ge=1000,
+        description="A member whose handler has not returned for this long (a hung process "
+        "that still heartbeats) leaves its groups, so its partitions move on. Longer than any "
+        "handler: they write to Postgres and retry with at most a few seconds of back-off.",
+    )
+    static_membership: bool = Field(
+        default=False,
+        description="Join groups as a static member named by LORAG_INSTANCE_ID (KIP-345): a "
+        "restart within the session timeout causes no rebalance. It does not shorten a freeze "
+        "(the member is still expelled only at its session timeout); instance ids must be "
+        "unique and stable (Kubernetes: a StatefulSet's pod names).",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError(
+                f"LORAG_KAFKA_HEARTBEAT_INTERVAL_MS ({self.heartbeat_interval_ms}) must be at most "
+                f"a third of LORAG_KAFKA_SESSION_TIMEOUT_MS ({self.session_timeout_ms})"
+            )
+        return self
 
 
 class PostgresSettings(BaseSettings):
@@ -51,6 +99,14 @@ class PostgresSettings(BaseSettings):
     dsn: SecretStr | None = Field(default=None, description="libpq connection string or URI.")
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=8, ge=1)
+    tracker_idle_in_transaction_ms: int = Field(
+        default=5000,
+        ge=100,
+        description="Postgres ends a job-tracker transaction left idle this long: a process "
+        "frozen (SIGSTOP) inside one would otherwise hold its job rows locked, and every other "
+        "process projecting those jobs would wait on it until it thaws. Its transactions take "
+        "milliseconds.",
+    )
 
 
 class S3Settings(BaseSettings):

@@ -4,13 +4,24 @@
 Every service process hosts it (`register_job_tracker`), in shared consumer groups, so whatever
 subset of services a deployment runs, the jobs table stays current and each event is projected
 by exactly one member. Delivery is at least once; the projection is idempotent.
+
+A frozen member (SIGSTOP) stalls the others for a bounded time only: Kafka expels it after
+LORAG_KAFKA_SESSION_TIMEOUT_MS and its partitions move on, and Postgres ends a transaction it was
+frozen in after LORAG_POSTGRES_TRACKER_IDLE_IN_TRANSACTION_MS, releasing the job rows it locked
+(the redelivered events would otherwise wait on those locks until it thaws).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
+from psycopg import AsyncConnection
 
 from lorag_core.contracts import JobCancelRequested, JobProgress, JobRequested
 from lorag_core.db import jobs
@@ -23,12 +34,26 @@ from lorag_core.telemetry import current_trace_id, job_context
 TRACKER_GROUP = "lorag.job-tracker"
 PROGRESS_BATCH = 2000
 log = logging.getLogger(__name__)
+# Fault injection for the stall test: hold each progress transaction open, so a test can freeze
+# the process inside one.
+_HOLD_IN_TRANSACTION_S = float(os.environ.get("LORAG_FAULT_HOLD_IN_PROGRESS_TXN_S", "0"))
+
+
+@asynccontextmanager
+async def projection(runtime: Runtime) -> AsyncIterator[AsyncConnection[Any]]:
+    """A tracker transaction that Postgres ends if it is left idle (its process frozen)."""
+    idle_ms = runtime.settings.postgres.tracker_idle_in_transaction_ms
+    async with runtime.db.connection() as conn:
+        await conn.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, true)", (f"{idle_ms}ms",)
+        )
+        yield conn
 
 
 async def record_request(runtime: Runtime, event: JobRequested) -> None:
     """A request becomes a QUEUED job (once, however often it is delivered)."""
     with job_context(event.job_id):
-        async with runtime.db.connection() as conn:
+        async with projection(runtime) as conn:
             created = await jobs.record_requested(conn, event, trace_id=current_trace_id())
         if created:
             resolved = event.resolved
@@ -41,8 +66,12 @@ async def record_request(runtime: Runtime, event: JobRequested) -> None:
 
 async def record_progress(runtime: Runtime, events: list[JobProgress]) -> None:
     """Fold a batch of progress events into the jobs in one transaction."""
-    async with runtime.db.connection() as conn:
+    async with projection(runtime) as conn:
         outcomes = await jobs.apply_progress(conn, events)
+        if _HOLD_IN_TRANSACTION_S:
+            log.warning("holding the progress transaction %.0fs (fault injection)",
+                        _HOLD_IN_TRANSACTION_S)  # fmt: skip
+            await asyncio.sleep(_HOLD_IN_TRANSACTION_S)
     for outcome in outcomes:
         if outcome.state.is_terminal and outcome.verdict is Verdict.APPLIED:
             with job_context(outcome.job_id):
@@ -52,7 +81,7 @@ async def record_progress(runtime: Runtime, events: list[JobProgress]) -> None:
 async def record_cancel_request(runtime: Runtime, event: JobCancelRequested) -> None:
     """Note the request; the service running the job stops it and reports CANCELLED."""
     with job_context(event.job_id):
-        async with runtime.db.connection() as conn:
+        async with projection(runtime) as conn:
             row = await jobs.request_cancel(conn, event.job_id, event.reason)
         log.info("cancel requested (%s): %s", event.reason, "noted" if row else "no such job")
 

@@ -127,16 +127,22 @@ class ServiceHost:
         """Subscribe a consumer group: offsets commit only after the handler returned.
 
         The handler receives raw bytes (decoding is the Delivery's, so it can dead-letter them);
-        with `batch_size`, it receives up to that many records at once.
+        with `batch_size`, it receives up to that many records at once. Membership timeouts come
+        from the Kafka settings: they bound how long a frozen member can hold its partitions.
         """
-        if batch_size:
-            return self.broker.subscriber(
-                topic, group_id=delivery.consumer, batch=True, max_records=batch_size,
-                ack_policy=AckPolicy.NACK_ON_ERROR, auto_offset_reset="earliest", decoder=raw_body,
-            )  # fmt: skip
+        kafka = self.settings.kafka
+        membership: dict[str, Any] = {
+            "session_timeout_ms": kafka.session_timeout_ms,
+            "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+            "rebalance_timeout_ms": kafka.rebalance_timeout_ms,
+            "max_poll_interval_ms": kafka.max_poll_interval_ms,
+        }
+        if kafka.static_membership:  # KIP-345: unique per group, so the instance id will do
+            membership["group_instance_id"] = self.settings.instance_id
+        batching: dict[str, Any] = {"batch": True, "max_records": batch_size} if batch_size else {}
         return self.broker.subscriber(
             topic, group_id=delivery.consumer, ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest", decoder=raw_body,
+            auto_offset_reset="earliest", decoder=raw_body, **batching, **membership,
         )  # fmt: skip
 
     def add_routes(self, router: APIRouter) -> None:
