@@ -28,24 +28,16 @@ from lorag_core.messaging.topics import JOB_REQUESTED
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore
 from tests.support.chroma import chroma_server
+from tests.support.notes import notes as generated_notes
 from tests.support.processes import ServiceProcess, start_replicas
 
 JOBS = 12
 FILES, SENTENCES = 2, 40  # about 40 chunks of 64 tokens a job: small
-WORDS = ["amber", "basil", "cedar", "delta", "ember", "fjord", "garnet", "harbor", "indigo"]
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
 def notes(seed: int) -> dict[str, bytes]:
-    """Plain-text notes: about one 64-token chunk per two sentences."""
-    return {
-        f"note-{f}.txt": " ".join(
-            f"Note {seed}.{f}.{n}: the {WORDS[(seed + n) % 9]} pump of bay {seed * 11 + n}"
-            f" was serviced by team {n % 4} on shift {f}."
-            for n in range(SENTENCES)
-        ).encode()
-        for f in range(FILES)
-    }
+    return generated_notes(seed, FILES, SENTENCES)
 
 
 def upload(objects: ObjectStore, seed: int) -> str:

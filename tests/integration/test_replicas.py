@@ -18,24 +18,12 @@ from lorag_core.storage import ObjectStore
 from tests.support.chroma import chroma_server
 from tests.support.db import fetch_all, wait_for_job
 from tests.support.kafka import publish_raw
+from tests.support.notes import notes
 from tests.support.processes import start_replicas
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # three models load at once
-WORDS = ["amber", "basil", "cedar", "delta", "ember", "fjord", "garnet", "harbor", "indigo"]
 PARAMS = {"chunk_tokens": 64, "chunk_overlap": 8}
 LEASE_S = 3
-
-
-def notes(seed: int, files: int, sentences: int) -> dict[str, bytes]:
-    """Plain-text notes: about one 64-token chunk per two sentences."""
-    return {
-        f"note-{f}.txt": " ".join(
-            f"Note {seed}.{f}.{n}: the {WORDS[(seed + n) % 9]} pump of bay {seed * 11 + n}"
-            f" was serviced by team {n % 4} on shift {f}."
-            for n in range(sentences)
-        ).encode()
-        for f in range(files)
-    }
 
 
 def upload(objects: ObjectStore, files: dict[str, bytes]) -> str:
