@@ -1,4 +1,4 @@
-"""How the CLI reaches Postgres and Kafka, with errors that say what to do when it cannot."""
+"""How the CLI's admin commands reach Postgres, with errors that say what to do when it cannot."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from aiokafka.errors import KafkaConnectionError
 from psycopg.rows import dict_row
 
 from lorag_cli.output import fail
-from lorag_core.contracts import Event
-from lorag_core.messaging.broker import make_broker, publish_event
 from lorag_core.settings import Settings
 
 T = TypeVar("T")
@@ -44,17 +42,3 @@ async def database(settings: Settings) -> AsyncIterator[psycopg.AsyncConnection[
         yield conn
     finally:
         await conn.close()
-
-
-async def publish(settings: Settings, *events: Event) -> None:
-    """Publish events and wait until Kafka has them."""
-    broker = make_broker(settings.kafka, client_id="lorag-cli")
-    try:
-        await asyncio.wait_for(broker.connect(), timeout=10)
-    except TimeoutError:
-        raise KafkaConnectionError("no answer in 10 s") from None
-    try:
-        for event in events:
-            await publish_event(broker, event)
-    finally:
-        await broker.stop()
