@@ -204,7 +204,10 @@ class Saga:
         """Each stage's percent, and its live figures (training loss, ingestion rate)."""
         figures = {f"{v.name}_percent": round(v.percent, 1) for v in views}
         for name, stage in self.running.items():
-            metrics = (self.rows.get(stage.job_id) or {}).get("metrics") or {}
+            row = self.rows.get(stage.job_id) or {}
+            # A fast stage can end between two looks: its summary holds the final figures.
+            summary = (row.get("result") or {}).get("summary") or {}
+            metrics = summary | (row.get("metrics") or {})
             figures |= {k: float(metrics[k]) for k in FORWARDED.get(name, ()) if k in metrics}
         return figures
 
