@@ -31,6 +31,7 @@ COMMANDS = {
     "kb": ("kb", "app"),
     "adapters": ("adapters", "app"),
     "tokens": ("tokens", "app"),
+    "dlq": ("dlq", "app"),
 }
 
 

@@ -41,7 +41,8 @@ class KafkaSettings(BaseSettings):
     max_attempts: int = Field(
         default=5,
         ge=1,
-        description="Tries of a failing handler before the message is dead-lettered.",
+        description="Starts of handling a message (a handler that fails, or a consumer that "
+        "dies on it) before it is dead-lettered; counted in Postgres, so crashes count too.",
     )
     # Group membership. Every service process is a member of the job tracker's shared groups,
     # so these bound how long one frozen (SIGSTOP) or dead process holds the partitions it owns,

@@ -29,10 +29,18 @@ class DeadLettered(Event):
         default_factory=dict, description="Its headers, as text (base64 if not UTF-8)."
     )
     payload_base64: str = Field(description="The original payload, byte for byte, in base64.")
-    consumer: str = Field(description="Consumer group that refused it.")
+    id: int | None = Field(
+        default=None,
+        description="Its id for `lorag dlq show|replay` (null where no ledger was kept).",
+    )
+    consumer: str = Field(
+        description="Consumer group that refused it first; one letter is published per "
+        "record, whichever groups refuse it (`lorag dlq show` names them all)."
+    )
     reason_code: str = Field(
         description="Why: NOT_JSON, INVALID_CONTRACT, UNKNOWN_SCHEMA_VERSION, TOO_LARGE, "
-        "HANDLER_FAILED.",
+        "HANDLER_FAILED (failed every attempt), CONSUMER_CRASHED (its consumer died every "
+        "attempt), LEGACY_UNCONVERTIBLE.",
         examples=["INVALID_CONTRACT"],
     )
     reason: str = Field(max_length=8000, description="The error, for people.")

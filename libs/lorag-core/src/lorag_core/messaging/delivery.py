@@ -2,8 +2,9 @@
 
 Subscribers use `AckPolicy.NACK_ON_ERROR`: the offset is committed only after the handler
 returned, that is after its effects were committed. A message that can never be handled
-(not JSON, not the contract, too large, or failing `max_attempts` times) is published whole
-to `<topic>.dlq` with the reason, and the consumer goes on with the next one.
+(not JSON, not the contract, too large, failing `max_attempts` times, or killing its consumer
+that many times) is published whole to `<topic>.dlq` with the reason, once however many
+consumer groups refuse it, and the consumer goes on with the next one.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
+from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
 from lorag_core.contracts import DeadLettered, Event, JobRequested, dead_letter_topic
 from lorag_core.contracts.legacy import is_legacy_request
+from lorag_core.db import dead_letters
+from lorag_core.db.dead_letters import RecordKey
 
 E = TypeVar("E", bound=Event)
 log = logging.getLogger(__name__)
@@ -77,7 +82,15 @@ def decode(record: ConsumerRecord, event_type: type[E], max_bytes: int) -> E:
 
 
 class Delivery:
-    """Decode, handle and acknowledge-or-retry the messages of one consumer group."""
+    """Decode, handle and acknowledge-or-retry the messages of one consumer group.
+
+    With a Postgres pool (every service has one), each start of handling is counted in
+    `delivery_attempts` before the handler runs, so the count survives the process: a record
+    that kills its consumer every time is dead-lettered (CONSUMER_CRASHED) at the start after
+    its `max_attempts`-th. Dead letters are claimed in `dead_letters`, so a record refused by
+    several consumer groups is published to `<topic>.dlq` once. Without a pool (unit tests),
+    attempts are counted in memory and every refusal is published.
+    """
 
     def __init__(
         self,
@@ -87,15 +100,24 @@ class Delivery:
         max_message_bytes: int,
         max_attempts: int,
         retry_delay_s: float = 0.5,
+        pool: Callable[[], AsyncConnectionPool] | None = None,
     ) -> None:
         self.broker = broker
         self.consumer = consumer
         self.max_message_bytes = max_message_bytes
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s
-        self._attempts: dict[tuple[str, int, int], int] = {}
-        # Fault injection for crash tests: hold after the effects commit, before the ack.
+        self._pool = pool
+        self._attempts: dict[tuple[str, RecordKey], int] = {}
+        # Fault injection for crash tests: hold after the effects commit, before the ack; die
+        # (as if SIGKILLed) on every record whose payload contains the marker.
         self._hold_before_ack_s = float(os.environ.get("LORAG_FAULT_HOLD_BEFORE_ACK_S", "0"))
+        self._crash_on = os.environ.get("LORAG_FAULT_CRASH_ON", "").encode()
+
+    @property
+    def _single(self) -> str:
+        """The counter of a record handled alone after its batch kept failing."""
+        return f"{self.consumer}#single"
 
     async def one(
         self, record: ConsumerRecord, event_type: type[E], handler: Callable[[E], Awaitable[None]]
@@ -103,7 +125,7 @@ class Delivery:
         """Handle one record; raise to have it redelivered, return to have it acknowledged."""
         try:
             event = decode(record, event_type, self.max_message_bytes)
-            await self._attempt([record], handler(event))
+            await self._attempt([record], lambda: handler(event), self.consumer)
         except Rejected as rejected:
             await self.dead_letter(record, rejected.code, rejected.reason, rejected.attempts)
         except NotForUs as skipped:
@@ -127,36 +149,51 @@ class Delivery:
         if not good:
             return
         try:
-            await self._attempt([r for r, _ in good], handler([e for _, e in good]))
+            events = [e for _, e in good]
+            await self._attempt([r for r, _ in good], lambda: handler(events), self.consumer)
         except Rejected:
-            # Some record in the batch poisons it: handle them one by one to find which.
+            # Some record poisons the batch: handle them one by one (each with its own count)
+            # to find which; the others are handled again, which idempotent handlers allow.
             for record, event in good:
                 try:
-                    await handler([event])
-                except Exception as exc:
-                    await self.dead_letter(record, getattr(exc, "code", "HANDLER_FAILED"), str(exc))
+                    await self._attempt([record], partial(handler, [event]), self._single)
+                except Rejected as rejected:
+                    await self.dead_letter(
+                        record, rejected.code, rejected.reason, rejected.attempts
+                    )
+            await self._forget([r for r, _ in good], self.consumer)
 
-    async def _attempt(self, records: Sequence[ConsumerRecord], work: Awaitable[None]) -> None:
+    async def _attempt(
+        self,
+        records: Sequence[ConsumerRecord],
+        work: Callable[[], Awaitable[None]],
+        counter: str,
+    ) -> None:
         keys = [(r.topic, r.partition, r.offset) for r in records]
+        started = await self._begin(keys, counter)
+        if started > self.max_attempts:
+            raise Rejected(
+                "CONSUMER_CRASHED",
+                f"handling started {started - 1} times and never finished: the consumer "
+                "died or hung each time (killed, out of memory, or a crash)",
+                started - 1,
+            )
+        if self._crash_on and any(self._crash_on in (r.value or b"") for r in records):
+            log.error("%s: dying on a marked record (fault injection)", self.consumer)
+            os._exit(137)
         try:
-            await work
+            await work()
         except Rejected:
             raise
         except Exception as exc:
-            tries = max(self._attempts.get(k, 0) for k in keys) + 1
-            if tries >= self.max_attempts:
-                for k in keys:
-                    self._attempts.pop(k, None)
+            if started >= self.max_attempts:
                 raise Rejected(
-                    "HANDLER_FAILED", f"failed {tries} times, last: {exc!r}", tries
+                    "HANDLER_FAILED", f"failed {started} times, last: {exc!r}", started
                 ) from exc
-            for k in keys:
-                self._attempts[k] = tries
-            log.warning("%s: attempt %d failed (%r); will retry", self.consumer, tries, exc)
-            await asyncio.sleep(self.retry_delay_s * 2 ** (tries - 1))
+            log.warning("%s: attempt %d failed (%r); will retry", self.consumer, started, exc)
+            await asyncio.sleep(self.retry_delay_s * 2 ** (started - 1))
             raise  # nack: the consumer seeks back and the record comes again
-        for k in keys:
-            self._attempts.pop(k, None)
+        await self._forget(records, counter)
         if self._hold_before_ack_s:
             log.warning(
                 "%s: holding %.0fs before the ack (fault injection)",
@@ -165,10 +202,35 @@ class Delivery:
             )
             await asyncio.sleep(self._hold_before_ack_s)
 
+    async def _begin(self, keys: Sequence[RecordKey], counter: str) -> int:
+        """Count a start of handling for each record (before it runs); the highest count."""
+        if self._pool is None:
+            for key in keys:
+                self._attempts[counter, key] = self._attempts.get((counter, key), 0) + 1
+            return max(self._attempts[counter, key] for key in keys)
+        try:
+            async with self._pool().connection() as conn:
+                return await dead_letters.begin_attempt(conn, counter, keys)
+        except Exception as exc:  # Postgres away: the handler could not commit either; later
+            log.warning("%s: cannot count the attempt (%r); will retry", self.consumer, exc)
+            await asyncio.sleep(self.retry_delay_s)
+            raise
+
+    async def _forget(self, records: Sequence[ConsumerRecord], *counters: str) -> None:
+        keys = [(r.topic, r.partition, r.offset) for r in records]
+        if self._pool is None:
+            for counter in counters:
+                for key in keys:
+                    self._attempts.pop((counter, key), None)
+            return
+        async with self._pool().connection() as conn:
+            await dead_letters.end_attempts(conn, counters, keys)
+
     async def dead_letter(
         self, record: ConsumerRecord, code: str, reason: str, attempts: int = 1
     ) -> None:
-        """Publish the record whole to its topic's dead-letter topic, with the reason."""
+        """Publish the record whole to its topic's dead-letter topic, with the reason: once per
+        record, whichever of the groups refuse it (the others are added to its `consumers`)."""
         letter = DeadLettered(
             original_topic=record.topic,
             partition=record.partition,
@@ -181,11 +243,48 @@ class Delivery:
             reason=reason[:8000],
             attempts=attempts,
         )
+        if self._pool is None:
+            await self._publish_letter(record, letter)
+            return
+        async with self._pool().connection() as conn:  # one transaction: the claim's row lock
+            claimed = await dead_letters.claim(
+                conn,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=_bytes(record.key),
+                headers=[(k, _bytes(v) or b"") for k, v in record.headers or ()],
+                payload=record.value or b"",
+                consumer=self.consumer,
+                reason_code=code,
+                reason=letter.reason,
+                attempts=attempts,
+            )
+            if claimed["published_at"] is None:
+                await self._publish_letter(record, letter.model_copy(update={"id": claimed["id"]}))
+                await dead_letters.mark_published(conn, claimed["id"])
+            else:
+                log.info(
+                    "%s: %s[%d]@%d is dead letter %d already (%s); not published again",
+                    self.consumer, record.topic, record.partition, record.offset,
+                    claimed["id"], ", ".join(claimed["consumers"]),
+                )  # fmt: skip
+            await dead_letters.end_attempts(
+                conn,
+                [self.consumer, self._single],
+                [(record.topic, record.partition, record.offset)],
+            )
+
+    async def _publish_letter(self, record: ConsumerRecord, letter: DeadLettered) -> None:
+        """The one place a dead letter is published."""
         await self.broker.publish(
             letter.to_bytes(),
             dead_letter_topic(record.topic),
             key=record.key,
-            headers={"content-type": "application/json", "x-dead-letter-reason": code},
+            headers={
+                "content-type": "application/json",
+                "x-dead-letter-reason": letter.reason_code,
+            },
         )
         log.warning(
             "%s: dead-lettered %s[%d]@%d: %s: %s",
@@ -193,8 +292,8 @@ class Delivery:
             record.topic,
             record.partition,
             record.offset,
-            code,
-            reason[:300],
+            letter.reason_code,
+            letter.reason[:300],
         )
 
 
@@ -211,6 +310,10 @@ def _text(value: bytes | str) -> str:
         return value.decode()
     except UnicodeDecodeError:
         return "base64:" + base64.b64encode(value).decode()
+
+
+def _bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
 
 
 def _short(exc: ValidationError) -> str:

@@ -119,6 +119,7 @@ class ServiceHost:
             consumer_group,
             max_message_bytes=self.settings.kafka.max_message_bytes,
             max_attempts=self.settings.kafka.max_attempts,
+            pool=lambda: self.runtime.db,
         )
 
     def at_least_once(
