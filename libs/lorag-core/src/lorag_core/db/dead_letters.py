@@ -69,9 +69,10 @@ async def claim(
     cur = await conn.execute(
         "INSERT INTO dead_letters AS d (original_topic, partition, \"offset\", key, headers,"
         " payload, consumers, reason_code, reason, attempts)"
-        " VALUES (%s, %s, %s, %s, %s, %s, ARRAY[%s], %s, %s, %s)"
+        " VALUES (%s, %s, %s, %s, %s, %s, ARRAY[%s::text], %s, %s, %s)"
         " ON CONFLICT (original_topic, partition, \"offset\") DO UPDATE SET consumers ="
-        " CASE WHEN %s = ANY(d.consumers) THEN d.consumers ELSE d.consumers || %s END"
+        " CASE WHEN %s = ANY(d.consumers) THEN d.consumers"
+        " ELSE array_append(d.consumers, %s::text) END"
         " RETURNING id, published_at, consumers",
         (
             topic, partition, offset, key, Jsonb(encode_headers(headers)), payload, consumer,

@@ -246,6 +246,17 @@ class Delivery:
         if self._pool is None:
             await self._publish_letter(record, letter)
             return
+        try:
+            await self._claim_and_publish(record, letter, code, attempts)
+        except Exception as exc:  # Postgres or Kafka away: the record comes again, not at once
+            log.warning("%s: cannot dead-letter yet (%r); will retry", self.consumer, exc)
+            await asyncio.sleep(self.retry_delay_s)
+            raise
+
+    async def _claim_and_publish(
+        self, record: ConsumerRecord, letter: DeadLettered, code: str, attempts: int
+    ) -> None:
+        assert self._pool is not None
         async with self._pool().connection() as conn:  # one transaction: the claim's row lock
             claimed = await dead_letters.claim(
                 conn,
