@@ -55,3 +55,51 @@ async def test_sigkill_schedule_on_rag_jobs(settings, rag_pool, tracker, logs_di
         services[-1].stop()
     await judge(settings, "sigkill EXTERNAL_RAG", job_ids, rows, kills)
     assert kills >= 1, "the schedule never killed anything mid-job"
+
+
+def local_stack():
+    """The session's own servers (tests/support/stack.py started them under LORAG_STATE_DIR)."""
+    import os
+    from pathlib import Path
+
+    from lorag_local.stack import LocalStack
+
+    if os.environ.get("LORAG_TEST_USE_ENV") == "1":
+        pytest.fail("server drills restart the session's own servers; unset LORAG_TEST_USE_ENV")
+    return LocalStack.from_env(Path(os.environ["LORAG_STATE_DIR"]))
+
+
+def lorag_up() -> None:
+    """`lorag up` itself brings a stopped server back (same ports and folders, from the env)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "lorag_cli", "up"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("server", ["kafka", "postgres"])
+async def test_a_server_killed_mid_job_and_brought_back_by_lorag_up(settings, rag_pool, server):
+    import os
+    import signal
+
+    objects = ObjectStore.from_settings(settings.s3)
+    job_ids = [
+        await submit_rag(settings, upload_notes(objects, 7000 + k, files=4, sentences=80))
+        for k in range(2)
+    ]
+    await asyncio.sleep(4)  # mid-job: claimed and embedding
+    stack = local_stack()
+    if server == "postgres":  # a restart: SIGKILL would leave its backends holding the memory
+        stack.postgres.stop()
+    else:
+        pid = stack.servers[server].pid()
+        assert pid, f"{server} is not running"
+        os.kill(pid, signal.SIGKILL)
+    await asyncio.sleep(5)
+    await asyncio.to_thread(lorag_up)
+    rows = await wait_final(settings, job_ids, timeout=300)
+    how = "stopped" if server == "postgres" else "SIGKILLed"
+    await judge(settings, f"{server} {how}, lorag up", job_ids, rows, kills=1)
