@@ -26,6 +26,7 @@ from lorag_lora.handlers import Deps, run_job
 from lorag_lora.openai_keys import KeyStore
 from lorag_lora.serving.app import create_app
 from lorag_lora.serving.engine import Engine
+from lorag_lora.serving.status import status_router
 
 HEALTH_PORT = 8112  # 8102 is the inference API's
 OWNED = frozenset({TrainingType.LOCAL_LORA, TrainingType.LOCAL_FINE_TUNING})
@@ -67,12 +68,15 @@ def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManage
         pool_of=partial(pools.get, "db"),
     )
     api = ApiServer(
-        create_app(partial(holder.get, "engine"), settings.max_new_tokens, keys,
-                   settings.retry_after_s),  # fmt: skip
+        create_app(
+            partial(holder.get, "engine"), settings.max_new_tokens, keys, settings.retry_after_s
+        ),
         settings.api_host,
         settings.api_port,
         name="inference API (/v1)",
     )
+
+    host.add_routes(status_router(partial(holder.get, "engine")))
 
     async def start(runtime: Runtime) -> None:
         pools["db"] = runtime.db

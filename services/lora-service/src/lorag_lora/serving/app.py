@@ -113,8 +113,11 @@ def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int, 
             "usage": _usage([done]),
         })  # fmt: skip
 
-    @app.post("/v1/completions", response_model=TextCompletion,
-              summary="Text completions of one or more prompts (streamed with stream=true)")
+    @app.post(
+        "/v1/completions",
+        response_model=TextCompletion,
+        summary="Text completions of one or more prompts (streamed with stream=true)",
+    )
     async def completions(body: CompletionRequest, owner: Owner, request: Request) -> Any:
         eng = engine()
         if body.echo:
@@ -147,9 +150,11 @@ def _message(index: int, message: Any) -> dict[str, str]:
         texts = []
         for part in content:
             if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise OpenAIError(400, f"messages[{index}].content: only text parts are supported"
-                                  f" (got type {part.get('type')!r})",
-                                  param=f"messages[{index}].content", code="unsupported_content")  # fmt: skip
+                where = f"messages[{index}].content"
+                raise OpenAIError(
+                    400, f"{where}: only text parts are supported (got {part.get('type')!r})",
+                    param=where, code="unsupported_content",
+                )  # fmt: skip
             texts.append(part["text"])
         content = "".join(texts)
     role = "system" if message.role == "developer" else message.role
@@ -221,8 +226,12 @@ async def _stream(gens: list[Generation], body: Sampled, ident: str, label: str,
             if isinstance(event, Delta):
                 yield chunk(index, event.text, None)
             elif isinstance(event, Failed):
-                error = {"message": f"generation failed: {type(event.error).__name__}",
-                         "type": "server_error", "param": None, "code": "internal_error"}
+                error = {
+                    "message": f"generation failed: {type(event.error).__name__}",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "internal_error",
+                }
                 yield json.dumps({"error": error})  # fmt: skip
                 return
             else:

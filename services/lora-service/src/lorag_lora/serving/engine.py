@@ -273,4 +273,3 @@ class Engine:
         """What is loaded: adapter and model labels by kind (for diagnostics and the bench)."""
         return {**{v: "adapter" for v in self.adapters.values()},
                 **{k: "model" for k in self.models}}  # fmt: skip
-

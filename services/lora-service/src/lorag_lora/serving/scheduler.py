@@ -160,7 +160,7 @@ class Lane:
         mask = torch.arange(width + 1, device=device)[None, :] >= (width - lengths)[:, None]
         out = self.model(
             [r.target.adapter for r in self.rows], input_ids=ids, attention_mask=mask.long(),
-            position_ids=lengths[:, None], past_key_values=self.cache, use_cache=True,
+            position_ids=lengths[:, None], cache=self.cache, use_cache=True,
         )  # fmt: skip
         for r in self.rows:
             r.cached += 1
@@ -255,7 +255,7 @@ class Scheduler:
         cache = DynamicCache()
         ids = torch.tensor([row.prompt], device=self.device)
         model = row.target.model
-        out = model([row.target.adapter], input_ids=ids, past_key_values=cache, use_cache=True,
+        out = model([row.target.adapter], input_ids=ids, cache=cache, use_cache=True,
                     logits_to_keep=1)  # fmt: skip
         row.cached = len(row.prompt)
         return cache, out.logits[:, -1, :]
