@@ -51,6 +51,7 @@ async def models(settings, tiny_models, tmp_path_factory) -> dict[str, str]:
     """Registered models: {role: model id}; adapters with random (non-zero) LoRA weights."""
     tag = uuid.uuid4().hex[:6]
     objects = ObjectStore.from_settings(settings.s3)
+    objects.ensure_buckets(settings.s3.buckets)  # before any service made them
     base = ModelManager(LoraSettings(models_dir=tiny_models)).load(None)
     made: dict[str, str] = {}
     async with await _connect(settings) as conn:
