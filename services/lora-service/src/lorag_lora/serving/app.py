@@ -44,11 +44,12 @@ MAPPED: dict[type[Exception], tuple[int, str]] = {
 DISCONNECT_POLL_S = 0.2
 
 
-def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int, keys: KeyStore,
-               retry_after_s: int = 1) -> FastAPI:  # fmt: skip
-    """The API over whatever engine `engine_of` returns (None while the base model loads)."""
+def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int,
+               keys: KeyStore | None = None, retry_after_s: int = 1) -> FastAPI:  # fmt: skip
+    """The API over whatever engine `engine_of` returns (None while the base model loads);
+    without `keys`, every call is keyless."""
     app = FastAPI(title="lorag lora-service inference", version="1")
-    app.state.api_keys = keys
+    app.state.api_keys = keys or KeyStore(None, {}, required=False, pool_of=lambda: None)
     errors.install(app, MAPPED)
 
     def engine() -> Engine:
