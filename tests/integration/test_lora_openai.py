@@ -132,7 +132,7 @@ def narrow(settings, logs_dir, tiny_models, tmp_path_factory):
 
 def start_with_api(logs_dir: Path, env: dict[str, str]) -> Any:
     """Start a lora-service; ready when the API answers (401 without a key) and the engine is up."""
-    service = start_service("lorag_lora", logs_dir, **env)
+    service = start_service("lorag_lora", logs_dir, ready_timeout=180, **env)
     service.api_port = int(env["LORAG_LORA_API_PORT"])  # type: ignore[attr-defined]
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
