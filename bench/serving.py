@@ -90,11 +90,12 @@ async def one_token(http: httpx.AsyncClient, model: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def plain_generate_rate(engine: Engine, tokens: int, runs: int) -> float:
+def plain_generate_rate(engine: Engine, pristine: Any, tokens: int, runs: int) -> float:
+    """Plain `generate` on a separately loaded base model (no adapter layers in it)."""
     base = engine.base
     question = [{"role": "user", "content": QUESTIONS[0]}]
     ids = torch.tensor([engine.chat_ids(Choice("base", "base"), question)])
-    model = engine.runner.model
+    model = pristine.model
     done, started = 0, time.perf_counter()
     with torch.inference_mode():
         for _ in range(runs):
@@ -112,7 +113,8 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
     pool = await open_pool(settings.postgres_dsn)
     engine = None
     try:
-        names = await register_adapters(settings, pool, ModelManager(lora).load(None), 3)
+        pristine = ModelManager(lora).load(None)
+        names = await register_adapters(settings, pool, pristine, 3)
         engine = Engine(base, ObjectStore.from_settings(settings.s3), pool, work / "adapters", 8,
                         max_batch=16, max_queue=64)  # fmt: skip
         keys = KeyStore(None, {}, required=False, pool_of=lambda: pool)
@@ -121,7 +123,7 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
         await server.start()
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
-                figures = await measure(http, engine, names)
+                figures = await measure(http, engine, pristine, names)
         finally:
             await server.stop()
     finally:
@@ -131,7 +133,8 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
     return figures
 
 
-async def measure(http: httpx.AsyncClient, engine: Engine, names: list[str]) -> list[Figure]:
+async def measure(http: httpx.AsyncClient, engine: Engine, pristine: Any,
+                  names: list[str]) -> list[Figure]:  # fmt: skip
     for name in names:  # load every adapter once: the figures are about cached adapters
         await chat(http, name, "Hi", 2)
     jobs = [(names[(c + i) % 3], QUESTIONS[(c + i) % 3]) for c in range(CLIENTS)
@@ -152,13 +155,17 @@ async def measure(http: httpx.AsyncClient, engine: Engine, names: list[str]) -> 
     same = [await one_token(http, names[0]) for _ in range(40)]
     switching = [await one_token(http, names[i % 2]) for i in range(40)]
     switch_ms = max(0.0, percentile(switching, 0.5) - percentile(same, 0.5))
-    stream_tokens, runs = 64, 5
-    plain = await asyncio.to_thread(plain_generate_rate, engine, stream_tokens, 1)  # warm-up
-    started, streamed = time.perf_counter(), 0
+    # Interleaved, best of 5 each: on a shared machine, noise dwarfs the difference.
+    stream_tokens, runs, pairs = 64, 5, []
+    await chat(http, "base", QUESTIONS[0], stream_tokens)  # warm-up
+    await asyncio.to_thread(plain_generate_rate, engine, pristine, stream_tokens, 1)
     for _ in range(runs):
-        streamed += await chat(http, "base", QUESTIONS[0], stream_tokens)
-    single = streamed / (time.perf_counter() - started)
-    plain = await asyncio.to_thread(plain_generate_rate, engine, stream_tokens, runs)
+        started = time.perf_counter()
+        streamed = await chat(http, "base", QUESTIONS[0], stream_tokens)
+        ours = streamed / (time.perf_counter() - started)
+        plain = await asyncio.to_thread(plain_generate_rate, engine, pristine, stream_tokens, 1)
+        pairs.append((ours, plain))
+    single, plain = max(p[0] for p in pairs), max(p[1] for p in pairs)
     return [
         figure("lora_serving.concurrent_tokens_per_s", together_rate, "tokens/s",
                baseline=alone_rate, baseline_is="the same requests one at a time, over HTTP",
@@ -176,7 +183,9 @@ async def measure(http: httpx.AsyncClient, engine: Engine, names: list[str]) -> 
                measures="p50 of 1-token requests alternating 2 cached adapters minus p50 of "
                         "the same adapter repeated (HTTP)"),
         figure("lora_serving.tokens_per_s", single, "tokens/s", baseline=plain,
-               baseline_is="plain generate on the base model, same prompt and length",
+               baseline_is="plain generate on a pristine copy of the base model, same prompt "
+                           "and length, best of 5 interleaved",
                target=at_least(0.8, of="ratio", issue=14), n=runs,
-               measures="one client, streamed over HTTP"),
+               measures="one client streaming from the base model over HTTP (3 adapters "
+                        "loaded), best of 5"),
     ]  # fmt: skip
