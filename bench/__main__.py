@@ -59,6 +59,7 @@ SUITES = {
     "migration": Suite("bench.migration"),
     "rag": Suite("bench.rag"),
     "lora": Suite("bench.lora"),
+    "serving": Suite("bench.serving"),
     "hybrid": Suite("bench.hybrid"),
     "estimator": Suite("bench.estimator", servers=False),
     "gateway": Suite("bench.gateway"),

@@ -6,7 +6,6 @@ HF Trainer with its default padding collator, and plain `generate`.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import tempfile
 import time
@@ -18,7 +17,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from bench import peak_rss
-from bench.report import Figure, at_least, figure, percentile
+from bench.report import Figure, at_least, figure
 from lorag_core.db.pool import open_pool
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore
@@ -30,7 +29,6 @@ from lorag_lora.serving.engine import Engine
 from lorag_lora.training import NoHooks, Plan, train
 
 BATCH, SEQ, STEPS = 8, 128, 30
-QUESTION = [{"role": "user", "content": "What colour is the sky?"}]
 
 
 def lora_model(base: Any) -> Any:
@@ -123,53 +121,23 @@ async def adapters_and_serving(settings: Settings, base: Any, work: Path) -> lis
             names.append(name)
         engine = Engine(base, objects, pool, work / "adapters", 8)
         cold = []
-        for name in names:
-            started = time.perf_counter()
-            choice = await engine.choose(name)
-            with engine.lock:
-                engine._activate(choice)
-            cold.append((time.perf_counter() - started) * 1000)
-        choices = [await engine.choose(n) for n in names]
-        switches = []
-        for i in range(200):
-            started = time.perf_counter()
-            with engine.lock:
-                engine._activate(choices[i % 2])
-            switches.append((time.perf_counter() - started) * 1000)
-        served = await asyncio.to_thread(serving_rate, engine, choices[0])
-        plain = await asyncio.to_thread(plain_generate_rate, base, engine)
+        try:
+            for name in names:
+                started = time.perf_counter()
+                choice = await engine.choose(name)
+                with engine.scheduler.model_lock:
+                    engine._activate(choice)
+                cold.append((time.perf_counter() - started) * 1000)
+        finally:
+            engine.close()
     finally:
         await pool.close()
-    # Issue 5 asks for the cold load and the cached switch without a target: informational.
-    # Serving: issue 17's table sets >= 0.8 of plain generate.
+    # Issue 5 asks for the cold load without a target: informational. The cached switch and
+    # serving speed are measured over HTTP by the serving suite (issue 14).
     return [
         figure("lora_adapters.cold_load_ms", sum(cold) / len(cold), "ms", target=None,
                n=len(cold), measures="S3 fetch + sha256 + load, mean"),
-        figure("lora_adapters.cached_switch_p50_ms", percentile(switches, 0.5), "ms",
-               target=None, n=len(switches)),
-        figure("lora_serving.tokens_per_s", served, "tokens/s", baseline=plain,
-               baseline_is="plain generate on the base model",
-               target=at_least(0.8, of="ratio", issue=17), n=5),
     ]  # fmt: skip
-
-
-def serving_rate(engine: Engine, choice: Any) -> float:
-    tokens, started = 0, time.perf_counter()
-    for _ in range(5):
-        tokens += engine.complete(choice, QUESTION, 64).completion_tokens
-    return tokens / (time.perf_counter() - started)
-
-
-def plain_generate_rate(base: Any, engine: Engine) -> float:
-    ids = engine.prompt_ids(QUESTION)
-    tokens, started = 0, time.perf_counter()
-    with torch.inference_mode():
-        for _ in range(5):
-            out = base.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                      max_new_tokens=64, do_sample=False,
-                                      pad_token_id=base.tokenizer.pad_token_id)  # fmt: skip
-            tokens += out.shape[1] - ids.shape[1]
-    return tokens / (time.perf_counter() - started)
 
 
 async def run(settings: Settings, work: Path) -> list[Figure]:

@@ -55,6 +55,13 @@ async def test_fine_tuning_of_the_small_model_stores_the_model(settings, tracker
     objects = ObjectStore.from_settings(settings.s3)
     keys = set(objects.list_keys("lorag-artifacts", f"models/{job_id}/"))
     assert f"models/{job_id}/model.safetensors" in keys and f"models/{job_id}/config.json" in keys
+    # Registered like an adapter (named after the job) and served as a whole model.
+    assert job["result"]["summary"]["model"] == job_id
+    assert isinstance(chat(lora, job_id), str)
+    _, listing = http(lora, "GET", "/v1/models")
+    assert {"id": job_id, "kind": "model"}.items() <= next(
+        m for m in listing["data"] if m["id"] == job_id
+    ).items()
 
 
 async def test_fine_tuning_above_the_limit_is_refused_with_the_reason(

@@ -64,3 +64,22 @@ class LoraSettings(BaseSettings):
     )
     adapter_cache_size: int = Field(default=8, ge=1, description="Adapters kept loaded (LRU).")
     max_new_tokens: int = Field(default=128, ge=1, description="Default completion length.")
+    max_batch: int = Field(
+        default=16, ge=1, description="Requests decoded together (continuous batching)."
+    )
+    max_queue: int = Field(
+        default=64, ge=0, description="Requests waiting for a batch slot; beyond: 429."
+    )
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After of a 429 (seconds).")
+    model_cache_bytes: int = Field(
+        default=2 * 2**30, ge=0,
+        description="Memory the fine-tuned models kept loaded may use (LRU; one is always kept).",
+    )  # fmt: skip
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="API keys of the OpenAI API besides the gateway's tokens: {key: owner}.",
+    )
+    require_api_key: bool | None = Field(
+        default=None,
+        description="Refuse calls without a key (401); default: required unless profile local.",
+    )

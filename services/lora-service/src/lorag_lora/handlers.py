@@ -168,13 +168,22 @@ def _prepare_data(
 
 async def _store_model(ctx: JobContext, objects: ObjectStore, base: BaseModel, folder: Path,
                        metrics: dict[str, float]) -> JobResult:  # fmt: skip
+    """Upload the fine-tuned model and register it (kind model, named after the job) so the
+    OpenAI API serves it as `model=<job id>`."""
     base.tokenizer.save_pretrained(folder)
     uri, weights = await asyncio.to_thread(artifacts.store_model, objects, folder, ctx.job_id)
+    async with ctx.runtime.db.connection() as conn:
+        version = await registry.reserve_version(conn, ctx.job_id, ctx.job_id, ctx.request.owner)
+        await registry.mark_ready(
+            conn, ctx.job_id, version, kind="model", base_model=base.name,
+            base_model_revision=base.revision, uri=uri, sha256=weights.sha256,
+            size_bytes=weights.size, metrics=metrics,
+        )  # fmt: skip
     return JobResult(
         artifacts=(
             ArtifactRef(kind="model", uri=uri, sha256=weights.sha256, size_bytes=weights.size),
         ),
-        summary={"base_model": base.name, **metrics},
+        summary={"base_model": base.name, "model": ctx.job_id, "version": version, **metrics},
     )
 
 

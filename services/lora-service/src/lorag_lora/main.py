@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from functools import partial
+from typing import Any
 
 import torch
 
@@ -16,14 +17,16 @@ from lorag_core.service.entry import serve
 from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.service.http import ApiServer
 from lorag_core.service.worker import JobContext, register_worker
-from lorag_core.settings import Settings
+from lorag_core.settings import Profile, Settings
 from lorag_lora.adapters.models import ModelManager
 from lorag_lora.api import admin_router
 from lorag_lora.compensation import undo
 from lorag_lora.config import LoraSettings
 from lorag_lora.handlers import Deps, run_job
+from lorag_lora.openai_keys import KeyStore
 from lorag_lora.serving.app import create_app
 from lorag_lora.serving.engine import Engine
+from lorag_lora.serving.status import status_router
 
 HEALTH_PORT = 8112  # 8102 is the inference API's
 OWNED = frozenset({TrainingType.LOCAL_LORA, TrainingType.LOCAL_FINE_TUNING})
@@ -52,14 +55,31 @@ def register(host: ServiceHost, settings: LoraSettings | None = None) -> None:
 def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManager) -> None:
     holder: dict[str, Engine] = {}
     holder_tasks: list[asyncio.Task[None]] = []
+    core = host.settings
+    pools: dict[str, Any] = {}
+    keys = KeyStore(
+        service_token=core.service_secret,
+        static=settings.api_keys,
+        required=(
+            settings.require_api_key
+            if settings.require_api_key is not None
+            else core.profile is not Profile.LOCAL
+        ),
+        pool_of=partial(pools.get, "db"),
+    )
     api = ApiServer(
-        create_app(partial(holder.get, "engine"), settings.max_new_tokens),
+        create_app(
+            partial(holder.get, "engine"), settings.max_new_tokens, keys, settings.retry_after_s
+        ),
         settings.api_host,
         settings.api_port,
         name="inference API (/v1)",
     )
 
+    host.add_routes(status_router(partial(holder.get, "engine")))
+
     async def start(runtime: Runtime) -> None:
+        pools["db"] = runtime.db
         await api.start()
         holder_tasks.append(asyncio.create_task(_load_engine(runtime)))
 
@@ -67,11 +87,12 @@ def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManage
         try:
             name = settings.serve_base_model
             await asyncio.to_thread(models.check_fits, name, "serve")
-            base = await asyncio.to_thread(models.load, name)
+            base = await asyncio.to_thread(models.load_for_serving, name)
             assert runtime.objects is not None
-            holder["engine"] = await asyncio.to_thread(
-                Engine, base, runtime.objects, runtime.db, settings.work_dir / "adapters",
-                settings.adapter_cache_size,
+            holder["engine"] = Engine(
+                base, runtime.objects, runtime.db, settings.work_dir / "adapters",
+                settings.adapter_cache_size, max_batch=settings.max_batch,
+                max_queue=settings.max_queue, model_cache_bytes=settings.model_cache_bytes,
             )  # fmt: skip
             log.info("serving %s", base.name)
         except Exception:
@@ -79,6 +100,8 @@ def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManage
 
     async def stop(runtime: Runtime) -> None:
         await api.stop()
+        if "engine" in holder:
+            await asyncio.to_thread(holder["engine"].close)
 
     host.after_start(start)
     host.on_stop(stop)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,34 @@ def store_model(objects: ObjectStore, folder: Path, job_id: str) -> tuple[str, O
             weights = ref
     assert weights is not None, "save_pretrained wrote no safetensors"
     return f"s3://{ARTIFACTS_BUCKET}/{prefix}", weights
+
+
+def fetch_model(objects: ObjectStore, uri: str, sha256: str, into: Path) -> Path:
+    """Download a fine-tuned model folder; its weights are checked against the registry."""
+    bucket, prefix = parse_s3_uri(uri)
+    staging = into.with_name(into.name + ".part")
+    shutil.rmtree(staging, ignore_errors=True)
+    for key in objects.list_keys(bucket, prefix):
+        objects.get_file(bucket, key, staging / key[len(prefix) :])
+    if weights_digest(staging) != sha256:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise AdapterCorrupted(f"the stored model at {uri} does not match its recorded sha256")
+    shutil.rmtree(into, ignore_errors=True)
+    staging.rename(into)  # a complete folder or none
+    return into
+
+
+def weights_digest(folder: Path) -> str:
+    """The sha256 `store_model` records: of the (last, by name) safetensors file."""
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return ""
+    hasher = hashlib.sha256()
+    with weights[-1].open("rb") as f:
+        while chunk := f.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def forget_model(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

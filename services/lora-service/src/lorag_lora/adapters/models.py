@@ -185,6 +185,11 @@ class ModelManager:
                 self._cache[name] = self._load(name)
             return self._cache[name]
 
+    def load_for_serving(self, name: str | None) -> BaseModel:
+        """A base model of its own for the inference API, not shared with training jobs:
+        serving loads adapters into it, and training copies the pristine cached one."""
+        return self._load(name or self.default_name)
+
     def _load(self, name: str) -> BaseModel:
         folder = self.resolve(name)
         try:

@@ -16,7 +16,7 @@ Row = dict[str, Any]
 Conn = AsyncConnection[Any]
 COLUMNS = (
     "name, version, job_id, status, base_model, base_model_revision, uri, sha256, size_bytes,"
-    " lora_config, training_config, metrics, created_at, ready_at, published_at, owner"
+    " lora_config, training_config, metrics, created_at, ready_at, published_at, owner, kind"
 )
 
 
@@ -117,16 +117,19 @@ async def find(conn: Conn, ref: AdapterRef) -> Row:
 
 
 async def list_adapters(
-    conn: Conn, name: str | None = None, *, owner: str | None = None
-) -> list[Row]:
-    """Ready adapter versions with their aliases, newest first; only `owner`'s when given."""
+    conn: Conn, name: str | None = None, *, owner: str | None = None,
+    kinds: tuple[str, ...] = ("adapter",),
+) -> list[Row]:  # fmt: skip
+    """Ready versions of `kinds` (adapter, model) with their aliases, newest first; only
+    `owner`'s when given."""
     cur = await conn.execute(
         f"SELECT {COLUMNS}, COALESCE((SELECT array_agg(alias ORDER BY alias)"
         " FROM lora_adapter_aliases l WHERE l.name = a.name AND l.version = a.version), '{}')"
         " AS aliases FROM lora_adapters a WHERE status = 'ready'"
         " AND (%(name)s::text IS NULL OR name = %(name)s)"
-        " AND (%(owner)s::text IS NULL OR owner = %(owner)s) ORDER BY name, version DESC",
-        {"name": name, "owner": owner},
+        " AND (%(owner)s::text IS NULL OR owner = %(owner)s) AND kind = ANY(%(kinds)s)"
+        " ORDER BY name, version DESC",
+        {"name": name, "owner": owner, "kinds": list(kinds)},
     )
     return await cur.fetchall()
 

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible API: `/v1/chat/completions` (optionally streamed) and `/v1/models`."""
+"""The OpenAI-compatible API: `/v1/chat/completions`, `/v1/completions` (both optionally
+streamed) and `/v1/models`, over the continuous-batching engine."""
 
 from __future__ import annotations
 
@@ -7,125 +8,270 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
 from lorag_lora.adapters import registry
 from lorag_lora.adapters.artifacts import AdapterCorrupted
 from lorag_lora.adapters.registry import AdapterNotFound
 from lorag_lora.domain.registry import BadReference
-from lorag_lora.serving.engine import AdapterBaseMismatch, Choice, Engine
+from lorag_lora.openai_keys import KeyStore, Owner
+from lorag_lora.serving import errors
+from lorag_lora.serving.engine import AdapterBaseMismatch, Choice, ContextTooLong, Engine
+from lorag_lora.serving.errors import OpenAIError
+from lorag_lora.serving.sampling import Sampling
+from lorag_lora.serving.scheduler import Delta, Done, Failed, Generation, QueueFull
+from lorag_lora.serving.schemas import (
+    ChatCompletion,
+    ChatRequest,
+    CompletionRequest,
+    ModelCard,
+    ModelList,
+    Sampled,
+    TextCompletion,
+)
 
-ERRORS: dict[type[Exception], tuple[int, str]] = {
+MAPPED: dict[type[Exception], tuple[int, str]] = {
     BadReference: (400, "invalid_model"),
+    ContextTooLong: (400, "context_length_exceeded"),
     AdapterNotFound: (404, "model_not_found"),
     AdapterBaseMismatch: (409, "ADAPTER_BASE_MISMATCH"),
     AdapterCorrupted: (502, "ADAPTER_CORRUPTED"),
 }
+DISCONNECT_POLL_S = 0.2
 
 
-class Message(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class ChatRequest(BaseModel):
-    """The subset of OpenAI's chat request lorag honours; unknown fields are ignored."""
-
-    model: str = Field(description="base, NAME, NAME:VERSION or NAME@ALIAS.")
-    messages: list[Message] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1, le=4096)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
-    temperature: float = Field(default=0.0, ge=0, le=2, description="0: greedy, deterministic.")
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    stream: bool = False
-
-
-def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int) -> FastAPI:
-    """The API over whatever engine `engine_of` returns (None while the base model loads)."""
+def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int,
+               keys: KeyStore | None = None, retry_after_s: int = 1) -> FastAPI:  # fmt: skip
+    """The API over whatever engine `engine_of` returns (None while the base model loads);
+    without `keys`, every call is keyless."""
     app = FastAPI(title="lorag lora-service inference", version="1")
+    app.state.api_keys = keys or KeyStore(None, {}, required=False, pool_of=lambda: None)
+    errors.install(app, MAPPED)
 
     def engine() -> Engine:
         found = engine_of()
         if found is None:
-            raise _Unavailable()
+            raise OpenAIError(503, "the base model is still loading; retry shortly",
+                              code="model_loading", headers={"Retry-After": "2"})  # fmt: skip
         return found
 
-    @app.exception_handler(_Unavailable)
-    async def unavailable(_: Request, __: Exception) -> JSONResponse:
-        return _error(503, "model_loading", "the base model is still loading; retry shortly")
+    def start(eng: Engine, choice: Choice, prompts: list[list[int]],
+              body: Sampled, limit: int) -> list[Generation]:  # fmt: skip
+        sampling = Sampling(limit, body.temperature, body.top_p, body.seed, body.stops())
+        started: list[Generation] = []
+        try:
+            for ids in prompts:
+                started.append(eng.submit(choice, ids, sampling))
+        except QueueFull as exc:
+            for gen in started:
+                gen.cancel()
+            raise OpenAIError(429, str(exc), "requests", "rate_limit_exceeded",
+                              headers={"Retry-After": str(retry_after_s)}) from None  # fmt: skip
+        eng.touch(choice)
+        return started
 
-    for kind, (status, code) in ERRORS.items():
-        app.add_exception_handler(kind, _handler(status, code))
-
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
+    @app.get("/v1/models", response_model=ModelList, summary="Models this caller may use")
+    async def models(owner: Owner) -> ModelList:
         eng = engine()
         async with eng.pool.connection() as conn:
-            rows = await registry.list_adapters(conn)
-        ids = ["base"] + [
-            ident
-            for r in rows
-            for ident in (
-                f"{r['name']}:{r['version']}",
-                *(f"{r['name']}@{a}" for a in r["aliases"]),
-            )
-        ]
-        owned = {"object": "model", "created": int(time.time()), "owned_by": "lorag"}
-        return {"object": "list", "data": [{"id": i, **owned} for i in ids]}
+            rows = await registry.list_adapters(conn, owner=owner, kinds=("adapter", "model"))
+        return ModelList(data=[_base_card(eng), *(c for r in rows for c in _cards(eng, r))])
 
-    @app.post("/v1/chat/completions", response_model=None)
-    async def chat(body: ChatRequest) -> dict[str, Any] | EventSourceResponse:
+    @app.get("/v1/models/{model:path}", response_model=ModelCard, summary="One model")
+    async def model(model: str, owner: Owner) -> ModelCard:
         eng = engine()
-        choice = await eng.choose(body.model)
-        messages = [m.model_dump() for m in body.messages]
+        choice = await eng.choose(model, owner)
+        if choice.kind == "base":
+            return _base_card(eng)
+        async with eng.pool.connection() as conn:
+            name, _, version = choice.label.partition(":")
+            row = await registry.get(conn, name, int(version))
+        assert row is not None
+        return ModelCard(id=model, created=_created(row), owned_by=row["owner"] or "lorag",
+                         kind=row["kind"], parent=_parent(eng, row))  # fmt: skip
+
+    @app.post("/v1/chat/completions", response_model=ChatCompletion,
+              summary="A chat answer (streamed with stream=true)")  # fmt: skip
+    async def chat(body: ChatRequest, owner: Owner, request: Request) -> Any:
+        eng = engine()
+        messages = [_message(i, m) for i, m in enumerate(body.messages)]
+        choice = await eng.choose(body.model, owner)
         limit = body.max_completion_tokens or body.max_tokens or default_max_tokens
+        gens = start(eng, choice, [eng.chat_ids(choice, messages)], body, limit)
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if body.stream:
-            return EventSourceResponse(_chunks(eng, choice, body, messages, limit, ident))
-        done = await asyncio.to_thread(eng.complete, choice, messages, limit, body.temperature,
-                                       body.top_p)  # fmt: skip
-        return {
+            return EventSourceResponse(_stream(gens, body, ident, choice.label, chat=True))
+        (text, done), = await _collect(gens, request)  # fmt: skip
+        return JSONResponse({
             "id": ident, "object": "chat.completion", "created": int(time.time()),
             "model": choice.label,
-            "choices": [{"index": 0, "finish_reason": done.finish_reason,
-                         "message": {"role": "assistant", "content": done.text}}],
-            "usage": {"prompt_tokens": done.prompt_tokens,
-                      "completion_tokens": done.completion_tokens,
-                      "total_tokens": done.prompt_tokens + done.completion_tokens},
-        }  # fmt: skip
+            "choices": [{"index": 0, "finish_reason": done.finish_reason, "logprobs": None,
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": _usage([done]),
+        })  # fmt: skip
+
+    @app.post(
+        "/v1/completions",
+        response_model=TextCompletion,
+        summary="Text completions of one or more prompts (streamed with stream=true)",
+    )
+    async def completions(body: CompletionRequest, owner: Owner, request: Request) -> Any:
+        eng = engine()
+        if body.echo:
+            raise OpenAIError(400, "echo is not supported", param="echo", code="unsupported")
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if not prompts:
+            raise OpenAIError(400, "prompt: give at least one prompt", param="prompt")
+        choice = await eng.choose(body.model, owner)
+        limit = body.max_tokens or default_max_tokens
+        gens = start(eng, choice, [eng.text_ids(choice, p) for p in prompts], body, limit)
+        ident = f"cmpl-{uuid.uuid4().hex[:24]}"
+        if body.stream:
+            return EventSourceResponse(_stream(gens, body, ident, choice.label, chat=False))
+        results = await _collect(gens, request)
+        return JSONResponse({
+            "id": ident, "object": "text_completion", "created": int(time.time()),
+            "model": choice.label,
+            "choices": [{"index": i, "text": text, "finish_reason": done.finish_reason,
+                         "logprobs": None} for i, (text, done) in enumerate(results)],
+            "usage": _usage([done for _, done in results]),
+        })  # fmt: skip
 
     return app
 
 
-async def _chunks(eng: Engine, choice: Choice, body: ChatRequest, messages: list[dict[str, str]],
-                  limit: int, ident: str) -> AsyncIterator[str]:  # fmt: skip
-    pieces = eng.stream(choice, messages, limit, body.temperature, body.top_p)
-    head = {"id": ident, "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": choice.label}  # fmt: skip
-    yield json.dumps({**head, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
-    while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
-        yield json.dumps({**head, "choices": [{"index": 0, "delta": {"content": piece}}]})
-    yield json.dumps({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    yield "[DONE]"
+def _message(index: int, message: Any) -> dict[str, str]:
+    """A message as the chat template takes it: text content; developer is the system role."""
+    content = message.content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                where = f"messages[{index}].content"
+                raise OpenAIError(
+                    400, f"{where}: only text parts are supported (got {part.get('type')!r})",
+                    param=where, code="unsupported_content",
+                )  # fmt: skip
+            texts.append(part["text"])
+        content = "".join(texts)
+    role = "system" if message.role == "developer" else message.role
+    return {"role": role, "content": content or ""}
 
 
-class _Unavailable(Exception):
-    pass
+async def _collect(gens: list[Generation], request: Request) -> list[tuple[str, Done]]:
+    """Wait for whole answers; a client that goes away cancels them (freeing their slots)."""
+    tasks = [asyncio.ensure_future(_whole(g)) for g in gens]
+    try:
+        while not all(t.done() for t in tasks):
+            await asyncio.wait(tasks, timeout=DISCONNECT_POLL_S)
+            if not all(t.done() for t in tasks) and await request.is_disconnected():
+                raise OpenAIError(400, "the client disconnected", code="client_disconnected")
+        return [t.result() for t in tasks]
+    finally:
+        for g, t in zip(gens, tasks, strict=True):
+            if not t.done():
+                g.cancel()
+                t.cancel()
 
 
-def _handler(status: int, code: str) -> Any:
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
-        return _error(status, code, str(exc))
+async def _whole(gen: Generation) -> tuple[str, Done]:
+    pieces = []
+    async for event in gen.events():
+        if isinstance(event, Delta):
+            pieces.append(event.text)
+        elif isinstance(event, Failed):
+            raise event.error
+        else:
+            return "".join(pieces), event
+    raise RuntimeError("the generation ended without a result")
 
-    return handle
+
+async def _stream(gens: list[Generation], body: Sampled, ident: str, label: str,
+                  chat: bool) -> AsyncIterator[str]:  # fmt: skip
+    """Server-sent chunks as OpenAI sends them; a cancelled stream (disconnect) frees slots."""
+    kind = "chat.completion.chunk" if chat else "text_completion"
+    head = {"id": ident, "object": kind, "created": int(time.time()), "model": label}
+    usage = body.stream_options is not None and body.stream_options.include_usage
+    extra = {"usage": None} if usage else {}
+
+    def chunk(index: int, piece: str | None, finish: str | None) -> str:
+        if chat:
+            delta = {"role": "assistant", "content": ""} if piece is None else {"content": piece}
+            if finish:
+                delta = {}
+            choice: dict[str, Any] = {"index": index, "delta": delta, "logprobs": None,
+                                      "finish_reason": finish}  # fmt: skip
+        else:
+            choice = {"index": index, "text": piece or "", "logprobs": None,
+                      "finish_reason": finish}  # fmt: skip
+        return json.dumps({**head, "choices": [choice], **extra})
+
+    merged: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+
+    async def pump(index: int, gen: Generation) -> None:
+        async for event in gen.events():
+            await merged.put((index, event))
+
+    tasks = [asyncio.create_task(pump(i, g)) for i, g in enumerate(gens)]
+    dones: list[Done] = []
+    try:
+        if chat:
+            for i in range(len(gens)):
+                yield chunk(i, None, None)
+        while len(dones) < len(gens):
+            index, event = await merged.get()
+            if isinstance(event, Delta):
+                yield chunk(index, event.text, None)
+            elif isinstance(event, Failed):
+                error = {
+                    "message": f"generation failed: {type(event.error).__name__}",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "internal_error",
+                }
+                yield json.dumps({"error": error})  # fmt: skip
+                return
+            else:
+                dones.append(event)
+                yield chunk(index, None, event.finish_reason)
+        if usage:
+            yield json.dumps({**head, "choices": [], "usage": _usage(dones)})
+        yield "[DONE]"
+    finally:
+        for gen, task in zip(gens, tasks, strict=True):
+            gen.cancel()  # no-op for finished ones; a disconnect ends here too
+            task.cancel()
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": message, "type": "invalid_request_error", "code": code}}, status
-    )
+def _usage(dones: list[Done]) -> dict[str, int]:
+    prompt = sum(d.prompt_tokens for d in dones)
+    completion = sum(d.completion_tokens for d in dones)
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}  # fmt: skip
+
+
+def _base_card(eng: Engine) -> ModelCard:
+    return ModelCard(id="base", created=0, owned_by="lorag", kind="base", parent=eng.base.name)
+
+
+def _created(row: dict[str, Any]) -> int:
+    stamp = row.get("ready_at") or row.get("created_at")
+    return int(stamp.timestamp()) if stamp else 0
+
+
+def _parent(eng: Engine, row: dict[str, Any]) -> str | None:
+    return str(row["base_model"]) if row["base_model"] else None
+
+
+def _cards(eng: Engine, row: dict[str, Any]) -> list[ModelCard]:
+    """Every id a version answers to: NAME:VERSION and NAME@ALIAS (NAME is NAME@latest)."""
+    ids = [f"{row['name']}:{row['version']}", *(f"{row['name']}@{a}" for a in row["aliases"])]
+    if "latest" in row["aliases"]:
+        ids.append(row["name"])
+    common = {"created": _created(row), "owned_by": row["owner"] or "lorag", "kind": row["kind"],
+              "parent": _parent(eng, row)}  # fmt: skip
+    return [ModelCard(id=i, **common) for i in ids]

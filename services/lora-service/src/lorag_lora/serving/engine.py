@@ -1,79 +1,145 @@
-"""Generation on one shared base model with LoRA adapters hot-swapped per request (LRU cache).
+"""Serving on one shared base model: the registry's adapters (LRU), fine-tuned models (LRU by
+memory) and the continuous-batching scheduler that decodes them all.
 
-The base model is loaded once. An adapter is fetched from object storage on first use (its
-sha256 checked against the registry), loaded next to the others, and chosen per request;
-the least recently used one is dropped when the cache is full. Generation holds a lock, since
-the active adapter is state of the shared model.
+The base model is the one object in memory; adapters are loaded into it (PEFT) and chosen per
+row, so nothing of the base is copied per request or per engine. An adapter is fetched from
+object storage on first use (its sha256 checked against the registry). A fine-tuned model is a
+whole model, fetched and loaded on first use and dropped, least recently used first, when the
+loaded ones exceed their memory budget.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from peft import PeftModel
 from psycopg_pool import AsyncConnectionPool
-from transformers import TextIteratorStreamer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lorag_core.storage import ObjectStore
 from lorag_lora.adapters import artifacts, registry
 from lorag_lora.adapters.artifacts import AdapterCorrupted
 from lorag_lora.adapters.models import BaseModel
+from lorag_lora.domain.batching import fallback_prompt
 from lorag_lora.domain.registry import WEIGHTS_FILE, parse_ref
+from lorag_lora.serving.sampling import Sampling
+from lorag_lora.serving.scheduler import Generation, Scheduler, Target
+
+BASE_ROW = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
 
 
 class AdapterBaseMismatch(RuntimeError):
     """The adapter was trained on another base model than the one served."""
 
 
+class ContextTooLong(ValueError):
+    """The prompt leaves no room for an answer within the model's positions."""
+
+
 @dataclass(frozen=True)
 class Choice:
-    """The adapter a request resolved to (None: the bare base model)."""
+    """What a request's `model` resolved to: the base, an adapter or a fine-tuned model."""
 
-    key: str | None
+    kind: str  # base | adapter | model
     label: str
+    key: str | None = None  # adapter name inside PEFT, or the fine-tuned model's cache key
     folder: Path | None = None
     sha256: str | None = None
 
 
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str
+@dataclass
+class Served:
+    """A loaded model, its tokenizer and what the scheduler needs to run it."""
+
+    runner: Any
+    tokenizer: Any
+    eos_ids: frozenset[int]
+    max_positions: int
+    size_bytes: int = 0
+
+
+class BaseRunner:
+    """The base model's forward pass; rows name their adapter once any adapter is loaded."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.peft: PeftModel | None = None
+
+    def __call__(self, adapters: list[str | None], **inputs: Any) -> Any:
+        if self.peft is None:
+            return self.model(**inputs)
+        return self.peft(adapter_names=[a or BASE_ROW for a in adapters], **inputs)
+
+
+class WholeModelRunner:
+    """A fine-tuned model's forward pass (it has no adapters)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __call__(self, adapters: list[str | None], **inputs: Any) -> Any:
+        return self.model(**inputs)
+
+
+def served(runner: Any, model: Any, tokenizer: Any) -> Served:
+    eos = model.generation_config.eos_token_id or tokenizer.eos_token_id
+    eos_ids = frozenset(eos if isinstance(eos, list) else [eos])
+    limit = int(getattr(model.config, "max_position_embeddings", 0) or 1 << 30)
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    return Served(runner, tokenizer, eos_ids, limit, size)
 
 
 class Engine:
-    """Answers chat requests with the base model or one of the registry's adapters."""
+    """Resolves model names, keeps adapters and fine-tuned models loaded, and runs requests."""
 
     def __init__(self, base: BaseModel, objects: ObjectStore, pool: AsyncConnectionPool,
-                 cache_dir: Path, cache_size: int) -> None:  # fmt: skip
+                 cache_dir: Path, cache_size: int, *, max_batch: int = 16, max_queue: int = 64,
+                 model_cache_bytes: int = 2 * 2**30) -> None:  # fmt: skip
         self.base, self.objects, self.pool = base, objects, pool
-        self.model = base.fresh_copy()  # training jobs copy the pristine cached weights
         self.cache_dir, self.cache_size = cache_dir, cache_size
-        self.loaded: OrderedDict[str, str] = OrderedDict()  # key -> label, LRU order
-        self.lock = threading.Lock()
-        self.encoder = base.encoder()
-        self.peft: PeftModel | None = None  # wraps the model once the first adapter is loaded
+        self.runner = BaseRunner(base.model)  # the one copy of the base weights
+        self.served_base = served(self.runner, base.model, base.tokenizer)
+        self.adapters: OrderedDict[str, str] = OrderedDict()  # key -> label, LRU order
+        self.models: OrderedDict[str, Served] = OrderedDict()  # fine-tuned, LRU order
+        self.model_cache_bytes = model_cache_bytes
+        self.in_use: dict[str, int] = {}  # adapter or model key -> requests running on it
+        self._use_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self.scheduler = Scheduler(max_batch, max_queue, base.device)
 
-    async def choose(self, model_name: str) -> Choice:
-        """Resolve `base`, NAME, NAME:VERSION or NAME@ALIAS; fetch the adapter files if needed."""
+    def close(self) -> None:
+        self.scheduler.stop()
+
+    async def choose(self, model_name: str, owner: str | None = None) -> Choice:
+        """Resolve `base`, NAME, NAME:VERSION or NAME@ALIAS for `owner` (None: anyone's) and
+        fetch its files if needed; another owner's model is not found, like a missing one."""
         ref = parse_ref(model_name)
         if ref is None:
-            return Choice(None, "base")
+            return Choice("base", "base")
         async with self.pool.connection() as conn:
             row = await registry.find(conn, ref)
+        if owner is not None and row["owner"] != owner:
+            raise registry.AdapterNotFound(
+                f"no adapter {ref}; `lorag adapters ls` lists the adapters"
+            )
         label = f"{row['name']}:{row['version']}"
+        folder = self.cache_dir / row["name"] / f"v{row['version']}-{row['sha256'][:12]}"
+        if row.get("kind", "adapter") == "model":
+            choice = Choice("model", label, label, folder, row["sha256"])
+            if label not in self.models:
+                if not (folder / "config.json").exists():
+                    await asyncio.to_thread(
+                        artifacts.fetch_model, self.objects, row["uri"], row["sha256"], folder
+                    )
+                await asyncio.to_thread(self._load_model, choice)
+            return choice
         if row["base_model_revision"] != self.base.revision:
             raise AdapterBaseMismatch(
                 f"adapter {label} was trained on {row['base_model']} "
@@ -81,86 +147,129 @@ class Engine:
                 f"({self.base.revision[:19]}…); serve it with its own base model"
             )
         key = re.sub(r"[^A-Za-z0-9_]", "_", f"a_{row['name']}_v{row['version']}")
-        folder = self.cache_dir / row["name"] / f"v{row['version']}-{row['sha256'][:12]}"
-        if key not in self.loaded and not (folder / WEIGHTS_FILE).exists():
+        if key not in self.adapters and not (folder / WEIGHTS_FILE).exists():
             await asyncio.to_thread(
                 artifacts.fetch_adapter, self.objects, row["uri"], row["sha256"], folder
             )
-        return Choice(key, label, folder, row["sha256"])
+        return Choice("adapter", label, key, folder, row["sha256"])
 
-    def _activate(self, choice: Choice) -> contextlib.AbstractContextManager[Any]:
-        """Make `choice` the active adapter (the caller holds the lock); enter what it returns."""
-        if choice.key is None:
-            return self.peft.disable_adapter() if self.peft else contextlib.nullcontext()
-        if choice.key not in self.loaded:
+    def served_of(self, choice: Choice) -> Served:
+        if choice.kind == "model":
+            assert choice.key is not None
+            return self.models[choice.key]
+        return self.served_base
+
+    def tokenizer_of(self, choice: Choice) -> Any:
+        return self.served_of(choice).tokenizer
+
+    def chat_ids(self, choice: Choice, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt of a conversation, rendered with the tokenizer's chat template."""
+        tok = self.tokenizer_of(choice)
+        if tok.chat_template:
+            text = str(tok.apply_chat_template(messages, add_generation_prompt=True,
+                                               tokenize=False))  # fmt: skip
+        else:
+            text = fallback_prompt(messages)
+        return self.text_ids(choice, text)
+
+    def text_ids(self, choice: Choice, text: str) -> list[int]:
+        """A raw prompt's ids, after the BOS token if the model has one (templates that already
+        start with it are not doubled)."""
+        tok = self.tokenizer_of(choice)
+        ids = tok.encode(text, add_special_tokens=False)
+        bos = tok.bos_token_id
+        return ids if bos is None or (ids and ids[0] == bos) else [bos, *ids]
+
+    def submit(self, choice: Choice, prompt: list[int], sampling: Sampling) -> Generation:
+        """Queue a request on the scheduler (QueueFull when there is no room)."""
+        model = self.served_of(choice)
+        room = model.max_positions - len(prompt)
+        if room < 1:
+            raise ContextTooLong(
+                f"the prompt has {len(prompt)} tokens and the model reads at most "
+                f"{model.max_positions}; shorten the messages"
+            )
+        sampling = Sampling(min(sampling.max_tokens, room), sampling.temperature,
+                            sampling.top_p, sampling.seed, sampling.stop)  # fmt: skip
+        key = choice.key
+        self._use(key, +1)
+        target = Target(
+            model.runner, model.tokenizer, model.eos_ids, model.max_positions,
+            adapter=key if choice.kind == "adapter" else None,
+            prepare=(lambda: self._activate(choice)) if choice.kind == "adapter" else None,
+            release=lambda: self._use(key, -1),
+        )  # fmt: skip
+        try:
+            return self.scheduler.submit(target, prompt, sampling)
+        except BaseException:
+            self._use(key, -1)
+            raise
+
+    def _use(self, key: str | None, delta: int) -> None:
+        if key is None:
+            return
+        with self._use_lock:
+            self.in_use[key] = self.in_use.get(key, 0) + delta
+            if self.in_use[key] <= 0:
+                del self.in_use[key]
+
+    def _activate(self, choice: Choice) -> None:
+        """Load the adapter into the base model if it is not (runs in the decode thread)."""
+        key = choice.key
+        assert key is not None
+        if key not in self.adapters:
             assert choice.folder is not None
             digest = hashlib.sha256((choice.folder / WEIGHTS_FILE).read_bytes()).hexdigest()
             if digest != choice.sha256:  # the local copy rotted or was tampered with
                 (choice.folder / WEIGHTS_FILE).unlink()
                 raise AdapterCorrupted(f"local copy of {choice.label} is corrupted; retry")
-            if self.peft is None:
-                self.peft = PeftModel.from_pretrained(self.model, choice.folder, choice.key)
+            runner = self.runner
+            if runner.peft is None:
+                runner.peft = PeftModel.from_pretrained(runner.model, choice.folder, key)
             else:
-                self.peft.load_adapter(choice.folder, adapter_name=choice.key)
-            self.peft.eval()
-            self.loaded[choice.key] = choice.label
-            while len(self.loaded) > self.cache_size:  # the new one is never the one dropped
-                self.peft.delete_adapter(self.loaded.popitem(last=False)[0])
-        assert self.peft is not None
-        self.loaded.move_to_end(choice.key)
-        self.peft.set_adapter(choice.key)
-        return contextlib.nullcontext()
+                runner.peft.load_adapter(choice.folder, adapter_name=key)
+            runner.peft.eval()
+            self.adapters[key] = choice.label
+            self._evict_adapters()
+        self.adapters.move_to_end(key)
 
-    @property
-    def generator(self) -> Any:
-        return self.peft if self.peft is not None else self.model
+    def _evict_adapters(self) -> None:
+        """Drop least recently used adapters beyond the cache size, never one in use."""
+        assert self.runner.peft is not None
+        for old in list(self.adapters):
+            if len(self.adapters) <= self.cache_size:
+                return
+            if old not in self.in_use:
+                self.runner.peft.delete_adapter(old)
+                del self.adapters[old]
 
-    def prompt_ids(self, messages: list[dict[str, str]]) -> torch.Tensor:
-        enc = self.encoder
-        head = [enc.bos_id] if enc.bos_id is not None else []
-        turns = [(m["role"], m["content"]) for m in messages]
-        return torch.tensor([head + enc.encode(enc.render_prompt(turns))], device=self.base.device)
+    def _load_model(self, choice: Choice) -> None:
+        """Load a fine-tuned model (blocking), then drop old ones beyond the memory budget."""
+        assert choice.key is not None and choice.folder is not None
+        with self._load_lock:
+            if choice.key in self.models:
+                return
+            digest = artifacts.weights_digest(choice.folder)
+            if digest != choice.sha256:
+                artifacts.forget_model(choice.folder)
+                raise AdapterCorrupted(f"local copy of {choice.label} is corrupted; retry")
+            tokenizer = AutoTokenizer.from_pretrained(choice.folder)
+            model = AutoModelForCausalLM.from_pretrained(choice.folder, dtype=self.base.dtype)
+            model.to(self.base.device).eval()
+            self.models[choice.key] = served(WholeModelRunner(model), model, tokenizer)
+            total = sum(m.size_bytes for m in self.models.values())
+            for old in list(self.models):
+                if total <= self.model_cache_bytes or len(self.models) == 1:
+                    break
+                if old != choice.key and old not in self.in_use:
+                    total -= self.models.pop(old).size_bytes  # freed when its last row ends
 
-    def _generate_kwargs(self, ids: torch.Tensor, max_new_tokens: int, temperature: float,
-                         top_p: float) -> dict[str, Any]:  # fmt: skip
-        sample = temperature > 0
-        return {
-            "input_ids": ids, "attention_mask": torch.ones_like(ids),
-            "max_new_tokens": max_new_tokens, "do_sample": sample,
-            "temperature": temperature if sample else None, "top_p": top_p if sample else None,
-            "top_k": None, "pad_token_id": self.encoder.pad_id, "eos_token_id": self.encoder.eos_id,
-        }  # fmt: skip
+    def touch(self, choice: Choice) -> None:
+        """Mark a fine-tuned model recently used."""
+        if choice.kind == "model" and choice.key in self.models:
+            self.models.move_to_end(choice.key)
 
-    def complete(self, choice: Choice, messages: list[dict[str, str]], max_new_tokens: int,
-                 temperature: float = 0.0, top_p: float = 1.0) -> Completion:  # fmt: skip
-        """Generate a whole answer (blocking; run it in a thread)."""
-        ids = self.prompt_ids(messages)
-        kwargs = self._generate_kwargs(ids, max_new_tokens, temperature, top_p)
-        with self.lock, torch.inference_mode(), self._activate(choice):
-            out = self.generator.generate(**kwargs)
-        new = out[0, ids.shape[1] :].tolist()
-        finish = "stop" if new and new[-1] == self.encoder.eos_id else "length"
-        text = self.base.tokenizer.decode(new, skip_special_tokens=True)
-        return Completion(text, ids.shape[1], len(new), finish)
-
-    def stream(self, choice: Choice, messages: list[dict[str, str]], max_new_tokens: int,
-               temperature: float = 0.0, top_p: float = 1.0) -> Iterator[str]:  # fmt: skip
-        """Yield text pieces as they are generated (a blocking iterator; work runs in a thread)."""
-        ids = self.prompt_ids(messages)
-        kwargs = self._generate_kwargs(ids, max_new_tokens, temperature, top_p)
-        streamer = TextIteratorStreamer(self.base.tokenizer, skip_prompt=True,
-                                        skip_special_tokens=True, timeout=120)  # fmt: skip
-        failure: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                with self.lock, torch.inference_mode(), self._activate(choice):
-                    self.generator.generate(streamer=streamer, **kwargs)
-            except BaseException as exc:
-                failure.append(exc)
-                streamer.end()
-
-        threading.Thread(target=work, name="lorag-generate", daemon=True).start()
-        yield from (piece for piece in streamer if piece)
-        if failure:
-            raise failure[0]
+    def loaded_labels(self) -> dict[str, str]:
+        """What is loaded: adapter and model labels by kind (for diagnostics and the bench)."""
+        return {**{v: "adapter" for v in self.adapters.values()},
+                **{k: "model" for k in self.models}}  # fmt: skip

@@ -1,0 +1,191 @@
+"""The lora-service's OpenAI API under load (issue 14), over HTTP on the tiny LLaMA.
+
+The API app and its engine run in this process (uvicorn on a free port, the real registry in
+Postgres and adapters in S3); clients are httpx. Figures: tokens/s of 8 concurrent clients over
+3 adapters against the same requests one at a time, time to first token at 8 clients, a cached
+adapter switch, and one stream against plain `generate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+from peft import LoraConfig, get_peft_model
+
+from bench.report import Figure, at_least, at_most, figure, percentile
+from lorag_core.db.pool import open_pool
+from lorag_core.service.http import ApiServer
+from lorag_core.settings import Settings
+from lorag_core.storage import ObjectStore
+from lorag_local.stack import free_port
+from lorag_lora.adapters import artifacts, registry
+from lorag_lora.adapters.models import ModelManager
+from lorag_lora.config import LoraSettings
+from lorag_lora.openai_keys import KeyStore
+from lorag_lora.serving.app import create_app
+from lorag_lora.serving.engine import Choice, Engine
+
+CLIENTS, PER_CLIENT, TOKENS = 8, 3, 32
+QUESTIONS = ["What colour is the sky?", "Tell me about roses.", "Where does the road go?"]
+
+
+async def register_adapters(settings: Settings, pool: Any, base: Any, n: int) -> list[str]:
+    """n adapters with random LoRA weights, registered and stored as a job leaves them."""
+    objects = ObjectStore.from_settings(settings.s3)
+    objects.ensure_buckets(settings.s3.buckets)  # no service has made them in a bench run
+    names = []
+    for i in range(n):
+        torch.manual_seed(i)
+        config = LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        model = get_peft_model(base.fresh_copy(), config)
+        name = f"bench-serve-{uuid.uuid4().hex[:8]}"
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save_pretrained(tmp)
+            async with pool.connection() as conn:
+                version = await registry.reserve_version(conn, name, f"job-{name}", "bench")
+            ref = artifacts.store_adapter(objects, Path(tmp), name, version, {})
+        async with pool.connection() as conn:
+            await registry.mark_ready(conn, name, version, base_model=base.name,
+                                      base_model_revision=base.revision,
+                                      uri=artifacts.adapter_uri(name, version),
+                                      sha256=ref.sha256, size_bytes=ref.size)  # fmt: skip
+        names.append(name)
+    return names
+
+
+async def chat(http: httpx.AsyncClient, model: str, question: str, max_tokens: int,
+               ttfts: list[float] | None = None) -> int:  # fmt: skip
+    """One streamed chat request; returns its completion tokens (records its TTFT)."""
+    body = {"model": model, "messages": [{"role": "user", "content": question}],
+            "max_tokens": max_tokens, "stream": True,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+    started, tokens = time.perf_counter(), 0
+    async with http.stream("POST", "/v1/chat/completions", json=body) as reply:
+        reply.raise_for_status()
+        async for line in reply.aiter_lines():
+            if not line.startswith("data:") or line.endswith("[DONE]"):
+                continue
+            data = json.loads(line[5:])
+            if data["choices"] and data["choices"][0]["delta"].get("content") and ttfts is not None:
+                ttfts.append((time.perf_counter() - started) * 1000)
+                ttfts = None
+            if data.get("usage"):
+                tokens = data["usage"]["completion_tokens"]
+    return tokens
+
+
+async def one_token(http: httpx.AsyncClient, model: str) -> float:
+    started = time.perf_counter()
+    body = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    reply = await http.post("/v1/chat/completions", json=body)
+    reply.raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+def plain_generate_rate(engine: Engine, pristine: Any, tokens: int, runs: int) -> float:
+    """Plain `generate` on a separately loaded base model (no adapter layers in it)."""
+    base = engine.base
+    question = [{"role": "user", "content": QUESTIONS[0]}]
+    ids = torch.tensor([engine.chat_ids(Choice("base", "base"), question)])
+    model = pristine.model
+    done, started = 0, time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(runs):
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                 max_new_tokens=tokens, do_sample=False,
+                                 pad_token_id=base.tokenizer.pad_token_id)  # fmt: skip
+            done += out.shape[1] - ids.shape[1]
+    return done / (time.perf_counter() - started)
+
+
+async def run(settings: Settings, work: Path) -> list[Figure]:
+    lora = LoraSettings(models_dir=work / "models")
+    torch.set_num_threads(lora.torch_threads)
+    base = ModelManager(lora).load_for_serving(None)
+    pool = await open_pool(settings.postgres_dsn)
+    engine = None
+    try:
+        pristine = ModelManager(lora).load(None)
+        names = await register_adapters(settings, pool, pristine, 3)
+        engine = Engine(base, ObjectStore.from_settings(settings.s3), pool, work / "adapters", 8,
+                        max_batch=16, max_queue=64)  # fmt: skip
+        keys = KeyStore(None, {}, required=False, pool_of=lambda: pool)
+        port = free_port()
+        server = ApiServer(create_app(lambda: engine, 128, keys), "127.0.0.1", port)
+        await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
+                figures = await measure(http, engine, pristine, names)
+        finally:
+            await server.stop()
+    finally:
+        if engine is not None:
+            engine.close()
+        await pool.close()
+    return figures
+
+
+async def measure(http: httpx.AsyncClient, engine: Engine, pristine: Any,
+                  names: list[str]) -> list[Figure]:  # fmt: skip
+    for name in names:  # load every adapter once: the figures are about cached adapters
+        await chat(http, name, "Hi", 2)
+    jobs = [(names[(c + i) % 3], QUESTIONS[(c + i) % 3]) for c in range(CLIENTS)
+            for i in range(PER_CLIENT)]  # fmt: skip
+    started, alone = time.perf_counter(), 0
+    for model, question in jobs:
+        alone += await chat(http, model, question, TOKENS)
+    alone_rate = alone / (time.perf_counter() - started)
+    ttfts: list[float] = []
+
+    async def client(c: int) -> int:
+        mine = jobs[c * PER_CLIENT : (c + 1) * PER_CLIENT]
+        return sum([await chat(http, m, q, TOKENS, ttfts) for m, q in mine])
+
+    started = time.perf_counter()
+    together = sum(await asyncio.gather(*(client(c) for c in range(CLIENTS))))
+    together_rate = together / (time.perf_counter() - started)
+    same = [await one_token(http, names[0]) for _ in range(40)]
+    switching = [await one_token(http, names[i % 2]) for i in range(40)]
+    switch_ms = max(0.0, percentile(switching, 0.5) - percentile(same, 0.5))
+    # Interleaved, best of 5 each: on a shared machine, noise dwarfs the difference.
+    stream_tokens, runs, pairs = 64, 5, []
+    await chat(http, "base", QUESTIONS[0], stream_tokens)  # warm-up
+    await asyncio.to_thread(plain_generate_rate, engine, pristine, stream_tokens, 1)
+    for _ in range(runs):
+        started = time.perf_counter()
+        streamed = await chat(http, "base", QUESTIONS[0], stream_tokens)
+        ours = streamed / (time.perf_counter() - started)
+        plain = await asyncio.to_thread(plain_generate_rate, engine, pristine, stream_tokens, 1)
+        pairs.append((ours, plain))
+    single, plain = max(p[0] for p in pairs), max(p[1] for p in pairs)
+    return [
+        figure("lora_serving.concurrent_tokens_per_s", together_rate, "tokens/s",
+               baseline=alone_rate, baseline_is="the same requests one at a time, over HTTP",
+               target=at_least(3.0, of="ratio", issue=14), n=len(jobs),
+               measures=f"{CLIENTS} streaming clients x {PER_CLIENT} requests of {TOKENS} "
+                        "tokens over 3 adapters, greedy"),
+        figure("lora_serving.ttft_p50_ms", percentile(ttfts, 0.5), "ms", target=None,
+               n=len(ttfts), measures=f"time to first token at {CLIENTS} concurrent clients"),
+        figure("lora_serving.ttft_p99_ms", percentile(ttfts, 0.99), "ms", target=None,
+               n=len(ttfts), measures=f"time to first token at {CLIENTS} concurrent clients"),
+        figure("lora_adapters.cached_switch_p50_ms", switch_ms, "ms",
+               target=at_most(5.0, issue=14), n=len(switching),
+               alternating_p50_ms=round(percentile(switching, 0.5), 2),
+               same_adapter_p50_ms=round(percentile(same, 0.5), 2),
+               measures="p50 of 1-token requests alternating 2 cached adapters minus p50 of "
+                        "the same adapter repeated (HTTP)"),
+        figure("lora_serving.tokens_per_s", single, "tokens/s", baseline=plain,
+               baseline_is="plain generate on a pristine copy of the base model, same prompt "
+                           "and length, best of 5 interleaved",
+               target=at_least(0.8, of="ratio", issue=14), n=runs,
+               measures="one client streaming from the base model over HTTP (3 adapters "
+                        "loaded), best of 5"),
+    ]  # fmt: skip

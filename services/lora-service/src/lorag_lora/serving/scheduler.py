@@ -1,0 +1,306 @@
+"""Continuous batching: one thread decodes every running request together, step by step.
+
+Requests join between decode steps (after a prefill of their own prompt) and leave as soon as
+they finish or their client goes away. Rows on the base model are one batch whatever their
+adapter: PEFT applies each row's adapter (`adapter_names=`, "__base__" for none) in the same
+forward pass. A fine-tuned model is a whole other model, so its rows form a batch of their own.
+
+The KV cache is one tensor per layer for a batch, left-padded: each row keeps its own length,
+an attention mask hides the padding and each row gets its own positions, so a row decodes the
+same tokens in a batch as alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+from lorag_lora.serving.sampling import Sampling, TextTracker, generator_for, sample
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    """Every batch slot is taken and the waiting line is full."""
+
+
+@dataclass(frozen=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    finish_reason: str  # stop | length
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: BaseException
+
+
+Event = Delta | Done | Failed
+
+
+class Runner(Protocol):
+    """A model's forward pass given each row's adapter (None: none). One object per model: the
+    batch a row joins is its runner's."""
+
+    def __call__(self, adapters: list[str | None], **inputs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request runs on: a model (the base or a fine-tuned one), maybe with an adapter."""
+
+    model: Runner
+    tokenizer: Any
+    eos_ids: frozenset[int]
+    max_positions: int
+    adapter: str | None = None  # PEFT adapter name on the base model
+    prepare: Callable[[], Any] | None = None  # run in the decode thread before the prefill
+    release: Callable[[], None] | None = None  # when the request is over
+
+
+class Generation:
+    """The asynchronous side of one request: its events, and a way to give up its slot."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self.cancelled = False
+
+    def push(self, event: Event) -> None:
+        """Called from the decode thread."""
+        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+    def cancel(self) -> None:
+        """The client went away: the row leaves the batch before the next step."""
+        self.cancelled = True
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Deltas, then one Done or Failed."""
+        while True:
+            event = await self._events.get()
+            yield event
+            if not isinstance(event, Delta):
+                return
+
+
+@dataclass(eq=False)
+class Row:
+    gen: Generation
+    target: Target
+    prompt: list[int]
+    sampling: Sampling
+    text: TextTracker
+    rng: torch.Generator | None
+    generated: int = 0
+    cached: int = 0  # tokens in this row's KV cache
+    pending: int = -1  # the last sampled token, fed in at the next step
+
+
+@dataclass(eq=False)
+class Lane:
+    """The running rows of one model and their batched, left-padded KV cache."""
+
+    model: Runner
+    rows: list[Row] = field(default_factory=list)
+    cache: DynamicCache | None = None
+
+    @property
+    def width(self) -> int:
+        return 0 if self.cache is None else self.cache.get_seq_length()
+
+    def join(self, row: Row, cache: DynamicCache) -> None:
+        """Add a prefilled row: pad the shorter of its cache and the batch's on the left."""
+        if self.cache is None:
+            self.cache, self.rows = cache, [row]
+            return
+        extra = cache.get_seq_length() - self.width
+        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+            a_k, a_v, b_k, b_v = mine.keys, mine.values, theirs.keys, theirs.values
+            if extra > 0:
+                a_k, a_v = F.pad(a_k, (0, 0, extra, 0)), F.pad(a_v, (0, 0, extra, 0))
+            elif extra < 0:
+                b_k, b_v = F.pad(b_k, (0, 0, -extra, 0)), F.pad(b_v, (0, 0, -extra, 0))
+            mine.keys, mine.values = torch.cat([a_k, b_k]), torch.cat([a_v, b_v])
+        self.rows.append(row)
+
+    def keep(self, keep: list[int]) -> None:
+        """Drop the other rows, and the padding columns no remaining row needs."""
+        if not keep:
+            self.rows, self.cache = [], None
+            return
+        self.rows = [self.rows[i] for i in keep]
+        assert self.cache is not None
+        cut = self.width - max(r.cached for r in self.rows)
+        index = torch.tensor(keep, device=self.cache.layers[0].keys.device)
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(0, index)[:, :, cut:]
+            layer.values = layer.values.index_select(0, index)[:, :, cut:]
+
+    def step(self) -> torch.Tensor:
+        """One decode step for every row; the logits of each row's next token."""
+        device = self.cache.layers[0].keys.device  # type: ignore[union-attr]
+        width = self.width
+        ids = torch.tensor([[r.pending] for r in self.rows], device=device)
+        lengths = torch.tensor([r.cached for r in self.rows], device=device)
+        mask = torch.arange(width + 1, device=device)[None, :] >= (width - lengths)[:, None]
+        out = self.model(
+            [r.target.adapter for r in self.rows], input_ids=ids, attention_mask=mask.long(),
+            position_ids=lengths[:, None], cache=self.cache, use_cache=True,
+        )  # fmt: skip
+        for r in self.rows:
+            r.cached += 1
+        return out.logits[:, -1, :]
+
+
+class Scheduler:
+    """Owns the decode thread; `submit` hands it a request, or raises QueueFull."""
+
+    def __init__(self, max_batch: int, max_queue: int, device: torch.device) -> None:
+        self.max_batch, self.max_queue, self.device = max_batch, max_queue, device
+        self.model_lock = threading.Lock()  # held by the decode thread while it uses the models
+        self._waiting: deque[Row] = deque()
+        self._lanes: dict[int, Lane] = {}
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="lorag-decode", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> int:
+        return sum(len(lane.rows) for lane in list(self._lanes.values()))
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def submit(self, target: Target, prompt: list[int], sampling: Sampling) -> Generation:
+        """Queue a request; its events arrive on the returned Generation."""
+        gen = Generation(asyncio.get_running_loop())
+        row = Row(gen, target, prompt, sampling, TextTracker(target.tokenizer, sampling.stop),
+                  generator_for(sampling, self.device))  # fmt: skip
+        with self._wake:
+            if len(self._waiting) >= self.max_queue + max(0, self.max_batch - self.running):
+                raise QueueFull(
+                    f"the server is busy: {self.running} requests running, "
+                    f"{len(self._waiting)} waiting; retry shortly"
+                )
+            self._waiting.append(row)
+            self._wake.notify()
+        return gen
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopping and not self._waiting and not self.running:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+            try:
+                with self.model_lock, torch.inference_mode():
+                    self._admit()
+                    for key, lane in list(self._lanes.items()):
+                        self._decode(lane)
+                        if not lane.rows:
+                            del self._lanes[key]
+            except Exception as exc:  # a bug or an out-of-memory: fail the rows, keep serving
+                log.exception("decode step failed")
+                for lane in self._lanes.values():
+                    for row in lane.rows:
+                        self._finish(row, Failed(exc))
+                self._lanes.clear()
+
+    def _admit(self) -> None:
+        """Prefill waiting requests while there are free slots; they join at the next step."""
+        while self.running < self.max_batch:
+            with self._wake:
+                if not self._waiting:
+                    return
+                row = self._waiting.popleft()
+            if row.gen.cancelled:
+                self._finish(row, None)
+                continue
+            try:
+                cache, logits = self._prefill(row)
+            except Exception as exc:
+                self._finish(row, Failed(exc))
+                continue
+            if self._accept(row, logits[0]):
+                lane = self._lanes.setdefault(id(row.target.model), Lane(row.target.model))
+                lane.join(row, cache)
+
+    def _prefill(self, row: Row) -> tuple[DynamicCache, torch.Tensor]:
+        if row.target.prepare is not None:
+            row.target.prepare()
+        cache = DynamicCache()
+        ids = torch.tensor([row.prompt], device=self.device)
+        model = row.target.model
+        out = model([row.target.adapter], input_ids=ids, cache=cache, use_cache=True,
+                    logits_to_keep=1)  # fmt: skip
+        row.cached = len(row.prompt)
+        return cache, out.logits[:, -1, :]
+
+    def _decode(self, lane: Lane) -> None:
+        live = [i for i, r in enumerate(lane.rows) if not r.gen.cancelled]
+        for r in lane.rows:
+            if r.gen.cancelled:
+                self._finish(r, None)
+        if len(live) < len(lane.rows):
+            lane.keep(live)
+        if not lane.rows:
+            return
+        logits = lane.step()
+        keep = [i for i, row in enumerate(lane.rows) if self._accept(row, logits[i])]
+        if len(keep) < len(lane.rows):
+            lane.keep(keep)
+
+    def _accept(self, row: Row, logits: torch.Tensor) -> bool:
+        """Take the row's next token; False when the row is finished (and told so)."""
+        token = sample(logits, row.sampling, row.rng)
+        row.generated += 1
+        finish = None
+        if token in row.target.eos_ids:
+            finish = "stop"
+        else:
+            row.text.add(token)
+            if row.text.stopped:
+                finish = "stop"
+            elif row.generated >= row.sampling.max_tokens:
+                finish = "length"
+            elif row.cached + 1 >= row.target.max_positions:
+                finish = "length"  # the model cannot attend further back
+        if finish is None:
+            if piece := row.text.piece():
+                row.gen.push(Delta(piece))
+            row.pending = token
+            return True
+        if piece := row.text.piece(final=True):
+            row.gen.push(Delta(piece))
+        self._finish(row, Done(finish, len(row.prompt), row.generated))
+        return False
+
+    def _finish(self, row: Row, event: Event | None) -> None:
+        if event is not None:
+            row.gen.push(event)
+        if row.target.release is not None:
+            row.target.release()
