@@ -75,7 +75,16 @@ class BaseRunner:
     def __call__(self, adapters: list[str | None], **inputs: Any) -> Any:
         if self.peft is None:
             return self.model(**inputs)
-        return self.peft(adapter_names=[a or BASE_ROW for a in adapters], **inputs)
+        first = adapters[0]
+        if any(a != first for a in adapters):
+            return self.peft(adapter_names=[a or BASE_ROW for a in adapters], **inputs)
+        # One adapter (or none) for every row: skip PEFT's per-row split of each layer's input.
+        if first is None:
+            with self.peft.disable_adapter():
+                return self.peft(**inputs)
+        if self.peft.active_adapter != first:
+            self.peft.set_adapter(first)
+        return self.peft(**inputs)
 
 
 class WholeModelRunner:
