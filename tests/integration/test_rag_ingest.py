@@ -245,7 +245,48 @@ async def test_reingest_with_ten_percent_changed_reports_exactly_that(
     assert (summary["updated"], summary["added"], summary["deleted"]) == (90, 10, 10)
     assert summary["unchanged"] == total - 100 and summary["embedded"] == 100
     assert summary["version"] == 2 and summary["chunks"] == total
+    assert summary["files_kept"] == 38  # faq.jsonl and log.csv changed; the rest is not read
     assert chroma_count(rag.state / "chroma", kb) == total
+
+
+async def test_the_manifest_skips_unchanged_files_and_still_sees_every_change(
+    settings, rag, objects
+):
+    kb = f"manifest-{uuid.uuid4().hex[:6]}"
+
+    async def ingest(files: dict[str, bytes], **params) -> dict:
+        job_id = await submit(settings, upload(objects, files), kb=kb, **(PARAMS | params))
+        job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=120)
+        summary = job["result"]["summary"]
+        assert chroma_count(rag.state / "chroma", kb) == summary["chunks"]
+        return summary
+
+    files = {f"notes/n-{d}.txt": prose(300 + d, 8).encode() for d in range(4)}
+    first = await ingest(files)
+    again = await ingest(files)  # unchanged: nothing is tokenised, embedded or deleted
+    assert (again["files_kept"], again["embedded"], again["deleted"]) == (4, 0, 0)
+    assert again["unchanged"] == again["chunks"] == first["chunks"] and again["version"] == 2
+    rows = await fetch_all(
+        settings.postgres_dsn, "SELECT source, chunks FROM rag_kb_files WHERE name = %s", kb
+    )
+    per_file = {r["source"]: r["chunks"] for r in rows}
+    assert set(per_file) == set(files) and sum(per_file.values()) == first["chunks"]
+    untouched = per_file["notes/n-2.txt"] + per_file["notes/n-3.txt"]
+    changed = {**files, "notes/n-0.txt": prose(400, 8).encode(), "notes/n-9.txt": b"A new note."}
+    del changed["notes/n-1.txt"]
+    moved = await ingest(changed)  # one changed, one removed, one added
+    assert moved["files_kept"] == 2 and moved["unchanged"] == untouched
+    assert moved["deleted"] >= 1 and moved["embedded"] == moved["chunks"] - untouched
+    finer = await ingest(changed, chunk_tokens=32)  # another chunking reads every file again
+    assert finer["files_kept"] == 0 and finer["chunks"] > moved["chunks"]
+    # every file was read again; only the one-line note, shorter than either window, cuts to
+    # the same chunk (ids come from content) and so is the one chunk left as it was
+    assert finer["unchanged"] == 1 and finer["embedded"] == finer["chunks"] - 1
+    rows = await fetch_all(
+        settings.postgres_dsn, "SELECT source, chunks FROM rag_kb_files WHERE name = %s", kb
+    )
+    assert {r["source"] for r in rows} == set(changed)
+    assert sum(r["chunks"] for r in rows) == finer["chunks"]
 
 
 async def test_cancel_stops_within_five_seconds_and_leaves_nothing(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from lorag_core.contracts import ArtifactRef, JobResult, RagParameters
@@ -12,11 +14,13 @@ from lorag_core.domain.job_state import JobState
 from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
 from lorag_rag.adapters import registry
 from lorag_rag.adapters.chroma_store import collection_name
+from lorag_rag.adapters.embedder import Embedder
 from lorag_rag.deps import RagDeps
 from lorag_rag.domain.chunking import chunk_documents
-from lorag_rag.domain.documents import DatasetError
+from lorag_rag.domain.documents import Chunk, DatasetError
 from lorag_rag.domain.formats import ReadOptions
-from lorag_rag.domain.plan import plan_ingest
+from lorag_rag.domain.manifest import FileEntry, settings_digest
+from lorag_rag.domain.plan import IngestPlan, plan_ingest
 from lorag_rag.embedding import embed_and_store
 from lorag_rag.loading import LoadedDataset, eval_uri, list_dataset, parse_one, read_eval_pairs
 from lorag_rag.retrieval import evaluate
@@ -31,8 +35,23 @@ def kb_name(ctx: JobContext, params: RagParameters) -> str:
     return name
 
 
-async def load(ctx: JobContext, deps: RagDeps, params: RagParameters) -> LoadedDataset:
-    """Read and validate every file; bad files fail the job or are skipped, per on_bad_file."""
+def read_settings(deps: RagDeps, params: RagParameters) -> str:
+    """Digest of what turns a file's bytes into vectors: a change re-reads every file."""
+    return settings_digest(
+        model=params.embedding_model, chunk_tokens=params.chunk_tokens,
+        chunk_overlap=params.chunk_overlap, text_field=params.text_field,
+        question_field=params.question_field, answer_field=params.answer_field,
+        max_file_bytes=deps.settings.max_file_bytes, max_line_bytes=deps.settings.max_line_bytes,
+    )  # fmt: skip
+
+
+async def load(
+    ctx: JobContext, deps: RagDeps, params: RagParameters, manifest: dict[str, FileEntry]
+) -> LoadedDataset:
+    """Read and validate every file; bad files fail the job or are skipped, per on_bad_file.
+
+    Files unchanged since the live version (same bytes, same settings) are kept unparsed.
+    """
     assert deps.reader is not None
     opts = ReadOptions(
         params.text_field, params.question_field, params.answer_field,
@@ -41,18 +60,18 @@ async def load(ctx: JobContext, deps: RagDeps, params: RagParameters) -> LoadedD
     refs = ctx.request.datasets
     evals = eval_uri(params.eval_file, refs[0].uri) if params.eval_file else None
     files = await asyncio.to_thread(list_dataset, deps.reader, refs, evals)
-    out = LoadedDataset()
+    out, settings = LoadedDataset(), read_settings(deps, params)
     for number, (file, hint) in enumerate(files, 1):
         await ctx.check_cancelled()
-        await asyncio.to_thread(parse_one, deps.reader, file, hint, opts, out)
+        await asyncio.to_thread(parse_one, deps.reader, file, hint, opts, out, manifest, settings)
         await ctx.report(stage="validating", percent=5.0 * number / len(files))
-    if out.bad_files and all(b.code == "FILE_EMPTY" for b in out.bad_files) and not out.documents:
+    if out.bad_files and all(b.code == "FILE_EMPTY" for b in out.bad_files) and not out.has_text():
         raise DatasetError("DATASET_EMPTY", f"the dataset's {len(files)} file(s) hold no text")
-    if out.bad_files and (params.on_bad_file == "fail" or not out.documents):
+    if out.bad_files and (params.on_bad_file == "fail" or not out.has_text()):
         listing = "; ".join(f"{b.source}: {b.code}: {b.message}" for b in out.bad_files)
         code = out.bad_files[0].code if len(out.bad_files) == 1 else "DATASET_BAD_FILES"
         raise DatasetError(code, f"{len(out.bad_files)} bad file(s) of {len(files)}: {listing}")
-    if not out.documents:
+    if not out.has_text():
         raise DatasetError("DATASET_EMPTY", "the dataset holds no text")
     if evals:
         out.pairs = await asyncio.to_thread(read_eval_pairs, deps.reader, evals, opts)
@@ -65,25 +84,40 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
     kb = kb_name(ctx, params)
     async with ctx.runtime.db.connection() as conn:
         done = await registry.committed_by(conn, ctx.job_id)
+        row = await registry.get(conn, kb)
+        manifest = await registry.manifest(conn, kb) if row else {}
     if done is not None:  # committed before a crash; only the SUCCEEDED event was missing
         return result(kb, done["summary"])
-    data = await load(ctx, deps, params)
+    if row is not None:
+        check_lock(row, params, ctx.request.owner)
+    data = await load(ctx, deps, params, manifest)
     await ctx.report(JobState.RUNNING, stage="chunking", percent=5.0, force=True)
-    embedder = await asyncio.to_thread(deps.embedders.get, params.embedding_model)
-    async with ctx.runtime.db.connection() as conn:
-        row = await registry.claim(
-            conn, kb, ctx.request.owner, collection_name(kb), embedder.name, embedder.dimension
-        )
-    check_lock(row, params, ctx.request.owner)
+    embedder: Embedder | None = None
+    if data.documents or row is None:  # only new or changed files meet the model
+        embedder = await asyncio.to_thread(deps.embedders.get, params.embedding_model)
+        async with ctx.runtime.db.connection() as conn:
+            claimed = await registry.claim(
+                conn, kb, ctx.request.owner, collection_name(kb), embedder.name, embedder.dimension
+            )
+        check_lock(claimed, params, ctx.request.owner)
+        row = row or claimed
+    assert row is not None
     live = int(row["version"])
-    chunks = await asyncio.to_thread(
-        chunk_documents, data.documents, embedder, params.chunk_tokens, params.chunk_overlap
-    )
-    plan = plan_ingest(chunks, await asyncio.to_thread(deps.store.stored, kb), live)
-    try:
-        rate = await embed_and_store(
-            ctx, embedder, deps.store, kb, plan.to_embed, live + 1, deps.settings.embed_batch_size
+    chunks: list[Chunk] = []
+    if data.documents:
+        assert embedder is not None
+        chunks = await asyncio.to_thread(
+            chunk_documents, data.documents, embedder, params.chunk_tokens, params.chunk_overlap
         )
+    plan = await plan_changes(deps, kb, chunks, data, manifest, live)
+    try:
+        rate = 0.0
+        if plan.to_embed:
+            assert embedder is not None
+            rate = await embed_and_store(
+                ctx, embedder, deps.store, kb, plan.to_embed, live + 1,
+                deps.settings.embed_batch_size,
+            )  # fmt: skip
         await ctx.check_cancelled()
     except JobCancelled:
         await discard(ctx, deps, kb, live)
@@ -91,13 +125,16 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
     await ctx.report(stage="indexing", percent=90.0, force=True)
     await asyncio.to_thread(deps.store.delete, kb, plan.to_delete)
     summary: dict[str, Any] = {
-        "kb": kb, "embedding_model": embedder.name, "chunks": len(chunks), "sources": data.sources,
-        "added": plan.added, "updated": plan.updated, "deleted": plan.deleted,
-        "unchanged": plan.unchanged, "embedded": len(plan.to_embed), "resumed": plan.resumed,
-        "chunks_per_s": round(rate, 1), "attempt": ctx.attempt, "bad_files": len(data.bad_files),
+        "kb": kb, "embedding_model": row["embedding_model"], "chunks": len(chunks) + plan.kept,
+        "sources": data.sources, "added": plan.added, "updated": plan.updated,
+        "deleted": plan.deleted, "unchanged": plan.unchanged, "embedded": len(plan.to_embed),
+        "resumed": plan.resumed, "files_kept": len(data.kept), "chunks_per_s": round(rate, 1),
+        "attempt": ctx.attempt, "bad_files": len(data.bad_files),
         "bad_file_list": json.dumps([f"{b.source}: {b.code}" for b in data.bad_files]),
     }  # fmt: skip
     if data.pairs:
+        if embedder is None:
+            embedder = await asyncio.to_thread(deps.embedders.get, params.embedding_model)
         quality = await asyncio.to_thread(
             evaluate, deps, kb, embedder, data.pairs, live + 1, deps.settings.eval_k
         )
@@ -105,12 +142,37 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
                     "eval_pairs": quality.pairs, "eval_k": quality.k}  # fmt: skip
     try:
         async with ctx.runtime.db.connection() as conn:
-            summary["version"] = await registry.commit(conn, kb, live, ctx.job_id, summary)
+            summary["version"] = await registry.commit(
+                conn, kb, live, ctx.job_id, summary, manifest_of(data, chunks)
+            )
     except registry.KbConflict:
         raise JobFailed(
             "KB_CONFLICT", f"another job committed a version of {kb!r} meanwhile", retryable=True
         ) from None
     return result(kb, summary)
+
+
+async def plan_changes(
+    deps: RagDeps, kb: str, chunks: list[Chunk], data: LoadedDataset,
+    manifest: dict[str, FileEntry], live: int,
+) -> IngestPlan:  # fmt: skip
+    """What to embed and delete; without reading the store when every live file is kept as is."""
+    if live > 0 and not chunks and data.kept == set(manifest):
+        # Only an interrupted attempt's leftovers (above the live version) can need removing.
+        await asyncio.to_thread(deps.store.delete_above, kb, live)
+        held = sum(manifest[s].chunks for s in data.kept)
+        return IngestPlan([], 0, [], 0, 0, 0, unchanged=held, kept=held)
+    stored = await asyncio.to_thread(deps.store.stored, kb)
+    return plan_ingest(chunks, stored, live, data.kept)
+
+
+def manifest_of(data: LoadedDataset, chunks: list[Chunk]) -> list[FileEntry]:
+    """The new live version's files: kept ones as they were, read ones with their chunk counts."""
+    counts = Counter(c.source for c in chunks)
+    return [
+        f if f.source in data.kept else replace(f, chunks=counts[f.source])
+        for f in data.files.values()
+    ]
 
 
 def check_lock(row: dict[str, Any], params: RagParameters, owner: str) -> None:

@@ -10,6 +10,7 @@ from lorag_core.contracts import DatasetRef
 from lorag_rag.adapters.datasets import DatasetFile, DatasetReader
 from lorag_rag.domain.documents import BadFile, DatasetError, Document, QaPair
 from lorag_rag.domain.formats import ReadOptions, parse_file
+from lorag_rag.domain.manifest import FileEntry, content_digest, settings_digest, unchanged
 from lorag_rag.domain.text import decode_text
 
 
@@ -19,6 +20,11 @@ class LoadedDataset:
     pairs: list[QaPair] = field(default_factory=list)
     sources: int = 0
     bad_files: list[BadFile] = field(default_factory=list)
+    files: dict[str, FileEntry] = field(default_factory=dict)  # the good files, for the manifest
+    kept: set[str] = field(default_factory=set)  # unchanged since the live version: not chunked
+
+    def has_text(self) -> bool:
+        return bool(self.documents or self.kept)
 
 
 def eval_uri(eval_file: str, first_dataset: str) -> str:
@@ -45,16 +51,38 @@ def _same(file: DatasetFile, uri: str, reader: DatasetReader) -> bool:
 
 def parse_one(
     reader: DatasetReader, file: DatasetFile, hint: str | None, opts: ReadOptions,
-    out: LoadedDataset,
+    out: LoadedDataset, manifest: dict[str, FileEntry], settings: str,
 ) -> None:  # fmt: skip
-    """Read one file into `out`; a bad file is recorded, not raised."""
+    """Read one file into `out`; a bad file is recorded, not raised.
+
+    A file the live version holds with the same bytes and settings is kept, not parsed (or, when
+    it carried question/answer pairs, parsed for those alone): its chunks are never tokenised.
+    """
     try:
-        parsed = parse_file(file.name, reader.read(file), opts, hint)
+        data = reader.read(file)
+    except BadFile as bad:
+        out.bad_files.append(bad)
+        return
+    digest = content_digest(data)
+    if hint:
+        settings = settings_digest(base=settings, hint=hint)
+    known = manifest.get(file.name)
+    if unchanged(known, digest, settings):
+        assert known is not None
+        out.kept.add(file.name)
+        out.files[file.name] = known
+        out.sources += 1
+        if known.pairs:
+            out.pairs.extend(parse_file(file.name, data, opts, hint).pairs)
+        return
+    try:
+        parsed = parse_file(file.name, data, opts, hint)
     except BadFile as bad:
         out.bad_files.append(bad)
         return
     out.documents.extend(parsed.documents)
     out.pairs.extend(parsed.pairs)
+    out.files[file.name] = FileEntry(file.name, digest, settings, 0, len(parsed.pairs))
     out.sources += 1
 
 

@@ -73,6 +73,7 @@ SELECT {", ".join(PROGRESS_COLUMNS)} FROM incoming_progress
 ON CONFLICT (job_id, seq) DO NOTHING
 """
 
+# One job at a time: the raw baseline of the projection bench (bench/events.py) does this.
 UPDATE_POSITION = """
 UPDATE jobs SET state = %(state)s, last_seq = %(seq)s, stage = COALESCE(%(stage)s, stage),
     percent = COALESCE(%(percent)s, percent), eta_seconds = %(eta_seconds)s,
@@ -81,6 +82,32 @@ UPDATE jobs SET state = %(state)s, last_seq = %(seq)s, stage = COALESCE(%(stage)
     finished_at = CASE WHEN %(terminal)s THEN COALESCE(finished_at, now()) END,
     updated_at = now()
 WHERE job_id = %(job_id)s
+"""
+# A batch's log rows move over, its jobs move to their newest position and the changes are
+# announced in one statement: one round trip and one plan for the whole batch, where an UPDATE
+# per job cost a statement each. Positions travel as parallel arrays (one element per job).
+POSITION_ARRAYS = (
+    ("job_id", "text"), ("state", "text"), ("seq", "bigint"), ("stage", "text"),
+    ("percent", "real"), ("eta_seconds", "real"), ("metrics", "jsonb"), ("message", "text"),
+    ("result", "jsonb"), ("error", "jsonb"), ("terminal", "boolean"),
+)  # fmt: skip
+FOLD_BATCH = f"""
+WITH logged AS ({MOVE_PROGRESS}),
+positions AS (
+    SELECT * FROM unnest({", ".join(f"%s::{t}[]" for _, t in POSITION_ARRAYS)})
+        AS p ({", ".join(n for n, _ in POSITION_ARRAYS)})
+),
+moved AS (
+    UPDATE jobs SET state = p.state, last_seq = p.seq, stage = COALESCE(p.stage, jobs.stage),
+        percent = COALESCE(p.percent, jobs.percent), eta_seconds = p.eta_seconds,
+        metrics = jobs.metrics || p.metrics, message = COALESCE(p.message, jobs.message),
+        result = COALESCE(p.result, jobs.result), error = COALESCE(p.error, jobs.error),
+        finished_at = CASE WHEN p.terminal THEN COALESCE(jobs.finished_at, now()) END,
+        updated_at = now()
+    FROM positions p WHERE jobs.job_id = p.job_id
+    RETURNING jobs.job_id, jobs.state
+)
+SELECT pg_notify(%s, state || ' ' || job_id) FROM moved
 """
 
 
@@ -138,18 +165,21 @@ async def apply_progress(
     if not events:
         return []
     job_ids = sorted({e.job_id for e in events})
-    # Progress may overtake its request (different topics): the request fills the row in later.
-    await conn.execute(
-        "INSERT INTO jobs (job_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (job_ids,)
-    )
-    cur = await conn.execute(
-        "SELECT job_id, state, last_seq FROM jobs WHERE job_id = ANY(%s)"
-        " ORDER BY job_id FOR UPDATE",  # one lock order: concurrent trackers never deadlock
-        (job_ids,),
-    )
-    positions = {
-        r["job_id"]: JobPosition(JobState(r["state"]), r["last_seq"]) for r in await cur.fetchall()
-    }
+    # Three round trips a batch: lock the jobs (pipelined), COPY the log, fold (FOLD_BATCH).
+    async with conn.pipeline():
+        await conn.execute(STAGE_PROGRESS)
+        # Progress may overtake its request (different topics): the request fills the row later.
+        await conn.execute(
+            "INSERT INTO jobs (job_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            (job_ids,),
+        )
+        cur = await conn.execute(
+            "SELECT job_id, state, last_seq FROM jobs WHERE job_id = ANY(%s)"
+            " ORDER BY job_id FOR UPDATE",  # one lock order: concurrent trackers never deadlock
+            (job_ids,),
+        )
+        rows = await cur.fetchall()
+    positions = {r["job_id"]: JobPosition(JobState(r["state"]), r["last_seq"]) for r in rows}
 
     log_rows, newest, outcomes = [], {}, []
     for event in sorted(events, key=lambda e: (e.job_id, e.seq)):
@@ -159,24 +189,28 @@ async def apply_progress(
         if verdict is Verdict.APPLIED:
             newest[event.job_id] = (event, position)
         outcomes.append(ProgressOutcome(event.job_id, event.seq, verdict, position.state))
-    updates = {
-        job_id: _position_row(event, position) for job_id, (event, position) in newest.items()
-    }
 
     async with conn.cursor() as c:
-        await c.execute(STAGE_PROGRESS)
         async with c.copy(COPY_PROGRESS) as copy:
             for row in log_rows:
                 await copy.write_row(row)
-        await c.execute(MOVE_PROGRESS)
-        if updates:
-            await c.executemany(UPDATE_POSITION, list(updates.values()))
-        if newest:  # delivered on commit, to every process LISTENing (see db/changes.py)
-            await c.execute(
-                "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
-                (CHANGED_CHANNEL, [f"{p.state.value} {j}" for j, (_, p) in newest.items()]),
-            )
+        await c.execute(FOLD_BATCH, (*_position_arrays(newest), CHANGED_CHANNEL))
     return outcomes
+
+
+def _position_arrays(newest: dict[str, tuple[JobProgress, JobPosition]]) -> list[list[Any]]:
+    """Each job's newest applied event as one element of each of POSITION_ARRAYS' arrays."""
+    columns: list[list[Any]] = [[] for _ in POSITION_ARRAYS]
+    for job_id, (event, position) in newest.items():
+        values = (
+            job_id, position.state.value, position.seq, event.stage, event.percent,
+            event.eta_seconds, json.dumps(event.metrics), event.message,
+            event.result.model_dump_json() if event.result else None,
+            event.error.model_dump_json() if event.error else None, position.state.is_terminal,
+        )  # fmt: skip
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
 
 
 async def request_cancel(conn: AsyncConnection[Any], job_id: str, reason: str) -> Row | None:

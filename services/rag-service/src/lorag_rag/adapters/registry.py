@@ -7,6 +7,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from lorag_rag.domain.manifest import FileEntry
+
 Row = dict[str, Any]
 SummaryValue = float | int | str | bool | None
 
@@ -49,11 +51,23 @@ async def committed_by(conn: AsyncConnection[Any], job_id: str) -> Row | None:
     return await cur.fetchone()
 
 
+async def manifest(conn: AsyncConnection[Any], name: str) -> dict[str, FileEntry]:
+    """The files of the KB's live version, by source (empty for a KB not yet committed)."""
+    cur = await conn.execute(
+        "SELECT source, digest, settings, chunks, pairs FROM rag_kb_files WHERE name = %s", (name,)
+    )
+    return {r["source"]: FileEntry(**r) for r in await cur.fetchall()}
+
+
 async def commit(
     conn: AsyncConnection[Any], name: str, base_version: int, job_id: str,
-    summary: dict[str, SummaryValue],
+    summary: dict[str, SummaryValue], files: list[FileEntry],
 ) -> int:  # fmt: skip
-    """Make version base_version+1 the live one, with its figures; KbConflict if it moved."""
+    """Make version base_version+1 the live one, with its figures and its file manifest.
+
+    KbConflict if another ingest moved the version first; the manifest changes with the version,
+    in the same transaction, so it always describes what the live version holds.
+    """
     async with conn.transaction():
         cur = await conn.execute(
             "UPDATE rag_knowledge_bases SET version = version + 1, chunk_count = %s,"
@@ -73,6 +87,12 @@ async def commit(
             "INSERT INTO rag_kb_versions (name, version, job_id, summary) VALUES (%s, %s, %s, %s)",
             (name, version, job_id, Jsonb({**summary, "version": version})),
         )
+        await conn.execute("DELETE FROM rag_kb_files WHERE name = %s", (name,))
+        async with conn.cursor().copy(
+            "COPY rag_kb_files (name, source, digest, settings, chunks, pairs) FROM STDIN"
+        ) as copy:
+            for f in files:
+                await copy.write_row((name, f.source, f.digest, f.settings, f.chunks, f.pairs))
     return version
 
 

@@ -27,12 +27,20 @@ class IngestPlan:
     added: int
     updated: int
     deleted: int
-    unchanged: int
+    unchanged: int  # includes the chunks of kept files
+    kept: int = 0  # chunks of files kept unread (unchanged since the live version)
 
 
-def plan_ingest(chunks: list[Chunk], stored: list[StoredChunk], live_version: int) -> IngestPlan:
-    """Compare the dataset's chunks with the committed version; a changed slot is an update."""
-    committed = {s.id: s for s in stored if s.version <= live_version}
+def plan_ingest(
+    chunks: list[Chunk], stored: list[StoredChunk], live_version: int,
+    kept: frozenset[str] | set[str] = frozenset(),
+) -> IngestPlan:  # fmt: skip
+    """Compare the dataset's chunks with the committed version; a changed slot is an update.
+
+    `kept` names sources left unread because they are unchanged: their committed chunks stay.
+    """
+    held = sum(1 for s in stored if s.version <= live_version and s.source in kept)
+    committed = {s.id: s for s in stored if s.version <= live_version and s.source not in kept}
     pending = {s.id for s in stored if s.version > live_version}
     wanted = {c.id for c in chunks}
     fresh = [c for c in chunks if c.id not in committed]
@@ -46,5 +54,6 @@ def plan_ingest(chunks: list[Chunk], stored: list[StoredChunk], live_version: in
         added=len(fresh) - updated,
         updated=updated,
         deleted=len(gone) - updated,
-        unchanged=len(chunks) - len(fresh),
+        unchanged=len(chunks) - len(fresh) + held,
+        kept=held,
     )
