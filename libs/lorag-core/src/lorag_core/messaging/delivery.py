@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from lorag_core.contracts import DeadLettered, Event, JobRequested, dead_letter_topic
 from lorag_core.contracts.legacy import is_legacy_request
+from lorag_core.metrics import DEAD_LETTERS
 
 E = TypeVar("E", bound=Event)
 log = logging.getLogger(__name__)
@@ -187,6 +188,7 @@ class Delivery:
             key=record.key,
             headers={"content-type": "application/json", "x-dead-letter-reason": code},
         )
+        DEAD_LETTERS.labels(record.topic, code).inc()
         log.warning(
             "%s: dead-lettered %s[%d]@%d: %s: %s",
             self.consumer,

@@ -18,6 +18,7 @@ from lorag_lora.adapters import registry
 from lorag_lora.adapters.artifacts import AdapterCorrupted
 from lorag_lora.adapters.registry import AdapterNotFound
 from lorag_lora.domain.registry import BadReference
+from lorag_lora.serving import metrics as serving_metrics
 from lorag_lora.serving.engine import AdapterBaseMismatch, Choice, Engine
 
 ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -87,8 +88,11 @@ def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int) 
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if body.stream:
             return EventSourceResponse(_chunks(eng, choice, body, messages, limit, ident))
+        started = time.perf_counter()
         done = await asyncio.to_thread(eng.complete, choice, messages, limit, body.temperature,
                                        body.top_p)  # fmt: skip
+        serving_metrics.request_done(choice.label, False, time.perf_counter() - started)
+        serving_metrics.tokens(done.prompt_tokens, done.completion_tokens)
         return {
             "id": ident, "object": "chat.completion", "created": int(time.time()),
             "model": choice.label,
@@ -104,6 +108,7 @@ def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int) 
 
 async def _chunks(eng: Engine, choice: Choice, body: ChatRequest, messages: list[dict[str, str]],
                   limit: int, ident: str) -> AsyncIterator[str]:  # fmt: skip
+    started = time.perf_counter()
     pieces = eng.stream(choice, messages, limit, body.temperature, body.top_p)
     head = {"id": ident, "object": "chat.completion.chunk", "created": int(time.time()),
             "model": choice.label}  # fmt: skip
@@ -112,6 +117,7 @@ async def _chunks(eng: Engine, choice: Choice, body: ChatRequest, messages: list
         yield json.dumps({**head, "choices": [{"index": 0, "delta": {"content": piece}}]})
     yield json.dumps({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     yield "[DONE]"
+    serving_metrics.request_done(choice.label, True, time.perf_counter() - started)
 
 
 class _Unavailable(Exception):

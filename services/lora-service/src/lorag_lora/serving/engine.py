@@ -29,6 +29,7 @@ from lorag_lora.adapters import artifacts, registry
 from lorag_lora.adapters.artifacts import AdapterCorrupted
 from lorag_lora.adapters.models import BaseModel
 from lorag_lora.domain.registry import WEIGHTS_FILE, parse_ref
+from lorag_lora.serving import metrics as serving_metrics
 
 
 class AdapterBaseMismatch(RuntimeError):
@@ -92,6 +93,7 @@ class Engine:
         """Make `choice` the active adapter (the caller holds the lock); enter what it returns."""
         if choice.key is None:
             return self.peft.disable_adapter() if self.peft else contextlib.nullcontext()
+        serving_metrics.adapter_lookup(hit=choice.key in self.loaded)
         if choice.key not in self.loaded:
             assert choice.folder is not None
             digest = hashlib.sha256((choice.folder / WEIGHTS_FILE).read_bytes()).hexdigest()
