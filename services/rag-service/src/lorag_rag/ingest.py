@@ -9,7 +9,9 @@ from typing import Any
 
 from lorag_core.contracts import ArtifactRef, JobResult, RagParameters
 from lorag_core.domain.job_state import JobState
+from lorag_core.metrics import RAG_CHUNKS, RAG_CHUNKS_PER_S
 from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
+from lorag_core.telemetry import stage_span
 from lorag_rag.adapters import registry
 from lorag_rag.adapters.chroma_store import collection_name
 from lorag_rag.deps import RagDeps
@@ -67,28 +69,45 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
         done = await registry.committed_by(conn, ctx.job_id)
     if done is not None:  # committed before a crash; only the SUCCEEDED event was missing
         return result(kb, done["summary"])
-    data = await load(ctx, deps, params)
+    with stage_span("rag.validating", {"lorag.files": len(ctx.request.datasets)}) as span:
+        data = await load(ctx, deps, params)
+        span.set_attributes({"lorag.documents": len(data.documents),
+                             "lorag.bad_files": len(data.bad_files)})  # fmt: skip
     await ctx.report(JobState.RUNNING, stage="chunking", percent=5.0, force=True)
-    embedder = await asyncio.to_thread(deps.embedders.get, params.embedding_model)
-    async with ctx.runtime.db.connection() as conn:
-        row = await registry.claim(
-            conn, kb, ctx.request.owner, collection_name(kb), embedder.name, embedder.dimension
+    with stage_span("rag.chunking", {"lorag.kb": kb}) as span:
+        embedder = await asyncio.to_thread(deps.embedders.get, params.embedding_model)
+        async with ctx.runtime.db.connection() as conn:
+            row = await registry.claim(
+                conn, kb, ctx.request.owner, collection_name(kb), embedder.name, embedder.dimension
+            )
+        check_lock(row, params, ctx.request.owner)
+        live = int(row["version"])
+        chunks = await asyncio.to_thread(
+            chunk_documents, data.documents, embedder, params.chunk_tokens, params.chunk_overlap
         )
-    check_lock(row, params, ctx.request.owner)
-    live = int(row["version"])
-    chunks = await asyncio.to_thread(
-        chunk_documents, data.documents, embedder, params.chunk_tokens, params.chunk_overlap
-    )
-    plan = plan_ingest(chunks, await asyncio.to_thread(deps.store.stored, kb), live)
+        plan = plan_ingest(chunks, await asyncio.to_thread(deps.store.stored, kb), live)
+        span.set_attributes({"lorag.chunks": len(chunks), "lorag.to_embed": len(plan.to_embed)})
     try:
-        rate = await embed_and_store(
-            ctx, embedder, deps.store, kb, plan.to_embed, live + 1, deps.settings.embed_batch_size
-        )
+        with stage_span("rag.embedding", {"lorag.chunks": len(plan.to_embed)}) as span:
+            rate = await embed_and_store(
+                ctx, embedder, deps.store, kb, plan.to_embed, live + 1,
+                deps.settings.embed_batch_size,
+            )  # fmt: skip
+            span.set_attribute("lorag.chunks_per_s", round(rate, 1))
+        RAG_CHUNKS.inc(len(plan.to_embed))
+        RAG_CHUNKS_PER_S.set(rate)
         await ctx.check_cancelled()
     except JobCancelled:
         await discard(ctx, deps, kb, live)
         raise
     await ctx.report(stage="indexing", percent=90.0, force=True)
+    with stage_span("rag.indexing", {"lorag.deleted": len(plan.to_delete)}):
+        return await _index(ctx, deps, kb, live, embedder, data, plan, chunks, rate)
+
+
+async def _index(ctx: JobContext, deps: RagDeps, kb: str, live: int, embedder: Any, data: Any,
+                 plan: Any, chunks: list[Any], rate: float) -> JobResult:  # fmt: skip
+    """Drop what the dataset no longer holds, evaluate, and commit the new version."""
     await asyncio.to_thread(deps.store.delete, kb, plan.to_delete)
     summary: dict[str, Any] = {
         "kb": kb, "embedding_model": embedder.name, "chunks": len(chunks), "sources": data.sources,
