@@ -64,6 +64,7 @@ SUITES = {
     "gateway": Suite("bench.gateway"),
     "boundaries": Suite("bench.boundaries"),
     "replicas": Suite("bench.replicas"),
+    "tracing": Suite("bench.tracing"),
 }
 
 
