@@ -44,6 +44,8 @@ service:
   telemetry:
     metrics:
       level: none
+    traces:
+      level: none
     logs:
       level: warn
 extensions:
@@ -53,6 +55,7 @@ extensions:
         memory:
           max_traces: {max_traces}
   jaeger_query:
+    enable_tracing: false  # Jaeger would trace itself to localhost:4317
     storage:
       traces: memory_store
     http:
