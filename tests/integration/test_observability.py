@@ -11,13 +11,15 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from lorag_core.contracts import DatasetRef, JobRequested, RagParameters
 from lorag_core.storage import ObjectStore
 from lorag_local.stack import free_port
 from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_models  # noqa: F401
-from tests.integration.test_rag_ingest import PARAMS, mixed_dataset, submit, upload, wait_stage
+from tests.integration.test_rag_ingest import PARAMS, mixed_dataset, upload, wait_stage
 from tests.support.db import wait_for_job
 from tests.support.gateway import service_urls, start_gateway
 from tests.support.jaeger import ancestors, trace_ids_of, wait_for_spans
+from tests.support.kafka import publish_raw
 from tests.support.processes import start_service
 
 pytestmark = pytest.mark.integration
@@ -27,6 +29,18 @@ QA = [
     {"question": "Who rotates on call?", "answer": "the platform team"},
     {"question": "When does the rotation change?", "answer": "every Tuesday"},
 ]
+
+
+async def submit(settings, uri: str, **params) -> str:
+    """Publish an EXTERNAL_RAG request as a traced publisher (the gateway) does: with a
+    traceparent header, so every consumer group continues one trace."""
+    job_id = f"job-rag-{uuid.uuid4().hex[:10]}"
+    event = JobRequested(job_id=job_id, training_type="EXTERNAL_RAG",
+                         datasets=(DatasetRef(uri=uri),), parameters=RagParameters(**params))  # fmt: skip
+    traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+    await publish_raw(settings.kafka.bootstrap_servers, event.topic, event.to_bytes(),
+                      key=job_id.encode(), headers={"traceparent": traceparent})  # fmt: skip
+    return job_id
 
 
 def metrics_of(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -49,7 +63,7 @@ def finished(samples: dict, service: str, training_type: str) -> float:
 def rag(settings, tracker, logs_dir, tmp_path_factory):
     state = tmp_path_factory.mktemp("obs-rag")
     env = {"LORAG_WORKER_LEASE_S": "4", "LORAG_CHROMA_PATH": str(state / "chroma")}
-    holder = {"env": env, "process": start_service("lorag_rag", logs_dir, **env)}
+    holder = {"env": env, "process": start_service("lorag_rag", logs_dir, ready_timeout=180, **env)}
     yield holder
     if holder["process"].process.poll() is None:
         holder["process"].stop()

@@ -23,10 +23,11 @@ METRIC = re.compile(r"\b((?:lorag|faststream)_[a-zA-Z0-9_]+)")
 
 def exported_series() -> set[str]:
     """Every series name a lorag process can expose: lorag_* and FastStream's faststream_*."""
-    import lorag_core.metrics  # noqa: F401  (registers the lorag_* families)
-    import lorag_lora.serving.metrics  # noqa: F401
     from faststream.kafka.prometheus import KafkaPrometheusMiddleware
     from prometheus_client import REGISTRY
+
+    import lorag_core.metrics  # noqa: F401  (registers the lorag_* families)
+    import lorag_lora.serving.metrics  # noqa: F401
 
     kafka = CollectorRegistry()
     KafkaPrometheusMiddleware(registry=kafka, app_name="probe")

@@ -99,7 +99,7 @@ def stage_span(
     Attributes of the enclosing job span (job id, type, owner) are copied, so a search by job id
     finds every stage. Exceptions are recorded on the span and re-raised.
     """
-    tracer = trace.get_tracer(TRACER_NAME)
+    tracer = _tracer()
     inherited = _job_attributes.get() or {}
     with tracer.start_as_current_span(
         name, context=parent, attributes={**inherited, **(attributes or {})}
@@ -159,6 +159,14 @@ class JsonlSpanExporter(SpanExporter):
         self._file.close()
 
 
+_providers: list[TracerProvider] = []  # this process's own, whoever set the global one first
+
+
+def _tracer() -> trace.Tracer:
+    """lorag's tracer: from this process's provider (a library may have set the global one)."""
+    return _providers[-1].get_tracer(TRACER_NAME) if _providers else trace.get_tracer(TRACER_NAME)
+
+
 def setup_tracing(settings: TelemetrySettings, service: str) -> TracerProvider:
     """A tracer provider for this process: OTLP when an endpoint is set, JSONL when a path is.
 
@@ -172,7 +180,8 @@ def setup_tracing(settings: TelemetrySettings, service: str) -> TracerProvider:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     if settings.jsonl_path:
         provider.add_span_processor(SimpleSpanProcessor(JsonlSpanExporter(settings.jsonl_path)))
-    trace.set_tracer_provider(provider)
+    trace.set_tracer_provider(provider)  # ignored if a library (chromadb) set one first
+    _providers.append(provider)
     _instrument_clients(provider)
     return provider
 
@@ -203,8 +212,9 @@ def instrument_app(app: Any) -> None:
 
     # No receive/send sub-spans: a streamed answer would make one per chunk.
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="/health,/ready,/metrics", exclude_spans=["receive", "send"]
-    )
+        app, tracer_provider=_providers[-1] if _providers else None,
+        excluded_urls="/health,/ready,/metrics", exclude_spans=["receive", "send"],
+    )  # fmt: skip
 
 
 class _ContextFilter(logging.Filter):
