@@ -35,8 +35,10 @@ async def submit(settings, uri: str, **params) -> str:
     """Publish an EXTERNAL_RAG request as a traced publisher (the gateway) does: with a
     traceparent header, so every consumer group continues one trace."""
     job_id = f"job-rag-{uuid.uuid4().hex[:10]}"
-    event = JobRequested(job_id=job_id, training_type="EXTERNAL_RAG",
-                         datasets=(DatasetRef(uri=uri),), parameters=RagParameters(**params))  # fmt: skip
+    datasets, parameters = (DatasetRef(uri=uri),), RagParameters(**params)
+    event = JobRequested(
+        job_id=job_id, training_type="EXTERNAL_RAG", datasets=datasets, parameters=parameters
+    )
     traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
     await publish_raw(settings.kafka.bootstrap_servers, event.topic, event.to_bytes(),
                       key=job_id.encode(), headers={"traceparent": traceparent})  # fmt: skip
