@@ -22,7 +22,8 @@ from tests.support.jaeger import ancestors, trace_ids_of, wait_for_spans
 from tests.support.kafka import publish_raw
 from tests.support.processes import start_service
 
-pytestmark = pytest.mark.integration
+# Services load models (the hybrid: three processes), a crash test restarts one: slow when shared.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 RAG_STAGES = ["rag.validating", "rag.chunking", "rag.embedding", "rag.indexing"]
 QA = [
     {"question": "What is the staging cluster called?", "answer": "harbor-seventeen"},
@@ -111,7 +112,9 @@ async def test_a_job_resumed_after_sigkill_continues_in_the_same_trace(settings,
     await wait_stage(settings, job_id, 40)
     rag["process"].kill()
     logs = rag["process"].log_path.parent
-    rag["process"] = await asyncio.to_thread(start_service, "lorag_rag", logs, **rag["env"])
+    rag["process"] = await asyncio.to_thread(
+        start_service, "lorag_rag", logs, ready_timeout=180, **rag["env"]
+    )
     job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=180)
     assert job["result"]["summary"]["attempt"] == 2
     spans = await asyncio.to_thread(wait_for_spans, job["trace_id"], {"rag.indexing"})
