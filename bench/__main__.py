@@ -65,6 +65,7 @@ SUITES = {
     "gateway": Suite("bench.gateway"),
     "boundaries": Suite("bench.boundaries"),
     "replicas": Suite("bench.replicas"),
+    "tracing": Suite("bench.tracing"),
 }
 
 

@@ -10,6 +10,9 @@ import pytest
 
 # skip_guard fails a run with a skip the allow-list does not explain; pytester tests that plugin.
 pytest_plugins = ["pytester", "tests.support.skip_guard"]
+# The local profile exports spans to 127.0.0.1:4318; tests export only to the Jaeger the test
+# stack starts (tests/support/stack.export sets it), never to a developer's own.
+os.environ.setdefault("LORAG_OTEL_ENDPOINT", "off")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -76,8 +76,10 @@ def test_status_reports_every_component(settings):
     if os.environ.get("LORAG_TEST_USE_ENV") == "1":
         pytest.skip("the servers were given by environment, not started by lorag")
     report = json.loads(lorag("status", "--json").stdout)
-    assert set(report) == {"kafka", "postgres", "s3"}
+    services = report.pop("services")  # the lorag services answering here, with /metrics URLs
+    assert set(report) == {"kafka", "postgres", "s3", "jaeger"}
     assert all(component["ready"] is True for component in report.values()), report
+    assert all(s["metrics"].endswith("/metrics") for s in services.values()), services
 
 
 async def test_submit_list_show_cancel(settings, serve_all, tmp_path):

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.integration
 
 def _free_stack(state_dir: Path) -> LocalStack:
     return LocalStack(
-        state_dir, kafka_port=free_port(), postgres_port=free_port(), s3_port=free_port()
-    )
+        state_dir, kafka_port=free_port(), postgres_port=free_port(), s3_port=free_port(),
+        otlp_port=free_port(), trace_ui_port=free_port(),
+    )  # fmt: skip
 
 
 def _assert_stopped(stack: LocalStack, pids: list[int]) -> None:
@@ -50,7 +51,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 def test_status_ready(stack: LocalStack) -> None:
     status = stack.status()
-    assert set(status) == {"kafka", "postgres", "s3"}
+    assert set(status) == {"kafka", "postgres", "s3", "jaeger"}
     for name, info in status.items():
         assert info["ready"] and info["running"], (name, info)
         assert isinstance(info["pid"], int)

@@ -11,12 +11,19 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
-async def publish_raw(bootstrap: str, topic: str, *values: bytes, key: bytes | None = None) -> None:
+async def publish_raw(
+    bootstrap: str,
+    topic: str,
+    *values: bytes,
+    key: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=16 * 1024 * 1024)
     await producer.start()
+    kafka_headers = [(k, v.encode()) for k, v in (headers or {}).items()] or None
     try:
         for value in values:
-            await producer.send_and_wait(topic, value, key=key)
+            await producer.send_and_wait(topic, value, key=key, headers=kafka_headers)
     finally:
         await producer.stop()
 

@@ -1,9 +1,10 @@
-"""`lorag up | down | status`: the local Kafka, Postgres and S3 servers."""
+"""`lorag up | down | status`: the local Kafka, Postgres, S3 and Jaeger servers."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 
 import typer
 
@@ -16,10 +17,10 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
 def up(json_out: bool = JsonOpt) -> None:
-    """Start the local Kafka, Postgres and S3 servers, with the schema, topics and buckets.
+    """Start the local Kafka, Postgres, S3 and Jaeger servers, with schema, topics and buckets.
 
-    The first run downloads Kafka (Maven Central) and builds the S3 server (Go); later runs
-    take seconds.
+    The first run downloads Kafka (Maven Central) and builds the S3 server and Jaeger (Go);
+    later runs take seconds.
     """
     from lorag_local.stack import LocalStack, LocalStackError
 
@@ -41,7 +42,8 @@ def up(json_out: bool = JsonOpt) -> None:
     else:
         console.print(
             f"[green]lorag is up[/] in {elapsed:.1f}s: kafka {endpoints.kafka_bootstrap}, "
-            f"postgres {endpoints.postgres_dsn}, s3 {endpoints.s3_endpoint}"
+            f"postgres {endpoints.postgres_dsn}, s3 {endpoints.s3_endpoint}, "
+            f"traces {endpoints.trace_ui_url}"
         )
 
 
@@ -53,13 +55,38 @@ def down() -> None:
     console.print("lorag is down")
 
 
+def running_services() -> dict[str, dict[str, str]]:
+    """Each lorag service answering on its service port here, with its /metrics URL."""
+    from lorag_api.base import ServiceUrls
+
+    urls = ServiceUrls()
+    found = {}
+    for name, base in (
+        ("rag-service", urls.rag_service_url), ("lora-service", urls.lora_service_url),
+        ("hybrid-orchestrator", urls.hybrid_service_url),
+        ("migration-service", urls.migration_service_url),
+        ("gateway", GATEWAY_SERVICE_URL),
+    ):  # fmt: skip
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=0.5) as rsp:
+                if rsp.status == 200:
+                    found[name] = {"url": base, "metrics": f"{base}/metrics"}
+        except OSError:
+            continue
+    return found
+
+
+GATEWAY_SERVICE_URL = "http://127.0.0.1:8105"  # the gateway's service port (its API is 8000)
+
+
 def status(json_out: bool = JsonOpt) -> None:
-    """Show each local server: endpoint, whether it runs and answers, its log."""
+    """Show each local server (endpoint, running, answering, log) and the services running."""
     from lorag_local.stack import LocalStack
 
     report = LocalStack.from_env().status()
+    services = running_services()
     if json_out:
-        print_json(report)
+        print_json({**report, "services": services})
         return
     print_table(
         "local infrastructure",
@@ -69,5 +96,9 @@ def status(json_out: bool = JsonOpt) -> None:
             for name, c in report.items()
         ),
     )
+    if "jaeger" in report:
+        console.print(f"traces: {report['jaeger'].get('ui')}")
+    for name, service in services.items():
+        console.print(f"{name}: metrics at {service['metrics']}")
     if not all(c.get("ready") for c in report.values()):
         raise typer.Exit(1)

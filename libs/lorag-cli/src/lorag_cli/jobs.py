@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -10,6 +11,7 @@ from lorag_api.errors import Conflict, ServiceError
 from lorag_cli.gateway import Gateway, explain, refusals, segment
 from lorag_cli.output import console, fail, print_json, print_table
 from lorag_core.domain.job_state import JobState
+from lorag_core.settings import LOCAL_TRACE_UI_URL
 
 app = typer.Typer(help="List, inspect and cancel jobs.", no_args_is_help=True)
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
@@ -49,6 +51,12 @@ def list_jobs(
         console.print(f"[dim]next page:[/] --before {rows[-1]['job_id']}", soft_wrap=True)
 
 
+def trace_url(trace_id: str) -> str:
+    """Where the job's trace reads: LORAG_OTEL_TRACE_UI_URL (the local Jaeger by default)."""
+    base = os.environ.get("LORAG_OTEL_TRACE_UI_URL") or LOCAL_TRACE_UI_URL
+    return f"{base.rstrip('/')}/trace/{trace_id}"
+
+
 @app.command("show")
 def show_job(job_id: str, json_out: bool = JsonOpt) -> None:
     """Show one job with its progress log."""
@@ -61,6 +69,8 @@ def show_job(job_id: str, json_out: bool = JsonOpt) -> None:
         f"[bold]{job['job_id']}[/]  {_type_label(job)}  [bold]{job['state']}[/]"
         f"  owner={job['owner']}  trace={job['trace_id'] or '-'}"
     )
+    if job["trace_id"]:
+        console.print(f"trace: {trace_url(job['trace_id'])}", soft_wrap=True)
     if job.get("worker"):  # the instance that claimed it last: after a takeover, the survivor
         console.print(f"worker: {job['worker']}")
     if job["error"]:

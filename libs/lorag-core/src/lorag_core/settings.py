@@ -19,6 +19,8 @@ LOCAL_POSTGRES_DSN = "postgresql://lorag:lorag@127.0.0.1:5432/lorag"
 LOCAL_S3_ACCESS_KEY = "lorag-local"
 LOCAL_S3_SECRET_KEY = "lorag-local-secret"
 LOCAL_SERVICE_TOKEN = "lorag-local-service-token"
+LOCAL_OTLP_ENDPOINT = "http://127.0.0.1:4318"  # the Jaeger `lorag up` starts
+LOCAL_TRACE_UI_URL = "http://127.0.0.1:16686"
 PLACEHOLDERS = {
     "changeme", "change-me", "secret", "password", "lorag", LOCAL_S3_SECRET_KEY,
     LOCAL_SERVICE_TOKEN,
@@ -128,7 +130,14 @@ class TelemetrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LORAG_OTEL_", extra="ignore")
 
     endpoint: str | None = Field(
-        default=None, description="OTLP/HTTP endpoint, e.g. http://otel-collector:4318."
+        default=None,
+        description="OTLP/HTTP endpoint, e.g. http://otel-collector:4318; the local profile "
+        "defaults to the Jaeger `lorag up` starts (http://127.0.0.1:4318); `off` exports nothing.",
+    )
+    trace_ui_url: str | None = Field(
+        default=None,
+        description="Where people read a trace: `<url>/trace/<trace id>` (Jaeger's UI); the local "
+        "profile defaults to http://127.0.0.1:16686.",
     )
     jsonl_path: Path | None = Field(
         default=None, description="Also write finished spans as JSON lines to this file."
@@ -197,6 +206,8 @@ class Settings(BaseSettings):
             self.s3.access_key = self.s3.access_key or LOCAL_S3_ACCESS_KEY
             self.s3.secret_key = self.s3.secret_key or SecretStr(LOCAL_S3_SECRET_KEY)
             self.service_token = self.service_token or SecretStr(LOCAL_SERVICE_TOKEN)
+            self.telemetry.endpoint = self.telemetry.endpoint or LOCAL_OTLP_ENDPOINT
+            self.telemetry.trace_ui_url = self.telemetry.trace_ui_url or LOCAL_TRACE_UI_URL
             return self
         missing = [
             name

@@ -29,7 +29,7 @@ from lorag_core.domain.job_state import Verdict
 from lorag_core.messaging.delivery import records_of
 from lorag_core.messaging.topics import JOB_CANCEL, JOB_PROGRESS, JOB_REQUESTED
 from lorag_core.service.host import Runtime, ServiceHost
-from lorag_core.telemetry import current_trace_id, job_context
+from lorag_core.telemetry import current_trace_id, job_attributes, job_context, stage_span
 
 TRACKER_GROUP = "lorag.job-tracker"
 PROGRESS_BATCH = 2000
@@ -52,7 +52,7 @@ async def projection(runtime: Runtime) -> AsyncIterator[AsyncConnection[Any]]:
 
 async def record_request(runtime: Runtime, event: JobRequested) -> None:
     """A request becomes a QUEUED job (once, however often it is delivered)."""
-    with job_context(event.job_id):
+    with job_context(event.job_id), stage_span("tracker.record_request", job_attributes(event)):
         async with projection(runtime) as conn:
             created = await jobs.record_requested(conn, event, trace_id=current_trace_id())
         if created:

@@ -1,4 +1,4 @@
-"""LocalStack: Kafka, Postgres and S3 started together under one state folder."""
+"""LocalStack: Kafka, Postgres, S3 and Jaeger started together under one state folder."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from ._process import LocalStackError, Server, file_lock, free_port
+from .jaeger import Jaeger
 from .kafka import Kafka
 from .postgres import Postgres
 from .s3 import ACCESS_KEY, S3, SECRET_KEY
@@ -31,6 +32,8 @@ class Endpoints:
     s3_endpoint: str  # "127.0.0.1:9000" (host:port, no scheme, as the minio SDK wants)
     s3_access_key: str
     s3_secret_key: str
+    otlp_endpoint: str = "http://127.0.0.1:4318"  # Jaeger's OTLP/HTTP (LORAG_OTEL_ENDPOINT)
+    trace_ui_url: str = "http://127.0.0.1:16686"  # Jaeger's UI and query API
 
 
 def _port(value: str | None, default: int) -> int:
@@ -63,6 +66,8 @@ class LocalStack:
         kafka_port: int = 9092,
         postgres_port: int = 5432,
         s3_port: int = 9000,
+        otlp_port: int = 4318,
+        trace_ui_port: int = 16686,
         host: str = "127.0.0.1",
     ) -> None:
         # Absolute: pid checks match it against the servers' command lines.
@@ -71,10 +76,12 @@ class LocalStack:
         self.kafka = Kafka(self.state_dir, host, kafka_port)
         self.postgres = Postgres(self.state_dir, host, postgres_port)
         self.s3 = S3(self.state_dir, host, s3_port)
+        self.jaeger = Jaeger(self.state_dir, host, otlp_port, trace_ui_port)
         self.servers: dict[str, Server] = {
             "kafka": self.kafka,
             "postgres": self.postgres,
             "s3": self.s3,
+            "jaeger": self.jaeger,
         }
 
     @classmethod
@@ -86,6 +93,8 @@ class LocalStack:
             kafka_port=_port(env.get("LORAG_KAFKA_BOOTSTRAP_SERVERS"), 9092),
             postgres_port=_dsn_port(env.get("LORAG_POSTGRES_DSN"), 5432),
             s3_port=_port(env.get("LORAG_S3_ENDPOINT"), 9000),
+            otlp_port=_port(env.get("LORAG_OTEL_ENDPOINT"), 4318),
+            trace_ui_port=_port(env.get("LORAG_OTEL_TRACE_UI_URL"), 16686),
         )
 
     @property
@@ -97,10 +106,12 @@ class LocalStack:
             s3_endpoint=self.s3.endpoint,
             s3_access_key=ACCESS_KEY,
             s3_secret_key=SECRET_KEY,
+            otlp_endpoint=self.jaeger.otlp_url,
+            trace_ui_url=self.jaeger.query_url,
         )
 
     def up(self, progress: Callable[[str], None] = print) -> Endpoints:
-        """Start whatever is not running yet (concurrently), wait until all three are ready."""
+        """Start whatever is not running yet (concurrently), wait until all are ready."""
         lock = threading.Lock()
 
         def report(line: str) -> None:

@@ -12,6 +12,7 @@ from lorag_core.db.changes import JobChanges
 from lorag_core.domain.job_state import JobState
 from lorag_core.messaging.broker import publish_event
 from lorag_core.service.worker import JobContext
+from lorag_core.telemetry import stage_span
 from lorag_hybrid.config import HybridSettings
 from lorag_hybrid.evaluation import eval_pairs, profile_of
 from lorag_hybrid.recommend import history
@@ -40,10 +41,30 @@ async def run_hybrid(
     started = time.monotonic()
     request, objects = ctx.request, ctx.runtime.objects
     assert objects is not None
-    await validate(request, objects, await asyncio.to_thread(detect))
+    with stage_span("saga.validating", {"lorag.datasets": len(request.datasets)}):
+        await validate(request, objects, await asyncio.to_thread(detect))
     minion_name = parameters(request).minion or request.minion_id or request.job_id
-    stage_rows = await run_stages(ctx, settings, minion_name, changes)
+    with stage_span("saga.stages", {"lorag.minion": minion_name}):
+        stage_rows = await run_stages(ctx, settings, minion_name, changes)
     await ctx.report(JobState.RUNNING, stage="evaluate", percent=95.0, force=True)
+    with stage_span("saga.evaluating") as span:
+        result = await _evaluate(ctx, settings, router, minion_name, stage_rows, started)
+        span.set_attributes({"lorag.eval_pairs": result.summary["eval_pairs"],
+                             "lorag.best_variant": result.summary["best_variant"]})  # fmt: skip
+    return result
+
+
+async def _evaluate(
+    ctx: JobContext,
+    settings: HybridSettings,
+    router: Router,
+    minion_name: str,
+    stage_rows: dict[str, Any],
+    started: float,
+) -> JobResult:
+    """Score each variant through the services' APIs, save the minion, publish its XP."""
+    request, objects = ctx.request, ctx.runtime.objects
+    assert objects is not None
     rag_summary, lora_summary = (
         stage_rows[RAG]["result"]["summary"],
         stage_rows[LORA]["result"]["summary"],

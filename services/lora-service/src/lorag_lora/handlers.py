@@ -14,10 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
+
 from lorag_core.contracts import ArtifactRef, FineTuningParameters, JobResult
 from lorag_core.domain.job_state import JobState
+from lorag_core.metrics import LORA_TOKENS, LORA_TOKENS_PER_S
 from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
 from lorag_core.storage import ObjectStore
+from lorag_core.telemetry import stage_span
 from lorag_lora import publishing
 from lorag_lora.adapters import artifacts, registry
 from lorag_lora.adapters.datasets import DatasetUnavailable, read_examples
@@ -58,6 +62,59 @@ async def run_job(ctx: JobContext, deps: Deps) -> JobResult:
             return done
     if not full:
         await _check_name_free(ctx, params.adapter or ctx.job_id)
+    with stage_span("lora.loading", {"lorag.base_model": params.base_model}) as span:
+        base, data, model = await _load(ctx, deps, params, full)
+        span.set_attributes({"lorag.examples": len(data.rows) + len(data.eval_rows),
+                             "lorag.truncated": data.truncated})  # fmt: skip
+    resume = await asyncio.to_thread(artifacts.load_checkpoint, objects, ctx.job_id)
+    message = "; ".join(data.notes) or None
+    if resume is not None:
+        message = f"resuming from the checkpoint at step {resume[0]}"
+    await ctx.report(JobState.RUNNING, stage="training", percent=0.0, message=message, force=True)
+    plan = Plan(
+        lr=params.lr,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        epochs=params.epochs,
+        max_steps=params.max_steps,
+        batching=deps.settings.batching,
+        eval_every=deps.settings.eval_every,
+        checkpoint_every=deps.settings.checkpoint_every,
+        pad_id=base.tokenizer.pad_token_id,
+    )
+    hooks = JobHooks(ctx, asyncio.get_running_loop(), objects)
+    attributes = {"lorag.rows": len(data.rows), "lorag.batch_size": params.batch_size,
+                  "lorag.resumed_at_step": resume[0] if resume else 0}  # fmt: skip
+    with stage_span("lora.training", attributes) as span:
+        try:
+            outcome = await asyncio.to_thread(
+                train, model, data.rows, data.eval_rows, plan, hooks, resume and resume[1]
+            )
+        except TrainingStopped:
+            raise JobCancelled(ctx.job_id) from None
+        span.set_attributes({f"lorag.{k}": v for k, v in outcome.metrics.items()
+                             if k in ("step", "loss", "tokens_per_s", "tokens")})  # fmt: skip
+    metrics = {
+        k: v
+        for k, v in outcome.metrics.items()
+        if k in ("loss", "eval_loss", "perplexity", "tokens_per_s", "step")
+    }
+    metrics["truncated_examples"] = float(data.truncated)
+    await ctx.report(stage="storing", percent=99.0, metrics=metrics, force=True)
+    with stage_span("lora.storing", {"lorag.full_model": full}):
+        with tempfile.TemporaryDirectory(prefix="lorag-out-") as tmp:
+            await asyncio.to_thread(model.save_pretrained, tmp)
+            if full:
+                result = await _store_model(ctx, objects, base, Path(tmp), metrics)
+            else:
+                result = await publishing.store_and_publish(ctx, base, params, Path(tmp), metrics)
+        await asyncio.to_thread(artifacts.drop_checkpoints, objects, ctx.job_id)
+    return result
+
+
+async def _load(ctx: JobContext, deps: Deps, params: Any, full: bool) -> tuple[Any, Any, Any]:
+    """Read the dataset, check and load the base model, tokenise and batch, wrap for training."""
+    objects = ctx.runtime.objects
     try:
         await ctx.report(JobState.VALIDATING, stage="reading dataset", force=True)
         examples = await asyncio.to_thread(read_examples, objects, ctx.request.datasets)
@@ -83,44 +140,7 @@ async def run_job(ctx: JobContext, deps: Deps) -> JobResult:
         raise JobFailed("SEQUENCE_TOO_LONG", str(exc)) from None
     except TargetModulesMissing as exc:
         raise JobFailed("TARGET_MODULES_NOT_FOUND", str(exc)) from None
-    resume = await asyncio.to_thread(artifacts.load_checkpoint, objects, ctx.job_id)
-    message = "; ".join(data.notes) or None
-    if resume is not None:
-        message = f"resuming from the checkpoint at step {resume[0]}"
-    await ctx.report(JobState.RUNNING, stage="training", percent=0.0, message=message, force=True)
-    plan = Plan(
-        lr=params.lr,
-        batch_size=params.batch_size,
-        seed=params.seed,
-        epochs=params.epochs,
-        max_steps=params.max_steps,
-        batching=deps.settings.batching,
-        eval_every=deps.settings.eval_every,
-        checkpoint_every=deps.settings.checkpoint_every,
-        pad_id=base.tokenizer.pad_token_id,
-    )
-    hooks = JobHooks(ctx, asyncio.get_running_loop(), objects)
-    try:
-        outcome = await asyncio.to_thread(
-            train, model, data.rows, data.eval_rows, plan, hooks, resume and resume[1]
-        )
-    except TrainingStopped:
-        raise JobCancelled(ctx.job_id) from None
-    metrics = {
-        k: v
-        for k, v in outcome.metrics.items()
-        if k in ("loss", "eval_loss", "perplexity", "tokens_per_s", "step")
-    }
-    metrics["truncated_examples"] = float(data.truncated)
-    await ctx.report(stage="storing", percent=99.0, metrics=metrics, force=True)
-    with tempfile.TemporaryDirectory(prefix="lorag-out-") as tmp:
-        await asyncio.to_thread(model.save_pretrained, tmp)
-        if full:
-            result = await _store_model(ctx, objects, base, Path(tmp), metrics)
-        else:
-            result = await publishing.store_and_publish(ctx, base, params, Path(tmp), metrics)
-    await asyncio.to_thread(artifacts.drop_checkpoints, objects, ctx.job_id)
-    return result
+    return base, data, model
 
 
 @dataclass
@@ -192,13 +212,21 @@ class JobHooks:
 
     def __init__(self, ctx: JobContext, loop: asyncio.AbstractEventLoop, objects: ObjectStore):
         self.ctx, self.loop, self.objects, self._last = ctx, loop, objects, 0.0
+        self._tokens = 0.0
 
     def progress(self, figures: dict[str, float]) -> None:
+        LORA_TOKENS.inc(figures.get("tokens", 0.0) - self._tokens)
+        self._tokens = figures.get("tokens", 0.0)
+        LORA_TOKENS_PER_S.set(figures["tokens_per_s"])
         now = time.monotonic()
         if now - self._last < REPORT_EVERY_S and figures["percent"] < 100:
             return
         self._last = now
         metrics = {k: v for k, v in figures.items() if k not in ("percent", "eta_seconds")}
+        # The training span (current in this thread) gets the step and loss at each report.
+        trace.get_current_span().add_event(
+            "training step", {"step": int(figures["step"]), "loss": figures["loss"]}
+        )
         report = self.ctx.report(
             stage="training",
             percent=min(98.0, figures["percent"]),

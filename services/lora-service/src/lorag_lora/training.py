@@ -122,7 +122,7 @@ def train(
         step, tokens = step + 1, tokens + batch.useful_tokens
         elapsed = time.perf_counter() - started
         figures = {
-            "step": step, "epoch": step / per_epoch, "loss": float(loss.detach()),
+            "step": step, "epoch": step / per_epoch, "loss": float(loss.detach()), "tokens": tokens,
             "tokens_per_s": tokens / elapsed, "percent": 100.0 * step / total,
             "eta_seconds": elapsed / (step - first) * (total - step),
             "lr": float(scheduler.get_last_lr()[0]),

@@ -11,7 +11,9 @@ from typing import Any
 
 from lorag_core.contracts import ArtifactRef, JobResult, RagParameters
 from lorag_core.domain.job_state import JobState
+from lorag_core.metrics import RAG_CHUNKS, RAG_CHUNKS_PER_S
 from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
+from lorag_core.telemetry import stage_span
 from lorag_rag.adapters import registry
 from lorag_rag.adapters.chroma_store import collection_name
 from lorag_rag.adapters.embedder import Embedder
@@ -90,39 +92,61 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
         return result(kb, done["summary"])
     if row is not None:
         check_lock(row, params, ctx.request.owner)
-    data = await load(ctx, deps, params, manifest)
+    with stage_span("rag.validating", {"lorag.files": len(ctx.request.datasets)}) as span:
+        data = await load(ctx, deps, params, manifest)
+        span.set_attributes({"lorag.documents": len(data.documents), "lorag.files_kept":
+                             len(data.kept), "lorag.bad_files": len(data.bad_files)})  # fmt: skip
     await ctx.report(JobState.RUNNING, stage="chunking", percent=5.0, force=True)
     embedder: Embedder | None = None
-    if data.documents or row is None:  # only new or changed files meet the model
-        embedder = await asyncio.to_thread(deps.embedders.get, params.embedding_model)
-        async with ctx.runtime.db.connection() as conn:
-            claimed = await registry.claim(
-                conn, kb, ctx.request.owner, collection_name(kb), embedder.name, embedder.dimension
-            )
-        check_lock(claimed, params, ctx.request.owner)
-        row = row or claimed
-    assert row is not None
-    live = int(row["version"])
-    chunks: list[Chunk] = []
-    if data.documents:
-        assert embedder is not None
-        chunks = await asyncio.to_thread(
-            chunk_documents, data.documents, embedder, params.chunk_tokens, params.chunk_overlap
-        )
-    plan = await plan_changes(deps, kb, chunks, data, manifest, live)
+    with stage_span("rag.chunking", {"lorag.kb": kb}) as span:
+        if data.documents or row is None:  # only new or changed files meet the model
+            embedder = await asyncio.to_thread(deps.embedders.get, params.embedding_model)
+            async with ctx.runtime.db.connection() as conn:
+                claimed = await registry.claim(
+                    conn, kb, ctx.request.owner, collection_name(kb), embedder.name,
+                    embedder.dimension,
+                )  # fmt: skip
+            check_lock(claimed, params, ctx.request.owner)
+            row = row or claimed
+        assert row is not None
+        live = int(row["version"])
+        chunks: list[Chunk] = []
+        if data.documents:
+            assert embedder is not None
+            chunks = await asyncio.to_thread(
+                chunk_documents, data.documents, embedder, params.chunk_tokens,
+                params.chunk_overlap,
+            )  # fmt: skip
+        plan = await plan_changes(deps, kb, chunks, data, manifest, live)
+        span.set_attributes({"lorag.chunks": len(chunks), "lorag.to_embed": len(plan.to_embed)})
     try:
         rate = 0.0
         if plan.to_embed:
             assert embedder is not None
-            rate = await embed_and_store(
-                ctx, embedder, deps.store, kb, plan.to_embed, live + 1,
-                deps.settings.embed_batch_size,
-            )  # fmt: skip
+            with stage_span("rag.embedding", {"lorag.chunks": len(plan.to_embed)}) as span:
+                rate = await embed_and_store(
+                    ctx, embedder, deps.store, kb, plan.to_embed, live + 1,
+                    deps.settings.embed_batch_size,
+                )  # fmt: skip
+                span.set_attribute("lorag.chunks_per_s", round(rate, 1))
+            RAG_CHUNKS.inc(len(plan.to_embed))
+            RAG_CHUNKS_PER_S.set(rate)
         await ctx.check_cancelled()
     except JobCancelled:
         await discard(ctx, deps, kb, live)
         raise
     await ctx.report(stage="indexing", percent=90.0, force=True)
+    with stage_span("rag.indexing", {"lorag.deleted": len(plan.to_delete)}):
+        return await _index(ctx, deps, kb, row, embedder, data, plan, chunks, rate)
+
+
+async def _index(ctx: JobContext, deps: RagDeps, kb: str, row: dict[str, Any],
+                 embedder: Embedder | None, data: LoadedDataset, plan: IngestPlan,
+                 chunks: list[Chunk], rate: float) -> JobResult:  # fmt: skip
+    """Drop what the dataset no longer holds, evaluate, and commit the new version."""
+    params = ctx.request.effective_parameters
+    assert isinstance(params, RagParameters)
+    live = int(row["version"])
     await asyncio.to_thread(deps.store.delete, kb, plan.to_delete)
     summary: dict[str, Any] = {
         "kb": kb, "embedding_model": row["embedding_model"], "chunks": len(chunks) + plan.kept,

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def register(host: ServiceHost) -> None:
+    # Chat calls to the LLM endpoint become GenAI spans in the caller's trace.
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    if not OpenAIInstrumentor().is_instrumented_by_opentelemetry:
+        OpenAIInstrumentor().instrument(tracer_provider=host.tracer_provider)
     provider = DepsProvider()
 
     async def build(runtime: Runtime) -> None:

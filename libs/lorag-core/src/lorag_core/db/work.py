@@ -8,16 +8,20 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from lorag_core.contracts import JobRequested
+from lorag_core.telemetry import current_traceparent
 
 Row = dict[str, Any]
 
 
 async def accept(conn: AsyncConnection[Any], service: str, event: JobRequested) -> bool:
-    """Store a job for this service; a redelivered request changes nothing. True if new."""
+    """Store a job for this service; a redelivered request changes nothing. True if new.
+
+    The current trace context is stored with it: the worker's spans continue the request's trace.
+    """
     cur = await conn.execute(
-        "INSERT INTO work_items (service, job_id, request) VALUES (%s, %s, %s)"
+        "INSERT INTO work_items (service, job_id, request, traceparent) VALUES (%s, %s, %s, %s)"
         " ON CONFLICT DO NOTHING",
-        (service, event.job_id, Jsonb(event.model_dump(mode="json"))),
+        (service, event.job_id, Jsonb(event.model_dump(mode="json")), current_traceparent()),
     )
     return cur.rowcount == 1
 
@@ -41,7 +45,7 @@ async def claim(
             WHERE service = %(service)s AND status <> 'done'
               AND (status = 'queued' OR lease_until < now())
             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING job_id, request, attempts, workers, next_seq
+        RETURNING job_id, request, attempts, workers, next_seq, traceparent
         """,
         {"service": service, "worker": worker, "lease_owner": lease_owner, "lease": lease_s},
     )
@@ -106,6 +110,15 @@ async def finish(conn: AsyncConnection[Any], service: str, job_id: str, outcome:
         " lease_until = NULL, updated_at = now() WHERE service = %s AND job_id = %s",
         (outcome, service, job_id),
     )
+
+
+async def backlog(conn: AsyncConnection[Any], service: str) -> int:
+    """How many of this service's work items wait for a worker (queued, not yet claimed)."""
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM work_items WHERE service = %s AND status = 'queued'", (service,)
+    )
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
 
 
 async def cancel_requested(conn: AsyncConnection[Any], job_id: str) -> bool:

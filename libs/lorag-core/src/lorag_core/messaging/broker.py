@@ -7,7 +7,9 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry.trace import TracerProvider
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from lorag_core.contracts import Event
 from lorag_core.settings import KafkaSettings
@@ -22,14 +24,22 @@ def make_broker(
     client_id: str,
     tracer_provider: TracerProvider | None = None,
     logger: logging.Logger | None = None,
+    registry: CollectorRegistry | None = REGISTRY,
 ) -> KafkaBroker:
-    """A broker that traces every publish and consume and waits for all replicas on publish."""
+    """A broker that traces and counts every publish and consume, and waits for all replicas.
+
+    Its message metrics (FastStream's faststream_* families) go to `registry`, the process's
+    default one unless given (None: not counted); brokers of one process share the families.
+    """
+    middlewares: list[Any] = [KafkaTelemetryMiddleware(tracer_provider=tracer_provider)]
+    if registry is not None:
+        middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=client_id))
     return KafkaBroker(
         settings.bootstrap_servers,
         client_id=client_id,
         acks="all",
         max_request_size=PRODUCER_MAX_REQUEST_BYTES,
-        middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+        middlewares=middlewares,
         logger=logger or logging.getLogger(client_id),
         log_level=logging.DEBUG,
         graceful_timeout=30.0,

@@ -27,6 +27,7 @@ from lorag_core.contracts import DeadLettered, Event, JobRequested, dead_letter_
 from lorag_core.contracts.legacy import is_legacy_request
 from lorag_core.db import dead_letters
 from lorag_core.db.dead_letters import RecordKey
+from lorag_core.metrics import DEAD_LETTERS
 
 E = TypeVar("E", bound=Event)
 log = logging.getLogger(__name__)
@@ -297,6 +298,7 @@ class Delivery:
                 "x-dead-letter-reason": letter.reason_code,
             },
         )
+        DEAD_LETTERS.labels(record.topic, letter.reason_code).inc()
         log.warning(
             "%s: dead-lettered %s[%d]@%d: %s: %s",
             self.consumer,

@@ -11,7 +11,7 @@ from lorag_core.contracts import CompensationRequested
 from lorag_core.messaging.delivery import records_of
 from lorag_core.messaging.topics import JOB_COMPENSATE
 from lorag_core.service.host import Runtime, ServiceHost
-from lorag_core.telemetry import job_context
+from lorag_core.telemetry import job_context, stage_span
 
 Undo = Callable[[Runtime, CompensationRequested], Awaitable[None]]
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ def register_compensation(host: ServiceHost, undo: Undo) -> None:
             )
             ours = await cur.fetchone() is not None
         if ours:
-            with job_context(event.job_id):
+            attributes = {"lorag.job_id": event.job_id, "lorag.parent_job_id": event.parent_job_id}
+            with job_context(event.job_id), stage_span("job.compensate", attributes):
                 log.warning("compensating for %s: %s", event.parent_job_id, event.reason)
                 await undo(host.runtime, event)
 

@@ -14,12 +14,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
 
-from lorag_core.db import migrations
+from lorag_core import metrics
+from lorag_core.db import migrations, work
 from lorag_core.db.pool import open_pool
 from lorag_core.messaging.broker import make_broker
 from lorag_core.messaging.delivery import Delivery, raw_body
@@ -107,6 +108,8 @@ class ServiceHost:
             service, self._readiness, settings.service_secret, instance_id=settings.instance_id
         )
         self.api.state.runtime = self.runtime
+        self.works = False  # register_worker sets it: /metrics then reports the backlog
+        self.api.add_api_route("/metrics", self._metrics, methods=["GET"], include_in_schema=False)
         self.http = ApiServer(self.api, health_host, health_port, name=f"{service} API")
         self._on_start: list[Hook] = []
         self._after_start: list[Hook] = []
@@ -187,6 +190,18 @@ class ServiceHost:
                 await hook(self.runtime)
             await self.runtime.db.close()
             self.tracer_provider.shutdown()
+
+    async def _metrics(self) -> Response:
+        """Prometheus text: this process's counters, and the backlog read now."""
+        if self.works and self.runtime.pool is not None:
+            try:
+                async with self.runtime.db.connection(timeout=2) as conn:
+                    queued = await work.backlog(conn, self.service)
+                metrics.BACKLOG.labels(self.service).set(queued)
+            except Exception:  # a scrape must answer even while Postgres does not
+                log.warning("backlog not read for /metrics", exc_info=True)
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     async def _readiness(self) -> dict[str, object]:
         checks: dict[str, object] = {"kafka": await self.broker.ping(timeout=2.0)}

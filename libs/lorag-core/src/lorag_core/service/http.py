@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from lorag_core.telemetry import instrument_app
+
 log = logging.getLogger(__name__)
 
 
@@ -25,6 +27,7 @@ class ApiServer:
     """Starts uvicorn as an asyncio task of the running loop, and stops it."""
 
     def __init__(self, app: FastAPI, host: str, port: int, *, name: str = "API") -> None:
+        instrument_app(app)  # server spans join the caller's trace (traceparent header)
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
             timeout_graceful_shutdown=5,

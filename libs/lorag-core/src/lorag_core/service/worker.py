@@ -29,10 +29,11 @@ from lorag_core.db import work
 from lorag_core.domain.job_state import JobState
 from lorag_core.domain.training_types import TrainingType
 from lorag_core.messaging.broker import publish_event
+from lorag_core.metrics import JOB_DURATION, JOBS_FINISHED, JOBS_STARTED
 from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.service.intake import register_intake
 from lorag_core.settings import WorkerSettings
-from lorag_core.telemetry import job_context
+from lorag_core.telemetry import job_context, job_span
 
 log = logging.getLogger(__name__)
 REPORT_INTERVAL_S = 0.25  # progress a few times a second at most
@@ -113,6 +114,7 @@ def register_worker(
 ) -> None:
     """Accept this service's jobs durably and run them with `run`, `concurrency` at a time."""
     service = host.service
+    host.works = True
     worker = _Worker(host.settings.instance_id, host.settings.worker)
     wake = asyncio.Event()
 
@@ -172,7 +174,14 @@ async def _loop(runtime: Runtime, run: Runner, worker: _Worker, wake: asyncio.Ev
                     await asyncio.wait_for(wake.wait(), timeout=min(5.0, worker.lease_s / 2))
                 continue
             request = JobRequested.model_validate(item["request"])
-            with job_context(request.job_id):
+            # The run continues the trace of the request it came from, on every attempt.
+            with (
+                job_context(request.job_id),
+                job_span(
+                    f"{runtime.service} job", request, traceparent=item["traceparent"],
+                    **{"lorag.attempt": item["attempts"], "lorag.worker": worker.instance_id},
+                ),
+            ):  # fmt: skip
                 if exhausted:
                     await _give_up(runtime, request, item["workers"], worker.max_attempts)
                 else:
@@ -211,6 +220,9 @@ async def _run_one(ctx: JobContext, run: Runner, owner: str, lease_s: float) -> 
     runtime, request = ctx.runtime, ctx.request
     if ctx.attempt > 1:
         log.warning("resuming after a crash (attempt %d)", ctx.attempt)
+    training_type = request.resolved.effective.value
+    JOBS_STARTED.labels(runtime.service, training_type).inc()
+    started = time.monotonic()
     work_task = asyncio.create_task(_run_job(ctx, run))
     keeper = asyncio.create_task(_keep_lease(ctx, owner, lease_s, work_task))
     try:
@@ -226,6 +238,10 @@ async def _run_one(ctx: JobContext, run: Runner, owner: str, lease_s: float) -> 
         keeper.cancel()
     async with runtime.db.connection() as conn:
         await work.finish(conn, runtime.service, request.job_id, outcome.value)
+    JOBS_FINISHED.labels(runtime.service, training_type, outcome.value).inc()
+    JOB_DURATION.labels(runtime.service, training_type, outcome.value).observe(
+        time.monotonic() - started
+    )
     log.info("job ended %s", outcome)
 
 

@@ -23,7 +23,9 @@ from lorag_core.contracts import (
 from lorag_core.db.changes import JobChanges
 from lorag_core.domain.job_state import JobState
 from lorag_core.messaging.broker import publish_event
+from lorag_core.metrics import SAGA_COMPENSATIONS
 from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
+from lorag_core.telemetry import current_traceparent, stage_span
 from lorag_hybrid.config import HybridSettings
 from lorag_hybrid.saga import store
 from lorag_hybrid.saga.plan import EVALUATE, LORA, RAG, STAGES, StageView, overall, parameters
@@ -122,11 +124,17 @@ class Saga:
 
     async def _start(self, stage: Running) -> None:
         ctx = self.ctx
-        async with ctx.runtime.db.connection() as conn:
-            await store.record_stage(conn, ctx.job_id, stage.name, stage.job_id, stage.attempt)
-        # Idempotent by job id: a restarted orchestrator re-publishes and nothing runs twice.
-        request = sub_request(ctx.request, stage.name, stage.job_id, self.minion)
-        await publish_event(ctx.runtime.broker, request)
+        attributes = {"lorag.sub_job_id": stage.job_id, "lorag.stage_attempt": stage.attempt}
+        # The sub-job's request is published inside this span: its spans sit under the hybrid's.
+        with stage_span(f"saga.start {stage.name}", attributes):
+            async with ctx.runtime.db.connection() as conn:
+                await store.record_stage(
+                    conn, ctx.job_id, stage.name, stage.job_id, stage.attempt,
+                    current_traceparent(),
+                )  # fmt: skip
+            # Idempotent by job id: a restarted orchestrator re-publishes and nothing runs twice.
+            request = sub_request(ctx.request, stage.name, stage.job_id, self.minion)
+            await publish_event(ctx.runtime.broker, request)
 
     async def _retry_or_fail(self, stage: Running, row: dict[str, Any]) -> None:
         error = row["error"] or {"code": "STAGE_CANCELLED", "message": "cancelled"}
@@ -172,6 +180,7 @@ class Saga:
                         job_id=stage.job_id, reason=reason[:500], requested_by="hybrid-orchestrator"
                     )
                     await publish_event(ctx.runtime.broker, event)
+                    SAGA_COMPENSATIONS.labels(stage.name, "cancel").inc()
                     log.info("compensating %s stage (%s): cancelled", stage.name, state)
                     cancelled.append(stage)
                 # FAILED or CANCELLED: it cleaned up after itself when it ended
@@ -179,13 +188,15 @@ class Saga:
                 if await self._ended_as(stage.job_id) == "SUCCEEDED":
                     await self._undo(stage, reason)
 
-        await asyncio.shield(undo())
+        with stage_span("saga.compensating", {"lorag.reason": reason[:200]}):
+            await asyncio.shield(undo())
 
     async def _undo(self, stage: Running, reason: str) -> None:
         event = CompensationRequested(
             job_id=stage.job_id, parent_job_id=self.ctx.job_id, reason=reason[:2000]
         )
         await publish_event(self.ctx.runtime.broker, event)
+        SAGA_COMPENSATIONS.labels(stage.name, "undo").inc()
         log.info("compensating %s stage: undoing what it made", stage.name)
 
     async def _ended_as(self, job_id: str) -> str:

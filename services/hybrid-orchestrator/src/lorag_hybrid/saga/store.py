@@ -11,15 +11,21 @@ Row = dict[str, Any]
 
 
 async def record_stage(
-    conn: AsyncConnection[Any], parent: str, stage: str, sub_job_id: str, attempt: int
+    conn: AsyncConnection[Any],
+    parent: str,
+    stage: str,
+    sub_job_id: str,
+    attempt: int,
+    traceparent: str | None = None,
 ) -> None:
-    """Remember which sub-job runs a stage (a retry replaces the earlier attempt)."""
+    """Remember which sub-job runs a stage, in which trace (a retry replaces the earlier one)."""
     await conn.execute(
-        "INSERT INTO saga_stages (parent_job_id, stage, sub_job_id, attempt)"
-        " VALUES (%s, %s, %s, %s)"
+        "INSERT INTO saga_stages (parent_job_id, stage, sub_job_id, attempt, traceparent)"
+        " VALUES (%s, %s, %s, %s, %s)"
         " ON CONFLICT (parent_job_id, stage) DO UPDATE SET sub_job_id = EXCLUDED.sub_job_id,"
-        " attempt = EXCLUDED.attempt WHERE saga_stages.attempt < EXCLUDED.attempt",
-        (parent, stage, sub_job_id, attempt),
+        " attempt = EXCLUDED.attempt, traceparent = EXCLUDED.traceparent"
+        " WHERE saga_stages.attempt < EXCLUDED.attempt",
+        (parent, stage, sub_job_id, attempt, traceparent),
     )
 
 

@@ -20,6 +20,7 @@ from lorag_lora.adapters.registry import AdapterNotFound
 from lorag_lora.domain.registry import BadReference
 from lorag_lora.openai_keys import KeyStore, Owner
 from lorag_lora.serving import errors
+from lorag_lora.serving import metrics as serving_metrics
 from lorag_lora.serving.engine import AdapterBaseMismatch, Choice, ContextTooLong, Engine
 from lorag_lora.serving.errors import OpenAIError
 from lorag_lora.serving.sampling import Sampling
@@ -97,7 +98,7 @@ def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int,
     @app.post("/v1/chat/completions", response_model=ChatCompletion,
               summary="A chat answer (streamed with stream=true)")  # fmt: skip
     async def chat(body: ChatRequest, owner: Owner, request: Request) -> Any:
-        eng = engine()
+        eng, started = engine(), time.perf_counter()
         messages = [_message(i, m) for i, m in enumerate(body.messages)]
         choice = await eng.choose(body.model, owner)
         limit = body.max_completion_tokens or body.max_tokens or default_max_tokens
@@ -106,6 +107,7 @@ def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int,
         if body.stream:
             return EventSourceResponse(_stream(gens, body, ident, choice.label, chat=True))
         (text, done), = await _collect(gens, request)  # fmt: skip
+        _record(choice.label, False, started, [done])
         return JSONResponse({
             "id": ident, "object": "chat.completion", "created": int(time.time()),
             "model": choice.label,
@@ -120,7 +122,7 @@ def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int,
         summary="Text completions of one or more prompts (streamed with stream=true)",
     )
     async def completions(body: CompletionRequest, owner: Owner, request: Request) -> Any:
-        eng = engine()
+        eng, started = engine(), time.perf_counter()
         if body.echo:
             raise OpenAIError(400, "echo is not supported", param="echo", code="unsupported")
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
@@ -133,6 +135,7 @@ def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int,
         if body.stream:
             return EventSourceResponse(_stream(gens, body, ident, choice.label, chat=False))
         results = await _collect(gens, request)
+        _record(choice.label, False, started, [done for _, done in results])
         return JSONResponse({
             "id": ident, "object": "text_completion", "created": int(time.time()),
             "model": choice.label,
@@ -195,6 +198,7 @@ async def _stream(gens: list[Generation], body: Sampled, ident: str, label: str,
     """Server-sent chunks as OpenAI sends them; a cancelled stream (disconnect) frees slots."""
     kind = "chat.completion.chunk" if chat else "text_completion"
     head = {"id": ident, "object": kind, "created": int(time.time()), "model": label}
+    started = time.perf_counter()
     usage = body.stream_options is not None and body.stream_options.include_usage
     extra = {"usage": None} if usage else {}
 
@@ -238,6 +242,7 @@ async def _stream(gens: list[Generation], body: Sampled, ident: str, label: str,
             else:
                 dones.append(event)
                 yield chunk(index, None, event.finish_reason)
+        _record(label, True, started, dones)
         if usage:
             yield json.dumps({**head, "choices": [], "usage": _usage(dones)})
         yield "[DONE]"
@@ -245,6 +250,13 @@ async def _stream(gens: list[Generation], body: Sampled, ident: str, label: str,
         for gen, task in zip(gens, tasks, strict=True):
             gen.cancel()  # no-op for finished ones; a disconnect ends here too
             task.cancel()
+
+
+def _record(label: str, stream: bool, started: float, dones: list[Done]) -> None:
+    """An answered request's latency and tokens, for /metrics."""
+    serving_metrics.request_done(label, stream, time.perf_counter() - started)
+    serving_metrics.tokens(sum(d.prompt_tokens for d in dones),
+                           sum(d.completion_tokens for d in dones))  # fmt: skip
 
 
 def _usage(dones: list[Done]) -> dict[str, int]:

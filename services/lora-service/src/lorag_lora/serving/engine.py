@@ -29,6 +29,7 @@ from lorag_lora.adapters.artifacts import AdapterCorrupted
 from lorag_lora.adapters.models import BaseModel
 from lorag_lora.domain.batching import fallback_prompt
 from lorag_lora.domain.registry import WEIGHTS_FILE, parse_ref
+from lorag_lora.serving import metrics as serving_metrics
 from lorag_lora.serving.sampling import Sampling
 from lorag_lora.serving.scheduler import Generation, Scheduler, Target
 
@@ -226,6 +227,7 @@ class Engine:
         """Load the adapter into the base model if it is not (runs in the decode thread)."""
         key = choice.key
         assert key is not None
+        serving_metrics.adapter_lookup(hit=key in self.adapters)
         if key not in self.adapters:
             assert choice.folder is not None
             digest = hashlib.sha256((choice.folder / WEIGHTS_FILE).read_bytes()).hexdigest()
