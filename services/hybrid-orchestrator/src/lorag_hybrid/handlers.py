@@ -61,14 +61,16 @@ async def run_hybrid(
         },
     }
     pairs = await asyncio.to_thread(eval_pairs, request, objects, settings.eval_pairs)
-    scores: dict[str, float] = (
-        await router.score(minion, pairs) if pairs else dict.fromkeys(VARIANTS, 0.0)
-    )
+    evaluation = await router.evaluate(minion, pairs, embed=True)
+    scores = evaluation.scores
     base = await router.base_score(minion, pairs) if pairs else 0.0
-    best = max(VARIANTS, key=lambda v: (scores[v], v == "lora+rag"))
+    # ties go to the variant that only quotes its sources (VARIANTS' order)
+    best = min(VARIANTS, key=lambda v: (-scores[v], VARIANTS.index(v)))
     dataset = await asyncio.to_thread(profile_of, request, objects)
+    saved = {**minion, "scores": scores, "best_variant": best,
+             "evaluations": evaluation.questions}  # fmt: skip
     async with ctx.runtime.db.connection() as conn:
-        await store.save_minion(conn, {**minion, "scores": scores, "best_variant": best})
+        await store.save_minion(conn, saved)
         await history.record(conn, request.job_id, dataset, scores, time.monotonic() - started)
     xp = xp_event(
         request,
