@@ -20,6 +20,8 @@ from lorag_core.storage import ObjectStore
 from lorag_local.stack import free_port
 from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_models  # noqa: F401
 from tests.support.db import fetch_all, wait_for_job
+from tests.support.facts_corpus import dataset_files, split
+from tests.support.gateway import start_gateway
 from tests.support.kafka import publish_raw, read_topic
 from tests.support.processes import start_service
 from tests.support.topic_log import read_whole_topic
@@ -53,7 +55,7 @@ def services(settings, tracker, logs_dir, tmp_path_factory, tiny_models):  # noq
     }
     orchestrator = start_service("lorag_hybrid", logs_dir, **env)
     running = {"env": env, "orchestrator": orchestrator, "logs": logs_dir, "lora": lora,
-               "chroma": state / "chroma"}  # fmt: skip
+               "rag": rag, "chroma": state / "chroma"}  # fmt: skip
     yield running
     for service in (running["orchestrator"], rag, lora):
         service.stop()
@@ -158,8 +160,45 @@ async def test_a_local_hybrid_makes_a_minion_that_answers_from_the_dataset(setti
         "rag": summary["score_rag"],
         "lora": summary["score_lora"],
         "lora+rag": summary["score_lora_rag"],
+        "extractive": summary["score_extractive"],
     }
     assert outcome["tokens"] > 0 and outcome["seconds"] > 0 and outcome["shape"]
+
+
+async def test_lorag_ask_answers_held_out_questions_with_the_fact_itself(settings, services):
+    """The tiny local model writes noise; the extractive variant quotes the fact, and per-question
+    routing picks it for factual questions the evaluation never asked."""
+    minion = f"facts-{uuid.uuid4().hex[:6]}"
+    job_id = await submit(settings, upload(settings, dataset_files()), minion)
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=400)
+    summary = job["result"]["summary"]
+    assert summary["best_variant"] == "extractive", summary
+    gateway = start_gateway(
+        services["logs"], services["orchestrator"], services["rag"], services["lora"]
+    )
+    try:
+        _, held_out = split()
+        answers = []
+        for _, question, fact in held_out:
+            run = await asyncio.to_thread(gateway.cli, "ask", minion, question, "--json")
+            assert run.returncode == 0, run.stdout + run.stderr
+            answers.append((question, fact, json.loads(run.stdout)))
+    finally:
+        gateway.process.stop()
+    carried = [q for q, fact, said in answers if fact.lower() in said["answer"].lower()]
+    print(f"held-out answers carrying the fact: {len(carried)}/{len(held_out)}")
+    assert len(carried) >= 0.8 * len(held_out), [
+        (q, s["variant"], s["answer"]) for q, _, s in answers
+    ]
+    for _, _, said in answers:  # which variant answered, and why: its predicted scores
+        assert said["variant"] == said["routing"]["variant"] and set(said["scores"]) >= {
+            "extractive",
+            "rag",
+            "lora",
+            "lora+rag",
+        }
+        assert said["routing"]["basis"] == "nearest evaluated questions"
+        assert said["routing"]["neighbours"] and said["sources"]
 
 
 async def test_a_failing_lora_stage_fails_the_hybrid_and_removes_its_knowledge_base(
