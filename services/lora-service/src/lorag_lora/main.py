@@ -52,14 +52,20 @@ def register(host: ServiceHost, settings: LoraSettings | None = None) -> None:
 def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManager) -> None:
     holder: dict[str, Engine] = {}
     holder_tasks: list[asyncio.Task[None]] = []
+    trainable = {"base", "tiny-llama", settings.default_base_model, settings.serve_base_model}
+    app = create_app(
+        partial(holder.get, "engine"), settings.max_new_tokens,
+        frozenset(m for m in trainable if m),
+    )  # fmt: skip
     api = ApiServer(
-        create_app(partial(holder.get, "engine"), settings.max_new_tokens),
+        app,
         settings.api_host,
         settings.api_port,
         name="inference API (/v1)",
     )
 
     async def start(runtime: Runtime) -> None:
+        app.state.runtime = runtime  # the fine-tuning routes' database, broker and storage
         await api.start()
         holder_tasks.append(asyncio.create_task(_load_engine(runtime)))
 

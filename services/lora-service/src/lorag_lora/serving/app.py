@@ -18,6 +18,7 @@ from lorag_lora.adapters import registry
 from lorag_lora.adapters.artifacts import AdapterCorrupted
 from lorag_lora.adapters.registry import AdapterNotFound
 from lorag_lora.domain.registry import BadReference
+from lorag_lora.finetune_api import mount_fine_tuning
 from lorag_lora.serving.engine import AdapterBaseMismatch, Choice, Engine
 
 ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -45,9 +46,14 @@ class ChatRequest(BaseModel):
     stream: bool = False
 
 
-def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int) -> FastAPI:
+def create_app(
+    engine_of: Callable[[], Engine | None],
+    default_max_tokens: int,
+    fine_tune_models: frozenset[str] = frozenset(),
+) -> FastAPI:
     """The API over whatever engine `engine_of` returns (None while the base model loads)."""
     app = FastAPI(title="lorag lora-service inference", version="1")
+    mount_fine_tuning(app, fine_tune_models)  # /v1/files, /v1/fine_tuning/jobs
 
     def engine() -> Engine:
         found = engine_of()
