@@ -54,12 +54,15 @@ async def run_hybrid(
         "job_id": request.job_id,
         "training_type": request.resolved.effective.value,
         "kb": parameters(request).rag.kb or minion_name,
-        "adapter": f"{lora_summary['adapter']}:{lora_summary['version']}",
+        "adapter": lora_summary.get("fine_tuned_model")
+        or f"{lora_summary['adapter']}:{lora_summary['version']}",
         "llm": {
             "rag": "base" if request.resolved.effective.runs_locally else "external",
             "lora_api": ServiceUrls().lora_openai_url,
+            **{k: lora_summary[k] for k in ("ftjob", "fine_tuned_model", "provider")
+               if k in lora_summary},
         },
-    }
+    }  # fmt: skip
     pairs = await asyncio.to_thread(eval_pairs, request, objects, settings.eval_pairs)
     evaluation = await router.evaluate(minion, pairs, embed=True)
     scores = evaluation.scores
@@ -92,6 +95,7 @@ async def run_hybrid(
             "base_model_score": base,
             "kb": minion["kb"],
             "adapter": minion["adapter"],
+            **{k: lora_summary[k] for k in ("ftjob", "fine_tuned_model") if k in lora_summary},
         },
     )
 

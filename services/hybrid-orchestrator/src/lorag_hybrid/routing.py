@@ -71,12 +71,21 @@ def _tokens(text: str) -> list[str]:
 class Router:
     """Answers questions as a minion, through each variant."""
 
-    def __init__(self, rag: RagClient, chat: ChatClient) -> None:
-        self.rag, self.chat = rag, chat
+    def __init__(
+        self, rag: RagClient, chat: ChatClient, provider: ChatClient | None = None
+    ) -> None:
+        # provider: the fine-tuning provider's chat API, when it is not the local lora-service
+        self.rag, self.chat, self.provider = rag, chat, provider
 
     async def close(self) -> None:
         await self.rag.close()
         await self.chat.close()
+        if self.provider is not None:
+            await self.provider.close()
+
+    def _at_provider(self, minion: dict[str, Any]) -> bool:
+        """An EXTERNAL_HYBRID's fine-tuned model lives at a provider other than lorag's own."""
+        return self.provider is not None and bool((minion.get("llm") or {}).get("ftjob"))
 
     async def ask(
         self,
@@ -90,10 +99,13 @@ class Router:
         owner = minion["owner"]
         if variant == "lora":
             messages = [{"role": "user", "content": question}]
-            text = (await self.chat.complete(self._adapter(minion), messages, owner=owner))[
+            chat = self.provider if self._at_provider(minion) and self.provider else self.chat
+            text = (await chat.complete(self._adapter(minion), messages, owner=owner))[
                 : max_tokens * 8
             ]
             return Reply(variant, text, [], degenerate=degenerate(text))
+        if variant == "lora+rag" and self._at_provider(minion):
+            return await self._provider_with_context(minion, question, expected, max_tokens)
         if variant == "extractive":
             extract = ExtractRequest(question=question, top_k=TOP_K)
             answer = await self.rag.extract(owner, minion["kb"], extract)
@@ -195,6 +207,28 @@ class Router:
         if last is None:
             raise RuntimeError("; ".join(f"{r['variant']}: {r['reason']}" for r in rejected))
         return Routed(last, prediction, rejected)
+
+    async def _provider_with_context(
+        self, minion: dict[str, Any], question: str, expected: str | None, max_tokens: int
+    ) -> Reply:
+        """The provider's fine-tuned model, given the passages the rag-service retrieves."""
+        assert self.provider is not None
+        hits = await self.rag.query(
+            minion["owner"], minion["kb"], Query(question=question, top_k=TOP_K)
+        )
+        context = "\n\n".join(f"[{h.rank}] {h.text}" for h in hits.hits)
+        messages = [
+            {"role": "system", "content": "Answer from the numbered passages; cite them as [n]."},
+            {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"},
+        ]
+        text = (await self.provider.complete(self._adapter(minion), messages))[: max_tokens * 8]
+        sources = [{"n": h.rank, "source": h.source or "?", "title": h.title,
+                    "text": h.text[:SOURCE_CHARS]} for h in hits.hits]  # fmt: skip
+        grounded = None
+        if expected is not None and hits.hits:
+            grounded = any(expected.lower() in h.text.lower() for h in hits.hits)
+        bad = degenerate(text, [h.text for h in hits.hits])
+        return Reply("lora+rag", text, sources, grounded, bad)
 
     async def _checked_against_sources(
         self, minion: dict[str, Any], question: str, reply: Reply
