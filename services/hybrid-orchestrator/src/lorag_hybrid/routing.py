@@ -16,6 +16,7 @@ Every call names the minion's owner, so the services see only that owner's thing
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from lorag_hybrid.per_question import Prediction, predict
 from lorag_hybrid.quality import degenerate
 
 __all__ = ["VARIANTS", "Evaluation", "Reply", "Routed", "Router", "Variant", "token_f1"]
+log = logging.getLogger(__name__)
 TOP_K = 5
 SOURCE_CHARS = 300  # enough of a passage to recognise it; the KB has the rest
 
@@ -168,7 +170,8 @@ class Router:
     ) -> float:
         try:
             reply = await self.ask(minion, question, variant, expected)
-        except ValueError:  # no adapter: the adapter's variants cannot answer
+        except Exception as exc:  # no adapter, or its endpoint down: this variant cannot answer
+            log.warning("%s could not answer %r: %s", variant, question[:80], exc)
             return 0.0
         if reply.degenerate:
             return 0.0
