@@ -5,6 +5,7 @@ import json
 import signal
 import uuid
 
+import openai
 import pytest
 
 from lorag_api.errors import NotFound
@@ -21,7 +22,7 @@ from lorag_local.stack import free_port
 from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_models  # noqa: F401
 from tests.support.db import fetch_all, wait_for_job
 from tests.support.facts_corpus import dataset_files, split
-from tests.support.gateway import start_gateway
+from tests.support.gateway import make_token, start_gateway
 from tests.support.kafka import publish_raw, read_topic
 from tests.support.processes import start_service
 from tests.support.topic_log import read_whole_topic
@@ -79,7 +80,9 @@ def upload(settings, files: dict[str, str]) -> str:
     return f"s3://lorag-datasets/{prefix}/"
 
 
-async def submit(settings, uri: str, minion: str, kind: str = "hybrid", **lora) -> str:
+async def submit(
+    settings, uri: str, minion: str, kind: str = "hybrid", training_type="LOCAL_HYBRID", **lora
+) -> str:
     job_id = f"job-{kind}-{uuid.uuid4().hex[:8]}"
     params = HybridParameters(
         minion=minion,
@@ -88,7 +91,7 @@ async def submit(settings, uri: str, minion: str, kind: str = "hybrid", **lora) 
     )
     event = JobRequested(
         job_id=job_id,
-        training_type="LOCAL_HYBRID",
+        training_type=training_type,
         datasets=(DatasetRef(uri=uri),),
         parameters=params,
     )
@@ -399,3 +402,65 @@ async def test_a_stalled_stage_is_detected_and_the_saga_compensates(settings, se
     assert not kbs
     # ...and the thawed lora-service obeys the cancellation it was sent
     await wait_for_job(settings.postgres_dsn, f"{job_id}.lora", state="CANCELLED", timeout=60)
+
+
+@pytest.fixture(scope="module")
+def provider(settings, services, tiny_models, tmp_path_factory):  # noqa: F811
+    """A second lora-service as the fine-tuning provider, with its own API port and key; the
+    module's orchestrator is replaced by one that trains EXTERNAL_HYBRID there."""
+    api_port = free_port()
+    work = tmp_path_factory.mktemp("provider")
+    process = start_lora(services["logs"], lora_env(tiny_models, work, api_port))
+    url, key = f"http://127.0.0.1:{api_port}/v1", make_token("default")
+    services["orchestrator"].stop()
+    services["orchestrator"] = start_service(
+        "lorag_hybrid", services["logs"], **services["env"], LORAG_FINETUNE_BASE_URL=url,
+        LORAG_FINETUNE_API_KEY=key, LORAG_FINETUNE_POLL_S="0.5",
+    )  # fmt: skip
+    yield {"url": url, "key": key, "openai": openai.OpenAI(base_url=url, api_key=key)}
+    process.stop()
+
+
+async def test_an_external_hybrid_trains_at_the_fine_tuning_provider(settings, provider):
+    minion = f"ext-{uuid.uuid4().hex[:6]}"
+    uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in QA), "notes.md": FACT})
+    job_id = await submit(settings, uri, minion, training_type="EXTERNAL_HYBRID")
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=400)
+    summary = job["result"]["summary"]
+    assert (
+        summary["ftjob"].startswith("ftjob-") and summary["adapter"] == summary["fine_tuned_model"]
+    )
+    at_provider = provider["openai"].fine_tuning.jobs.retrieve(summary["ftjob"])
+    assert at_provider.status == "succeeded"
+    assert at_provider.fine_tuned_model == summary["fine_tuned_model"]
+    assert at_provider.training_file  # the dataset, uploaded as chat JSONL
+    (row,) = await fetch_all(settings.postgres_dsn, "SELECT * FROM minions WHERE name = %s", minion)
+    assert row["llm"]["ftjob"] == summary["ftjob"] and row["adapter"] == summary["fine_tuned_model"]
+    assert row["llm"]["provider"] == provider["url"]
+    log = await fetch_all(
+        settings.postgres_dsn, "SELECT metrics FROM job_progress WHERE job_id = %s", job_id
+    )
+    assert any("loss" in (r["metrics"] or {}) for r in log)  # the provider's events, relayed
+
+
+async def test_a_failing_external_hybrid_cancels_the_providers_job(settings, provider):
+    minion = f"extfail-{uuid.uuid4().hex[:6]}"
+    rows = [
+        {"question": f"{r['question']} ({i})", "answer": r["answer"]}
+        for i in range(100)
+        for r in QA
+    ]  # enough that the provider is still training when the saga fails
+    uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in rows), "notes.md": FACT})
+    # the rag-service fails job-broken-*.rag on every attempt; the provider trains for long
+    job_id = await submit(settings, uri, minion, kind="broken", training_type="EXTERNAL_HYBRID",
+                          epochs=50, max_steps=None)  # fmt: skip
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="FAILED", timeout=300)
+    assert job["error"]["code"] == "STAGE_FAILED" and "rag" in job["error"]["message"]
+    client = provider["openai"]
+    mine = [j for j in client.fine_tuning.jobs.list(limit=100) if j.suffix == minion]
+    assert mine, "the provider never got the job"
+    deadline = asyncio.get_running_loop().time() + 120
+    while (status := client.fine_tuning.jobs.retrieve(mine[0].id).status) != "cancelled":
+        assert status not in ("succeeded", "failed"), status
+        assert asyncio.get_running_loop().time() < deadline, status
+        await asyncio.sleep(0.5)
