@@ -120,7 +120,7 @@ def test_a_job_trains_reports_events_and_its_model_answers(alice, training_file)
 
     [checkpoint] = alice.fine_tuning.jobs.checkpoints.list(job.id).data
     assert checkpoint.fine_tuned_model_checkpoint == done.fine_tuned_model
-    assert checkpoint.step_number > 0 and "train_loss" in checkpoint.metrics
+    assert checkpoint.step_number > 0 and checkpoint.metrics.train_loss is not None
 
     answer = alice.chat.completions.create(
         model=done.fine_tuned_model,
