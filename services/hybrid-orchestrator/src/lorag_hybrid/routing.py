@@ -151,7 +151,7 @@ class Router:
         for variant in VARIANTS:
             for scores, (question, expected) in zip(per_question, pairs, strict=True):
                 scores[variant] = await self._score_one(minion, question, expected, variant)
-        means = {
+        means: dict[str, float] = {
             v: round(sum(s[v] for s in per_question) / len(pairs), 4) if pairs else 0.0
             for v in VARIANTS
         }
@@ -195,7 +195,7 @@ class Router:
         last: Reply | None = None
         for variant in order:
             try:
-                reply = await self.ask(minion, question, variant)
+                reply = await self.ask(minion, question, variant)  # type: ignore[arg-type]
             except Exception as exc:  # one variant's endpoint being down must not stop the others
                 rejected.append(
                     {"variant": variant, "reason": f"{type(exc).__name__}: {exc}"[:300]}

@@ -110,8 +110,13 @@ def extract_from(
     candidates = extractive.sentences([h.text for h in hits])
     embedder = deps.embedders.get(row["embedding_model"])
     question_vector = embedder.encode([question])[0]
-    vectors = embedder.encode([s.text for s in candidates]) if candidates else None
-    ranked = extractive.rank(question, question_vector, candidates, vectors) if candidates else []
+    ranked = (
+        extractive.rank(
+            question, question_vector, candidates, embedder.encode([s.text for s in candidates])
+        )
+        if candidates
+        else []
+    )
     best = ranked[:count]
     citations = [
         {"n": n, "source": str(h.metadata.get("source", "?")), "title": h.metadata.get("title"),

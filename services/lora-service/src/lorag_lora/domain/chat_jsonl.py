@@ -21,8 +21,7 @@ def check(data: bytes) -> int:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise BadLine(line, "is not UTF-8 text") from None
+        raise BadLine(data[: exc.start].count(b"\n") + 1, "is not UTF-8 text") from None
     count = 0
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
