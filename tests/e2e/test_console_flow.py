@@ -225,9 +225,9 @@ def test_console_uses_what_its_job_made(settings, stack, owners, shots, browser,
     page.wait_for_selector("#answers .card .answer")
     assert "harbor-seventeen" in page.inner_text("#answers .sources")  # only the dataset says so
     page.get_by_role("button", name="Compare variants").click()
-    page.wait_for_function("document.querySelectorAll('#answers .card').length === 3")
-    assert {page.get_attribute(f"#answers .card >> nth={n}", "data-variant") for n in range(3)} == {
-        "rag", "lora", "lora+rag",
+    page.wait_for_function("document.querySelectorAll('#answers .card').length === 4")
+    assert {page.get_attribute(f"#answers .card >> nth={n}", "data-variant") for n in range(4)} == {
+        "extractive", "rag", "lora", "lora+rag",
     }  # fmt: skip
     assert page.locator("#answers .card .error").count() == 0
     seen(page, shots, "05-minion-compare")

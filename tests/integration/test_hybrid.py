@@ -5,6 +5,7 @@ import json
 import signal
 import uuid
 
+import openai
 import pytest
 
 from lorag_api.errors import NotFound
@@ -20,6 +21,8 @@ from lorag_core.storage import ObjectStore
 from lorag_local.stack import free_port
 from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_models  # noqa: F401
 from tests.support.db import fetch_all, wait_for_job
+from tests.support.facts_corpus import dataset_files, split
+from tests.support.gateway import make_token, start_gateway
 from tests.support.kafka import publish_raw, read_topic
 from tests.support.processes import start_service
 from tests.support.topic_log import read_whole_topic
@@ -53,7 +56,7 @@ def services(settings, tracker, logs_dir, tmp_path_factory, tiny_models):  # noq
     }
     orchestrator = start_service("lorag_hybrid", logs_dir, **env)
     running = {"env": env, "orchestrator": orchestrator, "logs": logs_dir, "lora": lora,
-               "chroma": state / "chroma"}  # fmt: skip
+               "rag": rag, "chroma": state / "chroma"}  # fmt: skip
     yield running
     for service in (running["orchestrator"], rag, lora):
         service.stop()
@@ -77,7 +80,9 @@ def upload(settings, files: dict[str, str]) -> str:
     return f"s3://lorag-datasets/{prefix}/"
 
 
-async def submit(settings, uri: str, minion: str, kind: str = "hybrid", **lora) -> str:
+async def submit(
+    settings, uri: str, minion: str, kind: str = "hybrid", training_type="LOCAL_HYBRID", **lora
+) -> str:
     job_id = f"job-{kind}-{uuid.uuid4().hex[:8]}"
     params = HybridParameters(
         minion=minion,
@@ -86,7 +91,7 @@ async def submit(settings, uri: str, minion: str, kind: str = "hybrid", **lora) 
     )
     event = JobRequested(
         job_id=job_id,
-        training_type="LOCAL_HYBRID",
+        training_type=training_type,
         datasets=(DatasetRef(uri=uri),),
         parameters=params,
     )
@@ -158,8 +163,45 @@ async def test_a_local_hybrid_makes_a_minion_that_answers_from_the_dataset(setti
         "rag": summary["score_rag"],
         "lora": summary["score_lora"],
         "lora+rag": summary["score_lora_rag"],
+        "extractive": summary["score_extractive"],
     }
     assert outcome["tokens"] > 0 and outcome["seconds"] > 0 and outcome["shape"]
+
+
+async def test_lorag_ask_answers_held_out_questions_with_the_fact_itself(settings, services):
+    """The tiny local model writes noise; the extractive variant quotes the fact, and per-question
+    routing picks it for factual questions the evaluation never asked."""
+    minion = f"facts-{uuid.uuid4().hex[:6]}"
+    job_id = await submit(settings, upload(settings, dataset_files()), minion)
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=400)
+    summary = job["result"]["summary"]
+    assert summary["best_variant"] == "extractive", summary
+    gateway = start_gateway(
+        services["logs"], services["orchestrator"], services["rag"], services["lora"]
+    )
+    try:
+        _, held_out = split()
+        answers = []
+        for _, question, fact in held_out:
+            run = await asyncio.to_thread(gateway.cli, "ask", minion, question, "--json")
+            assert run.returncode == 0, run.stdout + run.stderr
+            answers.append((question, fact, json.loads(run.stdout)))
+    finally:
+        gateway.process.stop()
+    carried = [q for q, fact, said in answers if fact.lower() in said["answer"].lower()]
+    print(f"held-out answers carrying the fact: {len(carried)}/{len(held_out)}")
+    assert len(carried) >= 0.8 * len(held_out), [
+        (q, s["variant"], s["answer"]) for q, _, s in answers
+    ]
+    for _, _, said in answers:  # which variant answered, and why: its predicted scores
+        assert said["variant"] == said["routing"]["variant"] and set(said["scores"]) >= {
+            "extractive",
+            "rag",
+            "lora",
+            "lora+rag",
+        }
+        assert said["routing"]["basis"] == "nearest evaluated questions"
+        assert said["routing"]["neighbours"] and said["sources"]
 
 
 async def test_a_failing_lora_stage_fails_the_hybrid_and_removes_its_knowledge_base(
@@ -360,3 +402,65 @@ async def test_a_stalled_stage_is_detected_and_the_saga_compensates(settings, se
     assert not kbs
     # ...and the thawed lora-service obeys the cancellation it was sent
     await wait_for_job(settings.postgres_dsn, f"{job_id}.lora", state="CANCELLED", timeout=60)
+
+
+@pytest.fixture(scope="module")
+def provider(settings, services, tiny_models, tmp_path_factory):  # noqa: F811
+    """A second lora-service as the fine-tuning provider, with its own API port and key; the
+    module's orchestrator is replaced by one that trains EXTERNAL_HYBRID there."""
+    api_port = free_port()
+    work = tmp_path_factory.mktemp("provider")
+    process = start_lora(services["logs"], lora_env(tiny_models, work, api_port))
+    url, key = f"http://127.0.0.1:{api_port}/v1", make_token("default")
+    services["orchestrator"].stop()
+    services["orchestrator"] = start_service(
+        "lorag_hybrid", services["logs"], **services["env"], LORAG_FINETUNE_BASE_URL=url,
+        LORAG_FINETUNE_API_KEY=key, LORAG_FINETUNE_POLL_S="0.5",
+    )  # fmt: skip
+    yield {"url": url, "key": key, "openai": openai.OpenAI(base_url=url, api_key=key)}
+    process.stop()
+
+
+async def test_an_external_hybrid_trains_at_the_fine_tuning_provider(settings, provider):
+    minion = f"ext-{uuid.uuid4().hex[:6]}"
+    uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in QA), "notes.md": FACT})
+    job_id = await submit(settings, uri, minion, training_type="EXTERNAL_HYBRID")
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=400)
+    summary = job["result"]["summary"]
+    assert (
+        summary["ftjob"].startswith("ftjob-") and summary["adapter"] == summary["fine_tuned_model"]
+    )
+    at_provider = provider["openai"].fine_tuning.jobs.retrieve(summary["ftjob"])
+    assert at_provider.status == "succeeded"
+    assert at_provider.fine_tuned_model == summary["fine_tuned_model"]
+    assert at_provider.training_file  # the dataset, uploaded as chat JSONL
+    (row,) = await fetch_all(settings.postgres_dsn, "SELECT * FROM minions WHERE name = %s", minion)
+    assert row["llm"]["ftjob"] == summary["ftjob"] and row["adapter"] == summary["fine_tuned_model"]
+    assert row["llm"]["provider"] == provider["url"]
+    log = await fetch_all(
+        settings.postgres_dsn, "SELECT metrics FROM job_progress WHERE job_id = %s", job_id
+    )
+    assert any("loss" in (r["metrics"] or {}) for r in log)  # the provider's events, relayed
+
+
+async def test_a_failing_external_hybrid_cancels_the_providers_job(settings, provider):
+    minion = f"extfail-{uuid.uuid4().hex[:6]}"
+    rows = [
+        {"question": f"{r['question']} ({i})", "answer": r["answer"]}
+        for i in range(100)
+        for r in QA
+    ]  # enough that the provider is still training when the saga fails
+    uri = upload(settings, {"qa.jsonl": "\n".join(json.dumps(r) for r in rows), "notes.md": FACT})
+    # the rag-service fails job-broken-*.rag on every attempt; the provider trains for long
+    job_id = await submit(settings, uri, minion, kind="broken", training_type="EXTERNAL_HYBRID",
+                          epochs=50, max_steps=None)  # fmt: skip
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="FAILED", timeout=300)
+    assert job["error"]["code"] == "STAGE_FAILED" and "rag" in job["error"]["message"]
+    client = provider["openai"]
+    mine = [j for j in client.fine_tuning.jobs.list(limit=100) if j.suffix == minion]
+    assert mine, "the provider never got the job"
+    deadline = asyncio.get_running_loop().time() + 120
+    while (status := client.fine_tuning.jobs.retrieve(mine[0].id).status) != "cancelled":
+        assert status not in ("succeeded", "failed"), status
+        assert asyncio.get_running_loop().time() < deadline, status
+        await asyncio.sleep(0.5)

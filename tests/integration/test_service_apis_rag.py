@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from lorag_api.errors import Invalid, NotFound
 from lorag_api.hybrid import Ask, HybridClient
-from lorag_api.rag import AnswerRequest, Query, RagClient
+from lorag_api.rag import AnswerRequest, ExtractRequest, Query, RagClient
 from lorag_core.contracts import DatasetRef, JobRequested, RagParameters
 from lorag_core.storage import ObjectStore
 from lorag_hybrid.saga import store as minions
@@ -131,12 +131,27 @@ async def test_answers_cite_the_context_with_the_external_or_the_local_llm(rag, 
     assert base.model == "base" and local[-1]["model"] == "base"
 
 
+async def test_extractive_answers_quote_the_best_sentence_and_cite_it(rag, kb):
+    answer = await rag.extract(ALICE, kb, ExtractRequest(question=QUESTION, top_k=3))
+    assert answer.answer.startswith("The production cluster is called lighthouse.")
+    n = int(answer.answer.rsplit("[", 1)[1].rstrip("]"))
+    assert "lighthouse" in answer.citations[n - 1].text and answer.citations[n - 1].source
+    assert answer.model == "extractive:all-MiniLM-L6-v2" and 0.5 < (answer.confidence or 0) <= 1
+    pets = await rag.extract(ALICE, kb, ExtractRequest(question="What is the cat called?"))
+    assert "Pixel" in pets.answer and "lighthouse" not in pets.answer
+    found = await rag.embed(ALICE, kb, [QUESTION, "What is the cat called?"])
+    assert found.model == "all-MiniLM-L6-v2" and [len(v) for v in found.vectors] == [384, 384]
+    assert abs(sum(x * x for x in found.vectors[0]) - 1) < 1e-3  # unit length
+
+
 async def test_another_owners_kb_is_not_found_exactly_like_an_unknown_one(rag, kb):
     assert kb not in {k.name for k in await rag.list_kbs(BOB)}
     calls = {
         "show": lambda owner, name: rag.show_kb(owner, name),
         "query": lambda owner, name: rag.query(owner, name, Query(question=QUESTION)),
         "answer": lambda owner, name: rag.answer(owner, name, AnswerRequest(question=QUESTION)),
+        "extract": lambda owner, name: rag.extract(owner, name, ExtractRequest(question=QUESTION)),
+        "embed": lambda owner, name: rag.embed(owner, name, [QUESTION]),
     }
     for call in calls.values():
         with pytest.raises(NotFound) as others:
@@ -226,6 +241,9 @@ async def test_minions_are_listed_shown_and_asked_by_their_owner_only(hybrid, mi
     answer = await hybrid.ask(ALICE, minion, Ask(question=QUESTION))
     [reply] = answer.replies
     assert reply.variant == "rag" and reply.error is None and "lighthouse" in (reply.answer or "")
+    # no evaluated questions filed with this minion: its overall scores route
+    assert answer.routing and answer.routing.variant == "rag"
+    assert answer.routing.basis == "overall scores" and answer.routing.scores["rag"] == 0.5
     assert reply.sources[0].source == "infra.md" and "lighthouse" in reply.sources[0].text
     sent = llms["local"][1][-1]  # LOCAL_HYBRID: rag answers with the local base model
     assert sent["model"] == "base" and sent["x_lorag_owner"] == ALICE
@@ -243,8 +261,9 @@ async def test_minions_are_listed_shown_and_asked_by_their_owner_only(hybrid, mi
 async def test_a_failing_variant_is_reported_beside_the_ones_that_answer(hybrid, minion, llms):
     answer = await hybrid.ask(ALICE, minion, Ask(question=QUESTION, compare=True))
     replies = {r.variant: r for r in answer.replies}
-    assert list(replies) == ["rag", "lora", "lora+rag"]
+    assert list(replies) == ["extractive", "rag", "lora+rag", "lora"]
     assert replies["rag"].answer and replies["lora+rag"].answer
+    assert "lighthouse" in (replies["extractive"].answer or "")
     assert replies["lora+rag"].sources and llms["local"][1][-1]["model"] in {"base", minion + ":1"}
     lora = replies["lora"]
     assert lora.answer is None and lora.error and "Unavailable" in lora.error  # nothing listens

@@ -26,6 +26,9 @@ def fake_services(calls: list[dict[str, Any]]) -> Router:
     def rag(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         calls.append(seen("rag", request, body))
+        if request.url.path.endswith("/embed"):
+            return httpx.Response(200, json={"kb": "kb", "model": "m", "vectors": [
+                [1.0, 0.0] for _ in body["texts"]]})  # fmt: skip
         citation = {"n": 1, "source": "notes.md", "chunk_id": "c1", "score": 0.9, "text": CONTEXT}
         return httpx.Response(200, json={
             "kb": "kb", "question": body["question"], "answer": "harbor-seventeen [1]",
@@ -79,8 +82,9 @@ async def test_scores_credit_answers_and_context_that_held_the_answer():
     router = fake_services(calls)
     pairs = [("What is staging called?", "harbor-seventeen")]
     scores = await router.score(minion(), pairs)
-    # retrieving variants: F1 of "harbor-seventeen [1]" (2 of 3 tokens) and a grounded context
-    assert scores["rag"] == scores["lora+rag"] == round((0.8 + 1.0) / 2, 4)
+    # retrieving variants: F1 of "harbor-seventeen [1]" (2 of 2 tokens: citations do not count)
+    # and a grounded context
+    assert scores["rag"] == scores["lora+rag"] == scores["extractive"] == 1.0
     assert scores["lora"] == 0.0  # "no idea"
     assert await router.base_score(minion(), pairs) == 0.0
     assert calls[-1]["to"] == "chat" and calls[-1]["model"] == "base"

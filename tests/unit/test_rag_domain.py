@@ -108,3 +108,20 @@ def test_locations_refuse_other_schemes_and_paths_outside_roots(tmp_path):
         with pytest.raises(DatasetError) as caught:
             locate(uri, roots)
         assert caught.value.code == code
+
+
+def test_extractive_sentences_leave_out_questions_and_fragments_and_rank_by_score():
+    import numpy as np
+
+    from lorag_rag.domain import extractive
+
+    found = extractive.sentences(
+        ["What is staging called?\nharbor-seventeen", "# Notes\nStaging is harbor-seventeen. Ok."]
+    )
+    assert [(s.text, s.passage) for s in found] == [
+        ("harbor-seventeen", 1), ("Staging is harbor-seventeen.", 2),
+    ]  # fmt: skip
+    vectors = np.array([[0.6, 0.8], [1.0, 0.0]], dtype=np.float32)
+    ranked = extractive.rank("What is staging called?", np.array([1.0, 0.0]), found, vectors)
+    assert ranked[0].sentence.text == "Staging is harbor-seventeen."  # cosine 1, and "staging"
+    assert extractive.answer_text(ranked[:1]) == "Staging is harbor-seventeen. [2]"

@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from lorag_api.base import ServiceClient, segment
 from lorag_api.rag import Question
 
-Variant = Literal["rag", "lora", "lora+rag"]
-VARIANTS: tuple[Variant, ...] = ("rag", "lora", "lora+rag")
+Variant = Literal["rag", "lora", "lora+rag", "extractive"]
+# The order breaks ties in routing: sentences of the sources first, then retrieval-backed models.
+VARIANTS: tuple[Variant, ...] = ("extractive", "rag", "lora+rag", "lora")
 
 
 class Minion(BaseModel):
@@ -34,7 +35,9 @@ class Ask(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: Question
-    variant: Variant | None = Field(None, description="Force rag, lora or lora+rag.")
+    variant: Variant | None = Field(
+        None, description="Force rag, lora, lora+rag or extractive; none routes per question."
+    )
     compare: bool = Field(False, description="Ask every variant and return them side by side.")
 
 
@@ -50,14 +53,41 @@ class Reply(BaseModel):
     answer: str | None = None
     sources: list[Source] = Field(default_factory=list)
     error: str | None = Field(None, description="Why this variant could not answer.")
+    degenerate: str | None = Field(
+        None, description="Why the text is no answer: repetition, or no overlap with the sources."
+    )
+
+
+class Rejected(BaseModel):
+    variant: str
+    reason: str
+
+
+class Routing(BaseModel):
+    """Why the answering variant was chosen for this question."""
+
+    variant: str = Field(description="The variant that answered.")
+    basis: str = Field(description="nearest evaluated questions, or overall scores.")
+    scores: dict[str, float] = Field(description="Each variant's predicted score on this question.")
+    neighbours: list[dict[str, Any]] = Field(
+        default_factory=list, description="The evaluated questions nearest this one, by similarity."
+    )
+    rejected: list[Rejected] = Field(
+        default_factory=list, description="Better-predicted variants that failed or degenerated."
+    )
 
 
 class MinionAnswer(BaseModel):
     minion: str
     question: str
-    best_variant: str | None = None
-    scores: dict[str, float] = Field(default_factory=dict)
+    best_variant: str | None = Field(None, description="The best variant over all evaluation.")
+    scores: dict[str, float] = Field(
+        default_factory=dict, description="Each variant's mean evaluation score."
+    )
     replies: list[Reply]
+    routing: Routing | None = Field(
+        None, description="With no variant forced: how this question was routed."
+    )
 
 
 class RecommendFor(BaseModel):

@@ -108,6 +108,37 @@ class Answer(BaseModel):
     answer: str
     model: str
     citations: list[Citation]
+    confidence: float | None = Field(
+        None, description="Extractive answers: the best sentence's score (cosine, 1 is best)."
+    )
+
+
+class ExtractRequest(BaseModel):
+    """Answer with the retrieved passages' own sentences that best match the question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: Question
+    top_k: int = Field(5, ge=1, le=50, description="How many chunks to take sentences from.")
+    sentences: int = Field(1, ge=1, le=5, description="How many sentences the answer joins.")
+
+
+class EmbedRequest(BaseModel):
+    """Texts to embed with a knowledge base's own embedding model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[Annotated[str, StringConstraints(min_length=1, max_length=4000)]] = Field(
+        min_length=1, max_length=256, description="Not blank; at most 256 per call."
+    )
+
+
+class Embeddings(BaseModel):
+    """Unit-length vectors, one per text, in the order given."""
+
+    kb: str
+    model: str
+    vectors: list[list[float]]
 
 
 class RagClient(ServiceClient):
@@ -128,3 +159,16 @@ class RagClient(ServiceClient):
         return await self.call(
             "POST", f"/v1/kbs/{segment(kb)}/answer", Answer, owner=owner, body=request
         )
+
+    async def extract(self, owner: str, kb: str, request: ExtractRequest) -> Answer:
+        """The passages' best sentences as the answer, citing them: nothing is generated."""
+        return await self.call(
+            "POST", f"/v1/kbs/{segment(kb)}/extract", Answer, owner=owner, body=request
+        )
+
+    async def embed(self, owner: str, kb: str, texts: list[str]) -> Embeddings:
+        """The texts' vectors under the KB's embedding model (e.g. to compare questions)."""
+        return await self.call(
+            "POST", f"/v1/kbs/{segment(kb)}/embed", Embeddings, owner=owner,
+            body=EmbedRequest(texts=texts),
+        )  # fmt: skip

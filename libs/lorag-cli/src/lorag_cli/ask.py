@@ -7,16 +7,17 @@ import typer
 from lorag_cli.gateway import Gateway, refusals, segment
 from lorag_cli.output import console, fail, print_json, print_table
 
-VARIANTS = ("rag", "lora", "lora+rag")
+VARIANTS = ("extractive", "rag", "lora", "lora+rag")
 
 
 def ask(
     minion: str = typer.Argument(..., help="Minion name (`lorag minions` lists them)."),
     question: str = typer.Argument(..., help="What to ask."),
-    variant: str | None = typer.Option(None, help="Force one: rag, lora or lora+rag."),
+    variant: str | None = typer.Option(None, help="Force one: extractive, rag, lora or lora+rag."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Ask a minion; the answer comes from the variant that scored best, with its sources."""
+    """Ask a minion; the variant that scored best on questions like this one answers, with its
+    sources."""
     if variant is not None and variant not in VARIANTS:
         fail(f"unknown variant {variant!r}", hint=f"choose one of {', '.join(VARIANTS)}")
     with refusals():
@@ -26,11 +27,21 @@ def ask(
     reply = answered["replies"][0]
     if reply.get("error"):
         fail(f"{minion} ({reply['variant']}) could not answer: {reply['error']}")
+    routing = answered.get("routing") or {}
     if json_out:
-        print_json({"minion": minion, "variant": reply["variant"], "answer": reply["answer"],
-                    "sources": reply["sources"], "scores": answered["scores"]})  # fmt: skip
+        print_json({
+            "minion": minion, "variant": reply["variant"], "answer": reply["answer"],
+            "sources": reply["sources"], "degenerate": reply.get("degenerate"),
+            "scores": routing.get("scores") or answered["scores"],
+            "overall_scores": answered["scores"], "routing": routing or None,
+        })  # fmt: skip
         return
     console.print(f"[bold]{minion}[/] ({reply['variant']}): {reply['answer']}")
+    if routing:
+        predicted = ", ".join(f"{k} {v:.2f}" for k, v in routing["scores"].items())
+        console.print(f"  routed by {routing['basis']}: {predicted}")
+        for rejected in routing.get("rejected", []):
+            console.print(f"  passed over {rejected['variant']}: {rejected['reason']}")
     for source in reply["sources"]:
         console.print(f"  [{source['n']}] {source['source']}: {source['text'][:120]}")
 

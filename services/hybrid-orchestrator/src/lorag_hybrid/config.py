@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,3 +43,21 @@ class HybridSettings(BaseSettings):
         description="Probe the GPU at start, in the background, so the first saga does not wait "
         "for torch to load; off saves its memory.",
     )
+
+
+class FinetuneSettings(BaseSettings):
+    """Where EXTERNAL_HYBRID trains (LORAG_FINETUNE_*): an OpenAI-compatible fine-tuning API."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAG_FINETUNE_", extra="ignore")
+
+    base_url: str | None = Field(
+        default=None,
+        description="The provider's API (…/v1); default: the local lora-service's own "
+        "(LORAG_LORA_OPENAI_URL), so it works offline.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="The provider's key; default: the service token (local)."
+    )
+    model: str = Field(default="base", description="The provider's model to fine-tune.")
+    poll_s: float = Field(default=2.0, gt=0, description="How often the provider's job is read.")
+    timeout_s: float = Field(default=60.0, gt=0, description="One call to the provider.")

@@ -75,21 +75,26 @@ async def _evaluate(
         "job_id": request.job_id,
         "training_type": request.resolved.effective.value,
         "kb": parameters(request).rag.kb or minion_name,
-        "adapter": f"{lora_summary['adapter']}:{lora_summary['version']}",
+        "adapter": lora_summary.get("fine_tuned_model")
+        or f"{lora_summary['adapter']}:{lora_summary['version']}",
         "llm": {
             "rag": "base" if request.resolved.effective.runs_locally else "external",
             "lora_api": ServiceUrls().lora_openai_url,
+            **{k: lora_summary[k] for k in ("ftjob", "fine_tuned_model", "provider")
+               if k in lora_summary},
         },
-    }
+    }  # fmt: skip
     pairs = await asyncio.to_thread(eval_pairs, request, objects, settings.eval_pairs)
-    scores: dict[str, float] = (
-        await router.score(minion, pairs) if pairs else dict.fromkeys(VARIANTS, 0.0)
-    )
+    evaluation = await router.evaluate(minion, pairs, embed=True)
+    scores = evaluation.scores
     base = await router.base_score(minion, pairs) if pairs else 0.0
-    best = max(VARIANTS, key=lambda v: (scores[v], v == "lora+rag"))
+    # ties go to the variant that only quotes its sources (VARIANTS' order)
+    best = min(VARIANTS, key=lambda v: (-scores[v], VARIANTS.index(v)))
     dataset = await asyncio.to_thread(profile_of, request, objects)
+    saved = {**minion, "scores": scores, "best_variant": best,
+             "evaluations": evaluation.questions}  # fmt: skip
     async with ctx.runtime.db.connection() as conn:
-        await store.save_minion(conn, {**minion, "scores": scores, "best_variant": best})
+        await store.save_minion(conn, saved)
         await history.record(conn, request.job_id, dataset, scores, time.monotonic() - started)
     xp = xp_event(
         request,
@@ -111,6 +116,7 @@ async def _evaluate(
             "base_model_score": base,
             "kb": minion["kb"],
             "adapter": minion["adapter"],
+            **{k: lora_summary[k] for k in ("ftjob", "fine_tuned_model") if k in lora_summary},
         },
     )
 

@@ -17,7 +17,7 @@ from lorag_core.service.worker import register_worker
 from lorag_core.settings import Settings
 from lorag_hybrid.api import minions
 from lorag_hybrid.api.recommend import recommend_router
-from lorag_hybrid.config import HybridSettings
+from lorag_hybrid.config import FinetuneSettings, HybridSettings
 from lorag_hybrid.handlers import make_runner
 from lorag_hybrid.recommend.resources import detect
 from lorag_hybrid.routing import Router
@@ -30,10 +30,15 @@ OWNED = frozenset({TrainingType.EXTERNAL_HYBRID, TrainingType.LOCAL_HYBRID})
 def make_router(settings: HybridSettings, service_token: str) -> Router:
     """Routing over the rag-service's API and the lora-service's OpenAI API: no model here."""
     urls, timeout = ServiceUrls(), settings.ask_timeout_s
+    provider = FinetuneSettings()
+    remote = provider.base_url and provider.base_url.rstrip("/") != urls.lora_openai_url.rstrip("/")
+    key = provider.api_key.get_secret_value() if provider.api_key else service_token
     return Router(
         RagClient(urls.rag_service_url, service_token, timeout=timeout),
         ChatClient(urls.lora_openai_url, service_token, timeout=timeout),
-    )
+        ChatClient(provider.base_url, key, timeout=timeout) if remote and provider.base_url
+        else None,
+    )  # fmt: skip
 
 
 def register(host: ServiceHost) -> None:

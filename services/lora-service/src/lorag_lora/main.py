@@ -67,10 +67,13 @@ def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManage
         ),
         pool_of=partial(pools.get, "db"),
     )
+    trainable = {"base", "tiny-llama", settings.default_base_model, settings.serve_base_model}
+    app = create_app(
+        partial(holder.get, "engine"), settings.max_new_tokens, keys, settings.retry_after_s,
+        frozenset(m for m in trainable if m),
+    )  # fmt: skip
     api = ApiServer(
-        create_app(
-            partial(holder.get, "engine"), settings.max_new_tokens, keys, settings.retry_after_s
-        ),
+        app,
         settings.api_host,
         settings.api_port,
         name="inference API (/v1)",
@@ -80,6 +83,7 @@ def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManage
 
     async def start(runtime: Runtime) -> None:
         pools["db"] = runtime.db
+        app.state.runtime = runtime  # the fine-tuning routes' database, broker and storage
         await api.start()
         holder_tasks.append(asyncio.create_task(_load_engine(runtime)))
 

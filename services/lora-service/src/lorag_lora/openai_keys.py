@@ -86,3 +86,12 @@ async def api_key_owner(
 
 
 Owner = Annotated[str | None, Depends(api_key_owner)]
+
+
+async def acting_owner(owner: Owner) -> str:
+    """Who a new file or fine-tuning job belongs to: a keyless local call, or a service acting
+    for no one, makes it for "default", as the CLI does."""
+    return owner or "default"
+
+
+ActingOwner = Annotated[str, Depends(acting_owner)]

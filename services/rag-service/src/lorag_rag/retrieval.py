@@ -13,6 +13,7 @@ from lorag_rag.adapters.chroma_store import Hit
 from lorag_rag.adapters.embedder import Embedder
 from lorag_rag.config import LlmSettings
 from lorag_rag.deps import RagDeps
+from lorag_rag.domain import extractive
 from lorag_rag.domain.documents import QaPair
 from lorag_rag.domain.metrics import RetrievalQuality, retrieval_quality
 from lorag_rag.domain.prompts import Passage, chat_messages
@@ -99,3 +100,35 @@ async def answer_from(
         for n, (p, h) in enumerate(zip(passages, hits, strict=True), 1)
     ]  # fmt: skip
     return Answer(text, citations, chat.model)
+
+
+def extract_from(
+    deps: RagDeps, row: dict[str, Any], question: str, top_k: int = 5, count: int = 1
+) -> tuple[Answer, float | None]:
+    """The retrieved passages' `count` best sentences as the answer, and the best one's score."""
+    hits = search(deps, row, question, top_k)
+    candidates = extractive.sentences([h.text for h in hits])
+    embedder = deps.embedders.get(row["embedding_model"])
+    question_vector = embedder.encode([question])[0]
+    ranked = (
+        extractive.rank(
+            question, question_vector, candidates, embedder.encode([s.text for s in candidates])
+        )
+        if candidates
+        else []
+    )
+    best = ranked[:count]
+    citations = [
+        {"n": n, "source": str(h.metadata.get("source", "?")), "title": h.metadata.get("title"),
+         "chunk_id": h.id, "score": round(h.score, 4), "text": h.text}
+        for n, h in enumerate(hits, 1)
+    ]  # fmt: skip
+    text = extractive.answer_text(best) if best else "The sources say nothing about this."
+    model = f"extractive:{row['embedding_model']}"
+    return Answer(text, citations, model), (best[0].score if best else None)
+
+
+def embed(deps: RagDeps, row: dict[str, Any], texts: list[str]) -> list[list[float]]:
+    """Unit-length vectors of the texts under the KB's model, rounded for the wire."""
+    vectors = deps.embedders.get(row["embedding_model"]).encode(texts)
+    return [[round(float(x), 5) for x in v] for v in vectors]

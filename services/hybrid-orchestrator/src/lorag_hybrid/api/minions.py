@@ -10,7 +10,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from lorag_api.hybrid import VARIANTS, Ask, Minion, MinionAnswer, Reply, Source, Variant
+from lorag_api.hybrid import (
+    VARIANTS,
+    Ask,
+    Minion,
+    MinionAnswer,
+    Rejected,
+    Reply,
+    Routing,
+    Source,
+    Variant,
+)
 from lorag_core.service.api import NotFound, OwnerHeader
 from lorag_core.service.host import Runtime, RuntimeDep
 from lorag_hybrid.routing import Router
@@ -66,13 +76,27 @@ async def ask_minion(
     name: str, body: Ask, owner: OwnerHeader, runtime: RuntimeDep, router: RouterDep
 ) -> MinionAnswer:
     minion = await _owned(runtime, owner, name)
-    best: Variant = minion.get("best_variant") or "rag"
-    chosen: list[Variant] = list(VARIANTS) if body.compare else [body.variant or best]
-    replies = await asyncio.gather(*(_ask_one(router, minion, body.question, v) for v in chosen))
-    return MinionAnswer(
+    answer = MinionAnswer(
         minion=name, question=body.question, best_variant=minion.get("best_variant"),
-        scores=minion.get("scores") or {}, replies=list(replies),
+        scores=minion.get("scores") or {}, replies=[],
     )  # fmt: skip
+    if body.compare or body.variant:
+        chosen: list[Variant] = list(VARIANTS) if body.compare else [body.variant]  # type: ignore[list-item]
+        replies = await asyncio.gather(
+            *(_ask_one(router, minion, body.question, v) for v in chosen)
+        )
+        return answer.model_copy(update={"replies": list(replies)})
+    try:
+        routed = await router.route(minion, body.question)
+    except Exception as exc:  # every variant failed: say why, as one reply
+        reply = Reply(variant=minion.get("best_variant") or "rag", error=str(exc)[:500])
+        return answer.model_copy(update={"replies": [reply]})
+    routing = Routing(
+        variant=routed.reply.variant, basis=routed.prediction.basis,
+        scores=routed.prediction.scores, neighbours=routed.prediction.neighbours,
+        rejected=[Rejected(**r) for r in routed.rejected],
+    )  # fmt: skip
+    return answer.model_copy(update={"replies": [_reply(routed.reply)], "routing": routing})
 
 
 async def _ask_one(router: Router, minion: dict[str, Any], question: str, variant: Any) -> Reply:
@@ -80,7 +104,11 @@ async def _ask_one(router: Router, minion: dict[str, Any], question: str, varian
         reply = await router.ask(minion, question, variant)
     except Exception as exc:  # one variant's endpoint being down must not hide the others
         return Reply(variant=variant, error=f"{type(exc).__name__}: {exc}"[:500])
+    return _reply(reply)
+
+
+def _reply(reply: Any) -> Reply:
     return Reply(
-        variant=reply.variant, answer=reply.text,
+        variant=reply.variant, answer=reply.text, degenerate=reply.degenerate,
         sources=[Source(**s) for s in reply.sources],
     )  # fmt: skip

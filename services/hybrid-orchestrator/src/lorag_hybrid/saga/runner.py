@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lorag_api.base import ServiceUrls
+from lorag_api.finetune import FineTuneClient
 from lorag_core.contracts import (
     ArtifactRef,
     CompensationRequested,
@@ -22,12 +24,14 @@ from lorag_core.contracts import (
 )
 from lorag_core.db.changes import JobChanges
 from lorag_core.domain.job_state import JobState
+from lorag_core.domain.training_types import TrainingType
 from lorag_core.messaging.broker import publish_event
 from lorag_core.metrics import SAGA_COMPENSATIONS
 from lorag_core.service.worker import JobCancelled, JobContext, JobFailed
 from lorag_core.telemetry import current_traceparent, stage_span
-from lorag_hybrid.config import HybridSettings
+from lorag_hybrid.config import FinetuneSettings, HybridSettings
 from lorag_hybrid.saga import store
+from lorag_hybrid.saga.external import ExternalTraining
 from lorag_hybrid.saga.plan import EVALUATE, LORA, RAG, STAGES, StageView, overall, parameters
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,9 @@ class Saga:
         self.ctx, self.settings, self.changes, self.minion = ctx, settings, changes, minion
         self.running: dict[str, Running] = {}  # stage name -> its current sub-job
         self.rows: dict[str, Any] = {}  # sub-job id -> its jobs row, as last read
+        # EXTERNAL_HYBRID trains at a fine-tuning provider: stage name -> the current attempt
+        self.external: dict[str, ExternalTraining] = {}
+        self.trains_externally = ctx.request.resolved.effective is TrainingType.EXTERNAL_HYBRID
 
     async def run(self) -> dict[str, Any]:
         """Stage rows are re-read every `poll_s` for the progress view, and when a stage ends."""
@@ -93,6 +100,8 @@ class Saga:
         while True:
             async with ctx.runtime.db.connection() as conn:
                 self.rows = await store.sub_jobs(conn, self._job_ids())
+            for name, training in self.external.items():
+                self.rows[self.running[name].job_id] = training.row
             views = [_view(name, self.rows.get(r.job_id)) for name, r in self.running.items()]
             percent, eta = overall(views)
             succeeded = all(v.state is JobState.SUCCEEDED for v in views)
@@ -132,6 +141,11 @@ class Saga:
                     conn, ctx.job_id, stage.name, stage.job_id, stage.attempt,
                     current_traceparent(),
                 )  # fmt: skip
+            if stage.name == LORA and self.trains_externally:
+                self.external[LORA] = ExternalTraining(ctx, FinetuneSettings(), self.minion,
+                                                       _provider(ctx))  # fmt: skip
+                self.external[LORA].start()
+                return
             # Idempotent by job id: a restarted orchestrator re-publishes and nothing runs twice.
             request = sub_request(ctx.request, stage.name, stage.job_id, self.minion)
             await publish_event(ctx.runtime.broker, request)
@@ -172,6 +186,10 @@ class Saga:
                 async with ctx.runtime.db.connection() as conn:
                     first = await store.mark_compensated(conn, ctx.job_id, stage.name)
                 if not first:
+                    continue
+                if stage.name in self.external:
+                    # the provider's job is cancelled; a finished model stays at the provider
+                    await self.external[stage.name].cancel(reason)
                     continue
                 if state == "SUCCEEDED":
                     await self._undo(stage, reason)
@@ -221,6 +239,19 @@ class Saga:
             metrics = summary | (row.get("metrics") or {})
             figures |= {k: float(metrics[k]) for k in FORWARDED.get(name, ()) if k in metrics}
         return figures
+
+
+def _provider(ctx: JobContext) -> Any:
+    """Makes a client of the configured provider (default: the local lora-service's API)."""
+    settings = FinetuneSettings()
+    url = settings.base_url or ServiceUrls().lora_openai_url
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    token = key or ctx.runtime.settings.service_secret
+
+    def make() -> FineTuneClient:
+        return FineTuneClient(url, token, timeout=settings.timeout_s, owner=ctx.request.owner)
+
+    return make
 
 
 def _view(name: str, row: dict[str, Any] | None) -> StageView:

@@ -57,15 +57,20 @@ async def save_minion(conn: AsyncConnection[Any], minion: Row) -> None:
     await conn.execute(
         """
         INSERT INTO minions (name, owner, job_id, training_type, kb, adapter, llm, scores,
-                             best_variant)
+                             best_variant, evaluations)
         VALUES (%(name)s, %(owner)s, %(job_id)s, %(training_type)s, %(kb)s, %(adapter)s,
-                %(llm)s, %(scores)s, %(best_variant)s)
+                %(llm)s, %(scores)s, %(best_variant)s, %(evaluations)s)
         ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, job_id = EXCLUDED.job_id,
             training_type = EXCLUDED.training_type, kb = EXCLUDED.kb, adapter = EXCLUDED.adapter,
             llm = EXCLUDED.llm, scores = EXCLUDED.scores, best_variant = EXCLUDED.best_variant,
-            updated_at = now()
+            evaluations = EXCLUDED.evaluations, updated_at = now()
         """,
-        {**minion, "llm": Jsonb(minion["llm"]), "scores": Jsonb(minion["scores"])},
+        {
+            **minion,
+            "llm": Jsonb(minion["llm"]),
+            "scores": Jsonb(minion["scores"]),
+            "evaluations": Jsonb(minion.get("evaluations") or []),
+        },
     )
 
 

@@ -18,6 +18,7 @@ from lorag_lora.adapters import registry
 from lorag_lora.adapters.artifacts import AdapterCorrupted
 from lorag_lora.adapters.registry import AdapterNotFound
 from lorag_lora.domain.registry import BadReference
+from lorag_lora.finetune_api import mount_fine_tuning
 from lorag_lora.openai_keys import KeyStore, Owner
 from lorag_lora.serving import errors
 from lorag_lora.serving import metrics as serving_metrics
@@ -46,12 +47,14 @@ DISCONNECT_POLL_S = 0.2
 
 
 def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int,
-               keys: KeyStore | None = None, retry_after_s: int = 1) -> FastAPI:  # fmt: skip
+               keys: KeyStore | None = None, retry_after_s: int = 1,
+               fine_tune_models: frozenset[str] = frozenset()) -> FastAPI:  # fmt: skip
     """The API over whatever engine `engine_of` returns (None while the base model loads);
-    without `keys`, every call is keyless."""
+    without `keys`, every call is keyless. `fine_tune_models` may be fine-tuned."""
     app = FastAPI(title="lorag lora-service inference", version="1")
     app.state.api_keys = keys or KeyStore(None, {}, required=False, pool_of=lambda: None)
     errors.install(app, MAPPED)
+    mount_fine_tuning(app, fine_tune_models)  # /v1/files, /v1/fine_tuning/jobs
 
     def engine() -> Engine:
         found = engine_of()

@@ -10,7 +10,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from lorag_api.rag import Answer, AnswerRequest, Hit, Hits, KnowledgeBase, Query
+from lorag_api.rag import (
+    Answer,
+    AnswerRequest,
+    Embeddings,
+    EmbedRequest,
+    ExtractRequest,
+    Hit,
+    Hits,
+    KnowledgeBase,
+    Query,
+)
 from lorag_core.service.api import ApiError, NotFound, OwnerHeader
 from lorag_core.service.host import Runtime, RuntimeDep
 from lorag_rag import retrieval
@@ -105,6 +115,39 @@ async def answer_kb(
         kb=kb, question=body.question, answer=found.text, model=found.model,
         citations=found.citations,
     )  # fmt: skip
+
+
+@router.post(
+    "/{kb}/extract",
+    response_model=Answer,
+    responses=MISSING,
+    summary="Answer with the retrieved passages' best sentences, citing them as [n]",
+)
+async def extract_kb(
+    kb: str, body: ExtractRequest, owner: OwnerHeader, runtime: RuntimeDep, deps: DepsDep
+) -> Answer:
+    row = await _owned(runtime, kb, owner)
+    found, confidence = await asyncio.to_thread(
+        retrieval.extract_from, deps, row, body.question, body.top_k, body.sentences
+    )
+    return Answer(
+        kb=kb, question=body.question, answer=found.text, model=found.model,
+        citations=found.citations, confidence=confidence,
+    )  # fmt: skip
+
+
+@router.post(
+    "/{kb}/embed",
+    response_model=Embeddings,
+    responses=MISSING,
+    summary="Embed texts with the knowledge base's own model (unit-length vectors)",
+)
+async def embed_kb(
+    kb: str, body: EmbedRequest, owner: OwnerHeader, runtime: RuntimeDep, deps: DepsDep
+) -> Embeddings:
+    row = await _owned(runtime, kb, owner)
+    vectors = await asyncio.to_thread(retrieval.embed, deps, row, body.texts)
+    return Embeddings(kb=kb, model=row["embedding_model"], vectors=vectors)
 
 
 def _hit(rank: int, hit: StoredHit) -> Hit:
