@@ -115,6 +115,7 @@ async def run_job(ctx: JobContext, deps: Deps) -> JobResult:
 async def _load(ctx: JobContext, deps: Deps, params: Any, full: bool) -> tuple[Any, Any, Any]:
     """Read the dataset, check and load the base model, tokenise and batch, wrap for training."""
     objects = ctx.runtime.objects
+    assert objects is not None
     try:
         await ctx.report(JobState.VALIDATING, stage="reading dataset", force=True)
         examples = await asyncio.to_thread(read_examples, objects, ctx.request.datasets)

@@ -38,9 +38,9 @@ class KeyStore:
 
     async def owner_of(self, key: str) -> str | None:
         """The owner of a live key, or None for an unknown or revoked one."""
-        for known, owner in self.static.items():
+        for known, its_owner in self.static.items():
             if hmac.compare_digest(known.encode(), key.encode()):
-                return owner
+                return its_owner
         now = time.monotonic()
         hit = self._seen.get(key)
         if hit is not None and now - hit[0] < REMEMBER_S:

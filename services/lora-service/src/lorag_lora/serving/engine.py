@@ -266,7 +266,7 @@ class Engine:
                 raise AdapterCorrupted(f"local copy of {choice.label} is corrupted; retry")
             tokenizer = AutoTokenizer.from_pretrained(choice.folder)
             model = AutoModelForCausalLM.from_pretrained(choice.folder, dtype=self.base.dtype)
-            model.to(self.base.device).eval()
+            model.to(self.base.device).eval()  # type: ignore[arg-type]
             self.models[choice.key] = served(WholeModelRunner(model), model, tokenizer)
             total = sum(m.size_bytes for m in self.models.values())
             for old in list(self.models):
@@ -277,8 +277,9 @@ class Engine:
 
     def touch(self, choice: Choice) -> None:
         """Mark a fine-tuned model recently used."""
-        if choice.kind == "model" and choice.key in self.models:
-            self.models.move_to_end(choice.key)
+        key = choice.key
+        if choice.kind == "model" and key is not None and key in self.models:
+            self.models.move_to_end(key)
 
     def loaded_labels(self) -> dict[str, str]:
         """What is loaded: adapter and model labels by kind (for diagnostics and the bench)."""

@@ -129,7 +129,7 @@ class Lane:
             self.cache, self.rows = cache, [row]
             return
         extra = cache.get_seq_length() - self.width
-        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+        for mine, theirs in zip(_layers(self.cache), _layers(cache), strict=True):
             a_k, a_v, b_k, b_v = mine.keys, mine.values, theirs.keys, theirs.values
             if extra > 0:
                 a_k, a_v = F.pad(a_k, (0, 0, extra, 0)), F.pad(a_v, (0, 0, extra, 0))
@@ -146,14 +146,16 @@ class Lane:
         self.rows = [self.rows[i] for i in keep]
         assert self.cache is not None
         cut = self.width - max(r.cached for r in self.rows)
-        index = torch.tensor(keep, device=self.cache.layers[0].keys.device)
-        for layer in self.cache.layers:
+        layers = _layers(self.cache)
+        index = torch.tensor(keep, device=layers[0].keys.device)
+        for layer in layers:
             layer.keys = layer.keys.index_select(0, index)[:, :, cut:]
             layer.values = layer.values.index_select(0, index)[:, :, cut:]
 
     def step(self) -> torch.Tensor:
         """One decode step for every row; the logits of each row's next token."""
-        device = self.cache.layers[0].keys.device  # type: ignore[union-attr]
+        assert self.cache is not None
+        device = _layers(self.cache)[0].keys.device
         width = self.width
         ids = torch.tensor([[r.pending] for r in self.rows], device=device)
         lengths = torch.tensor([r.cached for r in self.rows], device=device)
@@ -304,3 +306,9 @@ class Scheduler:
             row.gen.push(event)
         if row.target.release is not None:
             row.target.release()
+
+
+def _layers(cache: DynamicCache) -> list[Any]:
+    """The cache's layers; transformers types them as a union that includes linear-attention
+    layers without keys, which the causal models served here do not use."""
+    return list(cache.layers)
