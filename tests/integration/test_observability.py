@@ -158,7 +158,8 @@ async def test_a_local_hybrid_from_the_cli_is_exactly_one_trace(settings, hybrid
     done = await asyncio.to_thread(
         gateway.cli, "submit", "LOCAL_HYBRID", "--dataset", str(data), "--param",
         f"minion={minion}", "--param", "rag.chunk_tokens=64", "--param", "lora.max_steps=6",
-        "--param", "lora.batch_size=4", "--param", "lora.max_seq_len=64", "--json", timeout=600,
+        "--param", "lora.batch_size=4", "--param", "lora.max_seq_len=64", "--wait", "--json",
+        "--timeout", "600", timeout=700,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)

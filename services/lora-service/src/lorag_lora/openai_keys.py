@@ -80,9 +80,13 @@ async def api_key_owner(
     if store.service_token and hmac.compare_digest(key.encode(), store.service_token.encode()):
         return x_lorag_owner or None
     owner = await store.owner_of(key)
-    if owner is None and store.required:
-        raise _unauthorized("the API key is unknown or revoked")
-    return owner  # keys optional: an unknown key is a keyless call
+    # Keys optional: a placeholder key ("none", "EMPTY", as clients of local servers send) is a
+    # keyless call, but a lorag token that is unknown, revoked or expired is still refused.
+    if owner is None and (store.required or key.startswith(tokens.PREFIX)):
+        raise _unauthorized(
+            "the API key is unknown, revoked or expired: make one with `lorag tokens create OWNER`"
+        )
+    return owner
 
 
 Owner = Annotated[str | None, Depends(api_key_owner)]
