@@ -14,9 +14,10 @@ from lorag_api import ServiceError, Unauthorized, Unavailable
 from lorag_core.contracts.asyncapi import asyncapi_document
 from lorag_core.service.api import RefuseNul
 from lorag_gateway.api import catalog, datasets, jobs, minions, recommend, types
-from lorag_gateway.auth import OwnerDep
+from lorag_gateway.api.models import EVERY_ROUTE, Me
+from lorag_gateway.auth import ReaderDep
 from lorag_gateway.deps import Gateway
-from lorag_gateway.errors import Conflict, Invalid, NotFound, TooLarge, Unsupported
+from lorag_gateway.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unsupported
 
 STATIC = Path(__file__).parent / "static"
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the files
@@ -32,7 +33,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     routers = (jobs, types, datasets, recommend, catalog, minions)
     for module in routers:
-        app.include_router(module.router)
+        app.include_router(module.router, responses=EVERY_ROUTE)
     app.add_middleware(UploadLimit, limit=gateway.settings.max_upload_bytes + MULTIPART_SLACK)
     app.add_middleware(RefuseNul)
 
@@ -40,15 +41,20 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def invalid(_: Request, exc: Invalid) -> Response:
         return JSONResponse({"detail": exc.errors}, status_code=422)
 
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> Response:
+        return JSONResponse({"detail": str(exc), "code": exc.code, "hint": exc.hint}, 403)
+
     for kind, status in STATUS.items():
         app.add_exception_handler(kind, _plain(status))
     app.add_exception_handler(ServiceError, _forwarded)
 
-    @app.get("/api/me", tags=["auth"], summary="Who the token belongs to")
-    async def me(owner: OwnerDep) -> dict[str, str]:
-        return {"owner": owner}
+    @app.get("/api/me", tags=["auth"], summary="Who the token belongs to", responses=EVERY_ROUTE)
+    async def me(owner: ReaderDep) -> Me:
+        return Me(owner=owner)
 
-    @app.get("/api/asyncapi.json", tags=["contracts"], summary="The topics, as AsyncAPI 3")
+    @app.get("/api/asyncapi.json", tags=["contracts"], summary="The topics, as AsyncAPI 3",
+             responses=EVERY_ROUTE)  # fmt: skip
     async def topics() -> dict[str, Any]:
         return asyncapi_document()
 
@@ -62,7 +68,9 @@ def create_app(gateway: Gateway) -> FastAPI:
 
 def _plain(status: int) -> Any:
     async def handle(_: Request, exc: Exception) -> Response:
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        body = {"detail": str(exc), "code": getattr(exc, "code", None),
+                "hint": getattr(exc, "hint", None)}  # fmt: skip
+        return JSONResponse(body, status_code=status)
 
     return handle
 
@@ -101,6 +109,8 @@ class UploadLimit:
                     f"upload too large: {int(size):,} bytes; the limit is "
                     f"{self.limit - MULTIPART_SLACK:,} bytes (LORAG_GATEWAY_MAX_UPLOAD_BYTES)"
                 )
-                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+                body = {"detail": detail, "code": "UPLOAD_TOO_LARGE",
+                        "hint": "split the dataset into several uploads"}  # fmt: skip
+                await JSONResponse(body, status_code=413)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
