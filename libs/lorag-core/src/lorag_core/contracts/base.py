@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -24,10 +24,36 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _unstorable(value: Any, depth: int = 0) -> str | None:
+    """A NUL or a lone surrogate anywhere in a payload: Postgres text and jsonb refuse both,
+    so such an event could only fail in every consumer that records it, again and again."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "a NUL character"
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            return "a lone UTF-16 surrogate"
+    elif isinstance(value, dict) and depth < 32:
+        for key, item in value.items():
+            if found := _unstorable(key, depth + 1) or _unstorable(item, depth + 1):
+                return found
+    elif isinstance(value, list | tuple) and depth < 32:
+        for item in value:
+            if found := _unstorable(item, depth + 1):
+                return found
+    return None
+
+
 class Contract(BaseModel):
     """A value carried inside an event: frozen and strict about unknown fields."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        if (found := _unstorable(data)) is not None:
+            raise ValueError(f"text may not contain {found}")
+        return data
 
 
 class Event(Contract):
