@@ -18,6 +18,7 @@ from tests.support.gateway import start_gateway
 from tests.support.processes import start_service
 
 pytestmark = pytest.mark.integration
+READY_S = 300  # model-loading services on a loaded machine take more than the usual minute
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 EXCLUDED_CHECKS = "positive_data_acceptance"
 
@@ -27,12 +28,20 @@ def gateway(settings, logs_dir, tmp_path_factory):
     """The gateway in front of the services its routes forward to (no model needed)."""
     work = tmp_path_factory.mktemp("fuzz")
     rag = start_service(
-        "lorag_rag", logs_dir, LORAG_CHROMA_PATH=str(work / "chroma"), HF_HUB_OFFLINE="1"
+        "lorag_rag",
+        logs_dir,
+        ready_timeout=READY_S,
+        LORAG_CHROMA_PATH=str(work / "chroma"),
+        HF_HUB_OFFLINE="1",
     )
     lora_vars = lora_env(work / "models", work / "lora", 0, LORAG_LORA_SERVE="false")
-    lora = start_service("lorag_lora", logs_dir, **lora_vars)
+    lora = start_service("lorag_lora", logs_dir, ready_timeout=READY_S, **lora_vars)
     hybrid = start_service(
-        "lorag_hybrid", logs_dir, HF_HUB_OFFLINE="1", LORAG_RAG_SERVICE_URL=rag.url
+        "lorag_hybrid",
+        logs_dir,
+        ready_timeout=READY_S,
+        HF_HUB_OFFLINE="1",
+        LORAG_RAG_SERVICE_URL=rag.url,
     )
     running = start_gateway(
         logs_dir, rag, lora, hybrid,
@@ -50,7 +59,7 @@ def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(gateway, tmp_path)
         str(SCHEMATHESIS), "run", f"{gateway.url}/api/openapi.json",
         "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
         "--header", f"Authorization: Bearer {token}",
-        "--max-examples", "30", "--workers", "2", "--request-timeout", "60",
+        "--max-examples", "30", "--workers", "1", "--request-timeout", "60",
         "--phases", "examples,coverage,fuzzing", "--no-color", "--seed", "16",
     ]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=1200, cwd=tmp_path)

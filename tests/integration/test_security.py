@@ -33,6 +33,7 @@ from tests.support.gateway import RunningGateway, start_gateway
 from tests.support.processes import ServiceProcess, start_service
 
 pytestmark = pytest.mark.integration
+READY_S = 300  # model-loading services on a loaded machine take more than the usual minute
 OPENAPI = Path(__file__).parents[2] / "libs" / "lorag-api" / "openapi"
 FACT = "The staging cluster is called harbor-seventeen."
 QA = [
@@ -74,13 +75,19 @@ def stack(settings, logs_dir, tmp_path_factory, tiny_models):  # noqa: F811
     lora = start_lora(logs_dir, lora_env(tiny_models, state / "lora", api_port))
     llm = {"LORAG_LORA_OPENAI_URL": f"http://127.0.0.1:{api_port}/v1"}
     rag = start_service(
-        "lorag_rag", logs_dir, LORAG_CHROMA_PATH=str(state / "chroma"), HF_HUB_OFFLINE="1", **llm
+        "lorag_rag",
+        logs_dir,
+        ready_timeout=READY_S,
+        LORAG_CHROMA_PATH=str(state / "chroma"),
+        HF_HUB_OFFLINE="1",
+        **llm,
     )
     hybrid = start_service(
-        "lorag_hybrid", logs_dir, HF_HUB_OFFLINE="1", LORAG_RAG_SERVICE_URL=rag.url,
-        LORAG_LORA_SERVICE_URL=lora.url, LORAG_HYBRID_EVAL_PAIRS="3", **llm,
+        "lorag_hybrid", logs_dir, ready_timeout=READY_S, HF_HUB_OFFLINE="1",
+        LORAG_RAG_SERVICE_URL=rag.url, LORAG_LORA_SERVICE_URL=lora.url,
+        LORAG_HYBRID_EVAL_PAIRS="3", **llm,
     )  # fmt: skip
-    migration = start_service("lorag_migration", logs_dir)
+    migration = start_service("lorag_migration", logs_dir, ready_timeout=READY_S)
     gateway = start_gateway(logs_dir, rag, lora, hybrid, migration, LORAG_GATEWAY_TOKEN_CACHE_S="1")
     owners = {"alice": token_for(settings, "alice"), "bob": token_for(settings, "bob")}
     alice = client(gateway.url, owners["alice"])

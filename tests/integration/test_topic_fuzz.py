@@ -37,6 +37,7 @@ from tests.support.kafka import read_topic
 from tests.support.processes import start_service
 
 pytestmark = pytest.mark.integration
+READY_S = 300  # model-loading services on a loaded machine take more than the usual minute
 PER_TOPIC = 280  # four topics: over 1,000 invalid payloads in all
 BATCH = 20
 MAX_BYTES = 64 * 1024  # the services' LORAG_KAFKA_MAX_MESSAGE_BYTES in this test
@@ -130,13 +131,13 @@ def services(settings, logs_dir, tmp_path_factory):
     compensations), the migration-service (legacy requests); each also runs the job tracker."""
     work = tmp_path_factory.mktemp("topic-fuzz")
     small = {"LORAG_KAFKA_MAX_MESSAGE_BYTES": str(MAX_BYTES), "HF_HUB_OFFLINE": "1"}
+    rag_env = {"LORAG_CHROMA_PATH": str(work / "chroma"), **small}
+    lora_vars = {**lora_env(work / "models", work / "lora", 0), "LORAG_LORA_SERVE": "false"}
     running = {
-        "rag": start_service("lorag_rag", logs_dir, LORAG_CHROMA_PATH=str(work / "chroma"),
-                             **small),
-        "lora": start_service("lorag_lora", logs_dir, LORAG_LORA_SERVE="false", **small,
-                              **lora_env(work / "models", work / "lora", 0)),
-        "migration": start_service("lorag_migration", logs_dir, **small),
-    }  # fmt: skip
+        "rag": start_service("lorag_rag", logs_dir, ready_timeout=READY_S, **rag_env),
+        "lora": start_service("lorag_lora", logs_dir, ready_timeout=READY_S, **lora_vars, **small),
+        "migration": start_service("lorag_migration", logs_dir, ready_timeout=READY_S, **small),
+    }
     yield running
     for service in running.values():
         service.stop()

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lorag_api import ServiceError, Unauthorized, Unavailable
@@ -45,6 +47,10 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def forbidden(_: Request, exc: Forbidden) -> Response:
         return JSONResponse({"detail": str(exc), "code": exc.code, "hint": exc.hint}, 403)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _http_error(app, request, exc)
+
     for kind, status in STATUS.items():
         app.add_exception_handler(kind, _plain(status))
     app.add_exception_handler(ServiceError, _forwarded)
@@ -64,6 +70,28 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+HTTP_CODES = {
+    400: ("MALFORMED_BODY", "send a UTF-8 JSON body (or multipart for uploads)"),
+    405: ("METHOD_NOT_ALLOWED", "the Allow header lists the methods of this path"),
+}
+
+
+def _http_error(app: FastAPI, request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own refusals with a code and a hint; a 405 lists every method of the path
+    (Starlette names only the first route's)."""
+    code, hint = HTTP_CODES.get(exc.status_code, (None, None))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(
+            method for method in METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for route in app.router.routes)
+        )  # fmt: skip
+    body = {"detail": exc.detail, "code": code, "hint": hint}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers or None)
 
 
 def _plain(status: int) -> Any:

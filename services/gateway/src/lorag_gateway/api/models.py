@@ -103,7 +103,7 @@ class DatasetListing(BaseModel):
 
 
 WHY = {
-    400: "The service refused the request (see code and hint)",
+    400: "A body that cannot be parsed, or a service's refusal (see code and hint)",
     401: "Missing, unknown, revoked or expired token",
     403: "The token is read-only",
     404: "No such thing of the caller's (another owner's is not found either)",
@@ -123,5 +123,5 @@ def refusals(*statuses: int) -> Responses:
     return {s: {"model": ErrorBody, "description": WHY[s]} for s in statuses}
 
 
-EVERY_ROUTE = refusals(401, 422, 429)  # the token, bad input (a NUL anywhere too), the rate
+EVERY_ROUTE = refusals(400, 401, 422, 429)  # a body, the token, bad input (a NUL too), the rate
 FORWARDED = refusals(400, 404, 409, 502, 503)  # what a service's answer passed on may be
