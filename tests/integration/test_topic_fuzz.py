@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from hypothesis import HealthCheck, Phase, given
+from hypothesis import HealthCheck, Phase, find
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 READY_S = 300  # model-loading services on a loaded machine take more than the usual minute
 PER_TOPIC = 280  # four topics: over 1,000 invalid payloads in all
 BATCH = 20
-MAX_BYTES = 64 * 1024  # the services' LORAG_KAFKA_MAX_MESSAGE_BYTES in this test
+MAX_BYTES = 8 * 1024  # the services' LORAG_KAFKA_MAX_MESSAGE_BYTES in this test
 JOB = "job-fuzz-0001"
 DECODE_CODES = {"NOT_JSON", "INVALID_CONTRACT", "UNKNOWN_SCHEMA_VERSION", "TOO_LARGE"}
 VALID: dict[type[Event], dict[str, Any]] = {
@@ -52,7 +52,7 @@ VALID: dict[type[Event], dict[str, Any]] = {
 }  # fmt: skip
 EDGE_TEXT = st.sampled_from([
     "", " ", "\u0000", "a\u0000b", "\ud800", "\udfff", "\u202eevil", "\u200b", "\ufeff",
-    "e\u0301", "🧨" * 40, "\U0010ffff", "ﷺ" * 10, "x" * 129, "x" * 501, "x" * 2001, "x" * 70_000,
+    "e\u0301", "🧨" * 40, "\U0010ffff", "ﷺ" * 10, "x" * 129, "x" * 501, "x" * 2001, "x" * 9000,
     "../../etc/passwd", "${jndi:ldap://x}", "'; DROP TABLE jobs; --", "\r\n\t",
 ])  # fmt: skip
 WRONG_TYPES = st.one_of(
@@ -109,20 +109,21 @@ def refused(contract: type[Event], payload: bytes) -> bool:
 
 def generate(contract: type[Event], count: int) -> list[bytes]:
     """`count` distinct payloads the contract refuses, drawn by hypothesis (reproducibly, a
-    batch per example: hypothesis's cost is per example)."""
+    batch per example: hypothesis's cost is per example); `find` stops once there are enough."""
     found: dict[bytes, None] = {}
 
-    @hyp_settings(max_examples=2 * count // BATCH, derandomize=True, database=None, deadline=None,
-                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
-    @given(st.lists(invalid_payload(contract), min_size=BATCH, max_size=BATCH))
-    def collect(payloads: list[bytes]) -> None:
+    def enough(payloads: list[bytes]) -> bool:
         for payload in payloads:
-            if len(found) < count and refused(contract, payload):
+            if refused(contract, payload):
                 found[payload] = None
+        return len(found) >= count
 
-    collect()
-    assert len(found) >= count, f"{contract.__name__}: only {len(found)} invalid payloads"
-    return list(found)
+    find(
+        st.lists(invalid_payload(contract), min_size=BATCH, max_size=BATCH), enough,
+        settings=hyp_settings(max_examples=20 * count // BATCH, derandomize=True, database=None,
+                              phases=[Phase.generate], suppress_health_check=list(HealthCheck)),
+    )  # fmt: skip
+    return list(found)[:count]
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,9 @@ def services(settings, logs_dir, tmp_path_factory):
     lora_vars = {**lora_env(work / "models", work / "lora", 0), "LORAG_LORA_SERVE": "false"}
     running = {
         "rag": start_service("lorag_rag", logs_dir, ready_timeout=READY_S, **rag_env),
-        "lora": start_service("lorag_lora", logs_dir, ready_timeout=READY_S, **lora_vars, **small),
+        "lora": start_service(
+            "lorag_lora", logs_dir, ready_timeout=READY_S, **{**lora_vars, **small}
+        ),
         "migration": start_service("lorag_migration", logs_dir, ready_timeout=READY_S, **small),
     }
     yield running
@@ -158,9 +161,9 @@ def meaningless_jobs(run: str) -> dict[str, tuple[dict[str, Any], str]]:
     """Requests that pass the contract but are wrong in meaning, and the code each must end
     FAILED with."""
 
-    def job(uri: str, kind: str = "EXTERNAL_RAG", **params: Any) -> dict[str, Any]:
+    def job(uri: str, training_type: str = "EXTERNAL_RAG", **params: Any) -> dict[str, Any]:
         return {
-            "job_id": f"job-meaning-{run}-{uuid.uuid4().hex[:6]}", "training_type": kind,
+            "job_id": f"job-meaning-{run}-{uuid.uuid4().hex[:6]}", "training_type": training_type,
             "owner": "mallory", "datasets": [{"uri": uri}], "parameters": params or None,
         }  # fmt: skip
 
