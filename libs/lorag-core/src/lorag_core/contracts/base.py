@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID, uuid4
@@ -9,6 +10,7 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 SCHEMA_VERSION = 1
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 JobId = Annotated[
     str,
@@ -28,10 +30,8 @@ def _unstorable(value: Any, depth: int = 0) -> str | None:
     """A NUL or a lone surrogate anywhere in a payload: Postgres text and jsonb refuse both,
     so such an event could only fail in every consumer that records it, again and again."""
     if isinstance(value, str):
-        if "\x00" in value:
-            return "a NUL character"
-        if any("\ud800" <= c <= "\udfff" for c in value):
-            return "a lone UTF-16 surrogate"
+        if (bad := UNSTORABLE.search(value)) is not None:
+            return "a NUL character" if bad.group() == "\x00" else "a lone UTF-16 surrogate"
     elif isinstance(value, dict) and depth < 32:
         for key, item in value.items():
             if found := _unstorable(key, depth + 1) or _unstorable(item, depth + 1):
