@@ -175,11 +175,14 @@ def test_a_revoked_token_is_401(settings, gateway):
 def test_upload_recommend_submit_and_only_the_owner_sees_the_job(gateway, owners):
     alice, bob = client(gateway, owners["alice"]), client(gateway, owners["bob"])
     assert alice.get("/api/me").json() == {"owner": "alice"}
-    up = alice.post("/api/datasets", files={"files": ("../../../etc/qa.jsonl", QA)})
+    sneaky = alice.post("/api/datasets", files={"files": ("../../../etc/qa.jsonl", QA)})
+    assert sneaky.status_code == 422, sneaky.text  # traversal is refused, not cleaned
+    assert sneaky.json()["detail"][0]["type"] == "UPLOAD_NAME_UNSAFE"
+    up = alice.post("/api/datasets", files={"files": ("corpus/qa.jsonl", QA)})
     assert up.status_code == 201, up.text
     uri = up.json()["uri"]
     assert uri.startswith("s3://lorag-datasets/uploads/alice/") and ".." not in uri
-    assert up.json()["files"][0]["name"] == "qa.jsonl"  # traversal stripped to the base name
+    assert up.json()["files"][0]["name"] == "qa.jsonl"  # folders flattened to the base name
 
     rec = alice.post("/api/recommend", json={"dataset": uri})
     assert rec.status_code == 200, rec.text
@@ -219,8 +222,9 @@ def test_bad_input_gets_a_clear_status(gateway, owners):
     dots = alice.post("/api/datasets", files={"files": ("..", b"x")})
     assert dots.status_code == 422
 
+    mine = upload(alice, {"qa.jsonl": QA})
     bad = alice.post("/api/jobs", json={
-        "training_type": "EXTERNAL_RAG", "datasets": ["s3://lorag-datasets/x/"],
+        "training_type": "EXTERNAL_RAG", "datasets": [mine],
         "parameters": {"chunk_tokens": 2, "nope": 1},
     })  # fmt: skip
     assert bad.status_code == 422
@@ -234,6 +238,12 @@ def test_bad_input_gets_a_clear_status(gateway, owners):
     assert up.status_code == 422
     none = alice.post("/api/jobs", json={"training_type": "EXTERNAL_RAG", "datasets": []})
     assert none.status_code == 422
+    for elsewhere, code in (("s3://lorag-datasets/x/", "DATASET_NOT_YOURS"),
+                            ("s3://lorag-artifacts/uploads/alice/x/", "DATASET_BUCKET_NOT_ALLOWED"),
+                            ("https://example.com/qa.jsonl", "DATASET_URI_INVALID")):  # fmt: skip
+        r = alice.post("/api/jobs", json={"training_type": "EXTERNAL_RAG", "datasets": [elsewhere]})
+        assert r.status_code == 422 and r.json()["detail"][0]["type"] == code, r.text
+        assert "upload" in r.json()["detail"][0]["msg"], r.text  # the hint says what to do
 
 
 def test_openapi_and_docs_are_served(gateway):
@@ -271,7 +281,8 @@ def test_paging_through_jobs_lists_each_once_in_order(settings, gateway, owners,
     keys = [(datetime.fromisoformat(j["created_at"]), j["job_id"]) for j in whole]
     assert all(n[0] > o[0] or (n[0] == o[0] and n[1] < o[1]) for n, o in itertools.pairwise(keys))
 
-    bobs = submit(client(gateway, owners["bob"]), "EXTERNAL_RAG", "s3://lorag-datasets/x/")
+    bob = client(gateway, owners["bob"])
+    bobs = submit(bob, "EXTERNAL_RAG", upload(bob, {"qa.jsonl": QA}), **RAG_FAST)
     wait(settings, bobs)
     for foreign in (bobs, "job-nobody-has-this", ""):
         r = pager.get("/api/jobs", params={"before": foreign})

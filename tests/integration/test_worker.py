@@ -32,7 +32,7 @@ async def submit(settings, spec: str) -> str:
         job_id=job_id,
         training_type="LOCAL_FINE_TUNING",
         minion_id=spec,
-        datasets=[{"uri": "s3://b/k"}],
+        datasets=[{"uri": "s3://lorag-datasets/k"}],
     )
     await publish_raw(
         settings.kafka.bootstrap_servers, event.topic, event.to_bytes(), key=job_id.encode()

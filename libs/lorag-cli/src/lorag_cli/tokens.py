@@ -19,22 +19,37 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 def create(
     owner: str = typer.Argument(..., help="Tenant the token acts for."),
     label: str | None = typer.Option(None, help="What the token is for."),
+    expires_in: str | None = typer.Option(
+        None, "--expires-in", help="Lifetime, e.g. 12h, 30d, 2w; default: until revoked."
+    ),
+    read_only: bool = typer.Option(
+        False, "--read-only", help="Only reads: listing, showing, querying, asking (403 else)."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Create a token for OWNER; it is shown once, only its sha256 is kept."""
     if not tokens.OWNER.match(owner):
         fail(f"owner {owner!r} must be letters, digits, '.', '_', '-' (at most 64)")
+    try:
+        lifetime = tokens.parse_duration(expires_in) if expires_in is not None else None
+    except ValueError as exc:
+        fail(str(exc), hint="--expires-in 30d")
     settings = Settings()
 
     async def act() -> dict[str, Any]:
         async with database(settings) as conn:
-            return await tokens.create(conn, owner, label)
+            return await tokens.create(conn, owner, label, expires_in=lifetime, read_only=read_only)
 
     row = run(act(), settings)
     if json_out:
         print_json(row)
     else:
-        console.print(f"{row['token_id']} for {owner}; keep this token, it is not shown again:")
+        scope = "read-only" if read_only else "read-write"
+        until = f", expires {row['expires_at']:%Y-%m-%d %H:%M %Z}" if row["expires_at"] else ""
+        console.print(
+            f"{row['token_id']} for {owner} ({scope}{until}); keep this token, "
+            "it is not shown again:"
+        )
         print(row["token"])
 
 
@@ -53,10 +68,15 @@ def list_tokens(json_out: bool = JsonOpt) -> None:
         return
     print_table(
         f"{len(rows)} token(s)",
-        ["id", "owner", "label", "created", "revoked"],
-        ([r["token_id"], r["owner"], r["label"], f"{r['created_at']:%Y-%m-%d %H:%M}",
-          f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else ""] for r in rows),
+        ["id", "owner", "label", "scope", "created", "expires", "last used", "revoked"],
+        ([r["token_id"], r["owner"], r["label"], "read-only" if r["read_only"] else "read-write",
+          _when(r["created_at"]), _when(r["expires_at"]), _when(r["last_used_at"]),
+          _when(r["revoked_at"])] for r in rows),
     )  # fmt: skip
+
+
+def _when(moment: Any) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else ""
 
 
 @app.command("revoke")

@@ -8,15 +8,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lorag_api import ServiceError, Unauthorized, Unavailable
 from lorag_core.contracts.asyncapi import asyncapi_document
 from lorag_core.service.api import RefuseNul
 from lorag_gateway.api import catalog, datasets, jobs, minions, recommend, types
-from lorag_gateway.auth import OwnerDep
+from lorag_gateway.api.models import EVERY_ROUTE, Me
+from lorag_gateway.auth import ReaderDep
 from lorag_gateway.deps import Gateway
-from lorag_gateway.errors import Conflict, Invalid, NotFound, TooLarge, Unsupported
+from lorag_gateway.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unsupported
 
 STATIC = Path(__file__).parent / "static"
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the files
@@ -32,7 +35,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     routers = (jobs, types, datasets, recommend, catalog, minions)
     for module in routers:
-        app.include_router(module.router)
+        app.include_router(module.router, responses=EVERY_ROUTE)
     app.add_middleware(UploadLimit, limit=gateway.settings.max_upload_bytes + MULTIPART_SLACK)
     app.add_middleware(RefuseNul)
 
@@ -40,15 +43,24 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def invalid(_: Request, exc: Invalid) -> Response:
         return JSONResponse({"detail": exc.errors}, status_code=422)
 
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> Response:
+        return JSONResponse({"detail": str(exc), "code": exc.code, "hint": exc.hint}, 403)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _http_error(app, request, exc)
+
     for kind, status in STATUS.items():
         app.add_exception_handler(kind, _plain(status))
     app.add_exception_handler(ServiceError, _forwarded)
 
-    @app.get("/api/me", tags=["auth"], summary="Who the token belongs to")
-    async def me(owner: OwnerDep) -> dict[str, str]:
-        return {"owner": owner}
+    @app.get("/api/me", tags=["auth"], summary="Who the token belongs to", responses=EVERY_ROUTE)
+    async def me(owner: ReaderDep) -> Me:
+        return Me(owner=owner)
 
-    @app.get("/api/asyncapi.json", tags=["contracts"], summary="The topics, as AsyncAPI 3")
+    @app.get("/api/asyncapi.json", tags=["contracts"], summary="The topics, as AsyncAPI 3",
+             responses=EVERY_ROUTE)  # fmt: skip
     async def topics() -> dict[str, Any]:
         return asyncapi_document()
 
@@ -60,9 +72,33 @@ def create_app(gateway: Gateway) -> FastAPI:
     return app
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+HTTP_CODES = {
+    400: ("MALFORMED_BODY", "send a UTF-8 JSON body (or multipart for uploads)"),
+    405: ("METHOD_NOT_ALLOWED", "the Allow header lists the methods of this path"),
+}
+
+
+def _http_error(app: FastAPI, request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own refusals with a code and a hint; a 405 lists every method of the path
+    (Starlette names only the first route's)."""
+    code, hint = HTTP_CODES.get(exc.status_code, (None, None))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(
+            method for method in METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for route in app.router.routes)
+        )  # fmt: skip
+    body = {"detail": exc.detail, "code": code, "hint": hint}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers or None)
+
+
 def _plain(status: int) -> Any:
     async def handle(_: Request, exc: Exception) -> Response:
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        body = {"detail": str(exc), "code": getattr(exc, "code", None),
+                "hint": getattr(exc, "hint", None)}  # fmt: skip
+        return JSONResponse(body, status_code=status)
 
     return handle
 
@@ -101,6 +137,8 @@ class UploadLimit:
                     f"upload too large: {int(size):,} bytes; the limit is "
                     f"{self.limit - MULTIPART_SLACK:,} bytes (LORAG_GATEWAY_MAX_UPLOAD_BYTES)"
                 )
-                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+                body = {"detail": detail, "code": "UPLOAD_TOO_LARGE",
+                        "hint": "split the dataset into several uploads"}  # fmt: skip
+                await JSONResponse(body, status_code=413)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -18,6 +18,9 @@ class GatewaySettings(BaseSettings):
     max_upload_bytes: int = Field(
         default=100 * 1024 * 1024, ge=1, description="Larger dataset uploads are refused (413)."
     )
+    max_upload_files: int = Field(
+        default=1000, ge=1, description="Most files one dataset upload may have (else 422)."
+    )
     upload_suffixes: tuple[str, ...] = Field(
         default=DATASET_SUFFIXES, description="File types a dataset upload may have (else 415)."
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 SCHEMA_VERSION = 1
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 JobId = Annotated[
     str,
@@ -24,10 +26,34 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _unstorable(value: Any, depth: int = 0) -> str | None:
+    """A NUL or a lone surrogate anywhere in a payload: Postgres text and jsonb refuse both,
+    so such an event could only fail in every consumer that records it, again and again."""
+    if isinstance(value, str):
+        if (bad := UNSTORABLE.search(value)) is not None:
+            return "a NUL character" if bad.group() == "\x00" else "a lone UTF-16 surrogate"
+    elif isinstance(value, dict) and depth < 32:
+        for key, item in value.items():
+            if found := _unstorable(key, depth + 1) or _unstorable(item, depth + 1):
+                return found
+    elif isinstance(value, list | tuple) and depth < 32:
+        for item in value:
+            if found := _unstorable(item, depth + 1):
+                return found
+    return None
+
+
 class Contract(BaseModel):
     """A value carried inside an event: frozen and strict about unknown fields."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        if (found := _unstorable(data)) is not None:
+            raise ValueError(f"text may not contain {found}")
+        return data
 
 
 class Event(Contract):

@@ -11,6 +11,7 @@ from lorag_core.contracts.parameters import (
     FineTuningParameters,
     HybridParameters,
     JobParameters,
+    Location,
     LoraParameters,
     RagParameters,
 )
@@ -40,7 +41,7 @@ Owner = Annotated[
 class DatasetRef(Contract):
     """Where a dataset lives."""
 
-    uri: str = Field(
+    uri: Location = Field(
         min_length=1,
         max_length=2048,
         description="s3://bucket/key (a prefix for many files) or a path under an allowed root.",

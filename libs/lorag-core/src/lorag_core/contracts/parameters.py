@@ -4,11 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from lorag_core.contracts.base import Contract
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+def _not_a_url(value: str) -> str:
+    """Models are named, never fetched from a caller's URL: endpoints are the operator's
+    settings, so a job cannot make a service call out to an address of its choosing."""
+    if "://" in value:
+        raise ValueError(
+            f"{value!r} is a URL; name a model (hub id or folder): endpoints are settings"
+        )
+    return value
+
+
+def _s3_or_path(value: str) -> str:
+    """Data is read from object storage or an allowed local folder, never from a caller's URL."""
+    if "://" in value and not value.startswith("s3://"):
+        raise ValueError(
+            f"{value!r}: only s3:// URIs or paths are read; upload the file (POST /api/datasets)"
+        )
+    return value
+
+
+Location = Annotated[str, AfterValidator(_s3_or_path)]
+ModelName = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_not_a_url)]
 
 
 class RagParameters(Contract):
@@ -22,14 +45,15 @@ class RagParameters(Contract):
     chunk_overlap: int = Field(
         default=32, ge=0, le=1024, description="Tokens shared by neighbours."
     )
-    embedding_model: str = Field(
+    embedding_model: ModelName = Field(
         default="all-MiniLM-L6-v2",
         description="sentence-transformers model (name, hub id or folder); locked per KB.",
     )
     text_field: str | None = Field(default=None, description="JSONL field or CSV column with text.")
     question_field: str = Field(default="question", description="JSONL/CSV question field.")
     answer_field: str = Field(default="answer", description="JSONL/CSV answer field.")
-    eval_file: str | None = Field(
+    eval_file: Location | None = Field(
+        max_length=2048,
         default=None,
         description="URI of a JSONL of {question, answer} pairs for hit rate and MRR.",
         json_schema_extra={"x-lorag-file": True},  # the CLI uploads a local file named here
@@ -50,7 +74,7 @@ class LoraParameters(Contract):
     """How to train a LOCAL_LORA adapter."""
 
     kind: Literal["lora"] = Field(default="lora", description="Discriminator: LoRA parameters.")
-    base_model: str | None = Field(
+    base_model: ModelName | None = Field(
         default=None, description="Hub id or folder of the base model; default: the local model."
     )
     adapter: Name | None = Field(default=None, description="Adapter name; default: the job id.")
@@ -75,7 +99,7 @@ class FineTuningParameters(Contract):
     kind: Literal["fine_tuning"] = Field(
         default="fine_tuning", description="Discriminator: full fine-tuning parameters."
     )
-    base_model: str | None = Field(default=None, description="Hub id or folder of the model.")
+    base_model: ModelName | None = Field(default=None, description="Hub id or folder of the model.")
     max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps.")
     epochs: float = Field(default=1.0, gt=0, le=100, description="Passes over the training split.")
     lr: float = Field(default=5e-5, gt=0, lt=1, description="Peak learning rate.")
@@ -96,7 +120,7 @@ class HybridParameters(Contract):
     lora: LoraParameters = Field(
         default_factory=LoraParameters, description="LoRA stage parameters."
     )
-    llm_model: str | None = Field(
+    llm_model: ModelName | None = Field(
         default=None,
         title="LLM model",
         description="External LLM model name (EXTERNAL_HYBRID); default from settings.",

@@ -26,6 +26,7 @@ from typing import Any
 
 from lorag_core.contracts import JobError, JobProgress, JobRequested, JobResult
 from lorag_core.db import work
+from lorag_core.domain.datasets import job_refusal
 from lorag_core.domain.job_state import JobState
 from lorag_core.domain.training_types import TrainingType
 from lorag_core.messaging.broker import publish_event
@@ -275,6 +276,8 @@ async def _run_job(ctx: JobContext, run: Runner) -> JobState:
             message=f"attempt {ctx.attempt} on {ctx.worker}",
         )  # fmt: skip
         _injected_fault(ctx.job_id)
+        if (refused := job_refusal(ctx.request)) is not None:  # another bucket, owner's upload
+            raise JobFailed(*refused)
         result = await run(ctx)
         await ctx._publish(state=JobState.SUCCEEDED, percent=100.0, result=result)
         return JobState.SUCCEEDED

@@ -1,0 +1,31 @@
+"""Contracts refuse text Postgres cannot store (a NUL, a lone surrogate), anywhere in an event:
+such an event could only fail in every consumer that records it, again and again."""
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from lorag_core.contracts import JobCancelRequested, JobProgress, JobRequested
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800", "x\udfffy"])
+def test_unstorable_text_is_refused_at_any_depth(text):
+    events = [
+        (JobCancelRequested, {"job_id": "job-1", "reason": text}),
+        (JobProgress, {"job_id": "job-1", "seq": 1, "state": "RUNNING", "producer": "p",
+                       "metrics": {text: 1.0}}),
+        (JobRequested, {"job_id": "job-1", "training_type": "EXTERNAL_RAG",
+                        "datasets": [{"uri": "s3://lorag-datasets/x/"}],
+                        "parameters": {"kind": "rag", "text_field": text}}),
+    ]  # fmt: skip
+    for contract, data in events:
+        with pytest.raises(ValidationError, match="text may not contain"):
+            contract.model_validate(data)
+
+
+def test_ordinary_unicode_is_kept():
+    reason = "Straße 🧨 e\u0301 \u202e \U0010ffff"
+    event = JobCancelRequested(job_id="job-1", reason=reason)
+    assert JobCancelRequested.model_validate_json(event.to_bytes()).reason == reason
+    assert json.loads(event.to_bytes())["reason"] == reason
