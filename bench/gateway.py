@@ -149,7 +149,10 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
     hello, hello_srv = hello_server()
     try:
         await asyncio.to_thread(wait_for_api, base, service)
-        body = {"training_type": "EXTERNAL_RAG", "datasets": ["s3://lorag-datasets/uploads/bench/ds-b/"]}
+        body = {
+            "training_type": "EXTERNAL_RAG",
+            "datasets": ["s3://lorag-datasets/uploads/bench/ds-b/"],
+        }
         shape = {"clients": CLIENTS, "requests_each": REQUESTS}
         wake = {"woken_by": "NOTIFY", "fallback_poll_ms": GatewaySettings().poll_s * 1000}
         hello_ms = await hammer(hello, "GET", "/hello", token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-class Coded:
+class Coded(Exception):
     """A refusal with a stable code and what the caller can do about it (both optional)."""
 
     def __init__(self, message: str, *, code: str | None = None, hint: str | None = None) -> None:
