@@ -11,12 +11,14 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import uvicorn
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from psycopg.rows import dict_row
 
@@ -85,8 +87,28 @@ def hello_server() -> tuple[str, uvicorn.Server]:
     return f"http://127.0.0.1:{port}", server
 
 
-async def fan_out(settings: Settings, base: str, token: str, watchers: int) -> list[float]:
-    """Delay from a progress event committed to its delivery at each of `watchers` streams."""
+Send = Callable[[psycopg.AsyncConnection[Any], JobProgress], Awaitable[None]]
+
+
+async def commit_progress(conn: psycopg.AsyncConnection[Any], event: JobProgress) -> None:
+    """The event straight into Postgres, as the tracker would write it."""
+    async with conn.transaction():
+        await store.apply_progress(conn, [event])
+
+
+def publish_progress(producer: AIOKafkaProducer) -> Send:
+    """The event on Kafka's job.progress topic: the tracker folds it, the gateway streams it."""
+
+    async def send(_conn: psycopg.AsyncConnection[Any], event: JobProgress) -> None:
+        await producer.send_and_wait(event.topic, event.to_bytes(), key=event.job_id.encode())
+
+    return send
+
+
+async def fan_out(
+    settings: Settings, base: str, token: str, watchers: int, send: Send = commit_progress
+) -> list[float]:
+    """Delay from a progress event sent (committed, or published) to each of `watchers` streams."""
     job_id = f"job-bench{uuid.uuid4().hex[:8]}"
     request = JobRequested(job_id=job_id, training_type="EXTERNAL_RAG", owner="bench",
                            datasets=(DatasetRef(uri="s3://lorag-datasets/bench/"),))  # fmt: skip
@@ -126,12 +148,23 @@ async def fan_out(settings: Settings, base: str, token: str, watchers: int) -> l
             event = JobProgress(
                 job_id=job_id, seq=seq, state=state, producer="bench", percent=100 * seq / EVENTS
             )
-            async with conn.transaction():
-                await store.apply_progress(conn, [event])
             sent[seq] = time.perf_counter()
+            await send(conn, event)
             await asyncio.sleep(0.25)
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
     return delays
+
+
+async def from_kafka(settings: Settings, base: str, token: str, work: Path) -> list[float]:
+    """One watcher's delay from a job.progress event published on Kafka, through the tracker."""
+    tracker = start_service("lorag_migration", work / "logs")  # it hosts the job tracker
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        return await fan_out(settings, base, token, 1, publish_progress(producer))
+    finally:
+        await producer.stop()
+        tracker.stop()
 
 
 async def run(settings: Settings, work: Path) -> list[Figure]:
@@ -159,13 +192,17 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
         listed = await hammer(base, "GET", "/api/jobs?limit=50", token)
         submitted = await hammer(base, "POST", "/api/jobs", token, body)
         one = await fan_out(settings, base, token, 1)
+        via_kafka = await from_kafka(settings, base, token, work)
         many = await fan_out(settings, base, token, WATCHERS)
         bare = "bare FastAPI hello endpoint, same clients"
         return [
             *latencies("list_jobs", listed, hello_ms, bare, **shape),
             *latencies("submit_job", submitted, hello_ms, bare, **shape),
             *latencies(f"sse_{WATCHERS}_watchers", many, one, "the same with 1 watcher", **wake),
-        ]
+            # Issue 17: SSE from a progress event on Kafka to the event at a client (no target).
+            *latencies("sse_from_kafka", via_kafka, one,
+                       "1 watcher, the event committed to Postgres directly", **wake),
+        ]  # fmt: skip
     finally:
         hello_srv.should_exit = True
         service.stop()

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import uuid
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
@@ -25,10 +26,17 @@ import psycopg
 from lorag_core.db import migrations
 from lorag_core.settings import Settings
 from lorag_migration.adapters.legacy_store import LegacyStore
-from lorag_migration.domain.legacy import Converted, Unconvertible, convert, id_taken
+from lorag_migration.domain.legacy import (
+    Converted,
+    LegacyJob,
+    Unconvertible,
+    convert,
+    id_taken,
+)
 from lorag_migration.domain.report import ConversionReport
 
 DEFAULT_BATCH_SIZE = 1000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a clash's report line shows no dates
 
 
 class Progress(Protocol):
@@ -66,25 +74,42 @@ def convert_legacy_jobs(
 def _one_batch(
     store: LegacyStore, report: ConversionReport, progress: Progress, after: str | None, size: int
 ) -> str | None:
-    """Convert one batch in one transaction; return the last legacy id seen, None when done."""
+    """Convert one batch in one transaction; return the last legacy id seen, None when done.
+
+    The server converts the plainly valid rows in one statement; only the rows it flags as
+    doubtful come here for the pydantic conversion, which judges them and writes its reasons.
+    """
+    dry = report.dry_run
     with store.conn.transaction():
-        rows = store.next_batch(after, size, lock=not report.dry_run)
-        if not rows:
+        plain = store.convert_plain_rows(after, size, report.run_id, dry_run=dry)
+        if plain.last_id is None:
             return None
-        results = [convert(row) for row in rows]
-        done = [r for r in results if isinstance(r, Converted)]
-        left = [r for r in results if isinstance(r, Unconvertible)]
-        if report.dry_run:
-            taken = store.taken_job_ids([c.job_id for c in done])
-            left += [id_taken(c) for c in done if c.job_id in taken]
-        else:
-            left += store.save_batch(report.run_id, done, left)
-        clashed = {u.legacy.id for u in left}
-        report.add_converted([c for c in done if c.legacy.id not in clashed])
-        report.add_unconvertible(left)
+        for legacy_type, status, state, n in plain.counts:
+            report.add_counts(legacy_type, status, state, n)
+        left = [_clash(*c) for c in plain.clashes]
+        if plain.doubtful:
+            rows = store.doubtful_rows(after, plain.last_id, lock=not dry)
+            results = [convert(row) for row in rows]
+            done = [r for r in results if isinstance(r, Converted)]
+            unconvertible = [r for r in results if isinstance(r, Unconvertible)]
+            if dry:
+                taken = store.taken_job_ids([c.job_id for c in done])
+                unconvertible += [id_taken(c) for c in done if c.job_id in taken]
+            else:
+                unconvertible += store.save_batch(report.run_id, done, unconvertible)
+            clashed = {u.legacy.id for u in unconvertible}
+            report.add_converted([c for c in done if c.legacy.id not in clashed])
+            left += unconvertible
+        report.add_unconvertible(sorted(left, key=lambda u: u.legacy.id))
         report.batches += 1
-    progress.advance(len(rows))
-    return rows[-1].id
+    progress.advance(plain.rows)
+    return plain.last_id
+
+
+def _clash(legacy_id: str, legacy_type: str, status: str, job_id: str) -> Unconvertible:
+    """A plainly valid row whose job id another job holds, as the report lists it."""
+    legacy = LegacyJob(legacy_id, None, legacy_type, status, None, None, _EPOCH, _EPOCH)
+    return Unconvertible(legacy, f"job id {job_id} already belongs to another job")
 
 
 def rollback(dsn: str) -> dict[str, int]:

@@ -8,17 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 from psycopg.rows import class_row
 
-from lorag_migration.domain.legacy import Converted, LegacyJob, Unconvertible, id_taken
+from lorag_migration.adapters.fast_path import (
+    FAST,
+    JOB_SELECT,
+    KEYS,
+    PARAMS,
+    PARAMS_OK,
+    ROW_KEYS,
+    ROW_OK,
+)
+from lorag_migration.domain.legacy import (
+    JOB_ID_PREFIX,
+    Converted,
+    LegacyJob,
+    Unconvertible,
+    id_taken,
+)
 
 LEGACY_COLUMNS = "id, minion_id, type, status, config, error_message, created_at, updated_at"
 CONVERSION_LOCK_KEY = 0x6C6567616379  # "legacy": one conversion or rollback at a time
 LOCK_WAIT_S = 15
 NOT_CONVERTED = """
-FROM legacy_training_jobs l WHERE {after} NOT EXISTS (
+FROM legacy_training_jobs l {keys} WHERE {after} NOT EXISTS (
     SELECT 1 FROM legacy_conversions c WHERE c.legacy_id = l.id AND c.outcome = 'converted')
 """
 JOB_COLUMNS = (
@@ -51,6 +67,59 @@ WHERE (legacy_conversions.outcome, legacy_conversions.reason)
     IS DISTINCT FROM (EXCLUDED.outcome, EXCLUDED.reason)
 """
 
+# One statement converts a batch's plainly valid rows (fast_path.FAST) in the server: jobs rows,
+# audit copies and conversion records, returning the counts for the report, the rows whose job id
+# another job holds, and the last id of the batch. Doubtful rows are left for Python.
+BATCH = f"""
+WITH batch AS MATERIALIZED (
+    SELECT l.*, {ROW_OK} AS row_ok, l.config - {ROW_KEYS} AS params_config FROM (
+        SELECT l.* {NOT_CONVERTED.format(after="__AFTER__", keys="")}
+        ORDER BY l.id LIMIT %(n)s __LOCK__) l),
+kinds AS MATERIALIZED (
+    SELECT l.type, l.config AS params_config, {PARAMS_OK} AS ok,
+           CASE WHEN {PARAMS_OK} THEN {PARAMS} END AS params
+    FROM (SELECT DISTINCT type, params_config AS config FROM batch WHERE row_ok) l {KEYS}),
+plain AS MATERIALIZED (
+    SELECT l.*, p.params FROM batch l
+    JOIN kinds p ON p.type = l.type AND p.params_config = l.params_config AND p.ok
+    WHERE l.row_ok),
+mapped AS (SELECT {JOB_SELECT}, l.id AS legacy_id, l.type AS legacy_type,
+                  l.status AS legacy_status
+           FROM plain l CROSS JOIN LATERAL (SELECT l.params) p),
+__WRITE__
+SELECT (SELECT count(*) FROM batch), (SELECT max(id) FROM batch),
+       (SELECT count(*) FROM batch) - (SELECT count(*) FROM plain),
+       (SELECT jsonb_agg(jsonb_build_array(legacy_type, legacy_status, state, n)) FROM (
+            SELECT legacy_type, legacy_status, state, count(*) AS n FROM mapped m
+            WHERE NOT m.job_id IN (SELECT job_id FROM clashed)
+            GROUP BY 1, 2, 3) g),
+       (SELECT jsonb_agg(jsonb_build_array(legacy_id, legacy_type, legacy_status, job_id)
+                         ORDER BY legacy_id)
+        FROM mapped WHERE job_id IN (SELECT job_id FROM clashed))
+"""
+# Joins against the CTEs are avoided: their row estimates are guesses, and a nested loop over two
+# of them costs a batch squared. The legacy id is read back from the job id instead.
+WRITE = f"""
+created AS (INSERT INTO jobs ({JOB_COLUMNS}) SELECT {JOB_COLUMNS} FROM mapped
+            ON CONFLICT (job_id) DO NOTHING
+            RETURNING job_id, substr(job_id, {len(JOB_ID_PREFIX) + 1}) AS legacy_id),
+clashed AS (SELECT job_id FROM mapped EXCEPT ALL SELECT job_id FROM created),
+audited AS (INSERT INTO legacy_job_audit ({LEGACY_COLUMNS}, run_id)
+            SELECT {LEGACY_COLUMNS}, %(run)s FROM legacy_training_jobs
+            WHERE id IN (SELECT legacy_id FROM created)
+            ON CONFLICT (id) DO NOTHING),
+recorded AS (INSERT INTO legacy_conversions (legacy_id, job_id, run_id, outcome, reason)
+            SELECT legacy_id, job_id, %(run)s::uuid, 'converted', NULL FROM created
+            UNION ALL
+            SELECT legacy_id, NULL, %(run)s::uuid, 'unconvertible',
+                   'job id ' || job_id || ' already belongs to another job'
+            FROM mapped WHERE job_id NOT IN (SELECT job_id FROM created)
+            {MOVE_CONVERSIONS.split("incoming_conversions", 1)[1]})
+"""
+# A dry run writes nothing: a row whose job id a job holds is one the real run would refuse.
+DRY = """clashed AS (
+    SELECT job_id FROM mapped m WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = m.job_id))"""
+
 RESTORED = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEGACY_COLUMNS.split(", ")[1:])
 CONVERTED_JOBS = "SELECT job_id FROM legacy_conversions WHERE outcome = 'converted'"
 # Order matters: the conversion records name the jobs to delete, so they go last but one.
@@ -68,6 +137,17 @@ WHERE (legacy_training_jobs.*) IS DISTINCT FROM (EXCLUDED.*)""",
     ("conversions_cleared", "DELETE FROM legacy_conversions"),
     ("audit_rows_cleared", "DELETE FROM legacy_job_audit"),
 )
+
+
+@dataclass(frozen=True)
+class PlainBatch:
+    """What the server did with one batch's plainly valid rows."""
+
+    rows: int  # in the batch, plain or doubtful
+    last_id: str | None
+    doubtful: int
+    counts: list[tuple[str, str, str, int]]  # (legacy type, legacy status, new state, rows)
+    clashes: list[tuple[str, str, str, str]]  # (legacy id, type, status, job id) of taken job ids
 
 
 class ConversionBusy(RuntimeError):
@@ -104,15 +184,38 @@ class LegacyStore:
         return self.conn.execute(sql).fetchone()[0]  # type: ignore[index]
 
     def count_not_converted(self) -> int:
-        return self.conn.execute("SELECT count(*) " + NOT_CONVERTED.format(after="")).fetchone()[0]  # type: ignore[index]
+        return self.conn.execute(
+            "SELECT count(*) " + NOT_CONVERTED.format(after="", keys="")
+        ).fetchone()[0]  # type: ignore[index]
 
     def next_batch(self, after: str | None, limit: int, *, lock: bool) -> list[LegacyJob]:
         """The next rows by id not converted yet (keyset pagination), locked while converted."""
-        where = NOT_CONVERTED.format(after="" if after is None else "l.id > %(after)s AND")
+        where = NOT_CONVERTED.format(after="" if after is None else "l.id > %(after)s AND", keys="")
         sql = f"SELECT {LEGACY_COLUMNS} {where} ORDER BY l.id LIMIT %(n)s"
         with self.conn.cursor(row_factory=class_row(LegacyJob)) as cur:
             return cur.execute(sql + (" FOR SHARE OF l" if lock else ""),
                                {"after": after, "n": limit}).fetchall()  # fmt: skip
+
+    def convert_plain_rows(self, after: str | None, limit: int, run_id: str, *,
+                           dry_run: bool) -> PlainBatch:  # fmt: skip
+        """Convert the next batch's plainly valid rows in the server (dry run: only count them)."""
+        sql = (BATCH.replace("__AFTER__", "" if after is None else "l.id > %(after)s AND")
+               .replace("__LOCK__", "" if dry_run else "FOR SHARE OF l")
+               .replace("__WRITE__", DRY if dry_run else WRITE))  # fmt: skip
+        row = self.conn.execute(sql, {"after": after, "n": limit, "run": run_id}).fetchone()
+        assert row is not None
+        rows, last, doubtful, counts, clashes = row
+        return PlainBatch(rows, last, doubtful, [tuple(c) for c in counts or []],
+                          [tuple(c) for c in clashes or []])  # fmt: skip
+
+    def doubtful_rows(self, after: str | None, last: str, *, lock: bool) -> list[LegacyJob]:
+        """The rows of the batch ending at `last` that SQL left for the Python conversion."""
+        after_sql = "" if after is None else "l.id > %(after)s AND"
+        where = NOT_CONVERTED.format(after=after_sql, keys=KEYS)
+        sql = f"SELECT {LEGACY_COLUMNS} {where} AND l.id <= %(last)s AND NOT {FAST} ORDER BY l.id"
+        with self.conn.cursor(row_factory=class_row(LegacyJob)) as cur:
+            return cur.execute(sql + (" FOR SHARE OF l" if lock else ""),
+                               {"after": after, "last": last}).fetchall()  # fmt: skip
 
     def taken_job_ids(self, job_ids: Sequence[str]) -> set[str]:
         rows = self.conn.execute("SELECT job_id FROM jobs WHERE job_id = ANY(%s)", (list(job_ids),))

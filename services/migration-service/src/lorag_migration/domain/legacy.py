@@ -23,7 +23,8 @@ from lorag_core.domain.training_types import LegacyTrainingType
 from lorag_migration.domain.legacy_config import ConfigError, dataset_of, parameters_of, summary
 
 JOB_ID_PREFIX = "legacy-"
-# event ids derive from the legacy id, so a re-conversion produces the identical request
+# event ids derive from the legacy id (uuid3: MD5, which the SQL fast path computes in the server
+# too), so a re-conversion produces the identical request
 EVENT_NAMESPACE = uuid.UUID("6c6f7261-672d-6c65-6761-63792d6a6f62")
 MAX_ERROR_MESSAGE = 4000
 STATES = {
@@ -89,7 +90,7 @@ def convert(row: LegacyJob) -> Conversion:
         return Unconvertible(row, f"config is not a JSON object but {type(row.config).__name__}")
     try:
         request = JobRequested(
-            event_id=uuid.uuid5(EVENT_NAMESPACE, row.id), occurred_at=row.created_at,
+            event_id=uuid.uuid3(EVENT_NAMESPACE, row.id), occurred_at=row.created_at,
             job_id=job_id_for(row.id), training_type=legacy_type, minion_id=row.minion_id,
             datasets=(dataset_of(row.config),), parameters=parameters_of(legacy_type, row.config),
         )  # fmt: skip

@@ -32,6 +32,12 @@ class ConversionReport:
             self.by_status[c.legacy.status] += 1
             self.by_state[c.state.value] += 1
 
+    def add_counts(self, legacy_type: str, status: str, state: str, rows: int) -> None:
+        """Rows the server converted, counted by the same keys as `add_converted`."""
+        self.by_type[legacy_type] += rows
+        self.by_status[status] += rows
+        self.by_state[state] += rows
+
     def add_unconvertible(self, left: list[Unconvertible]) -> None:
         self.unconvertible.extend(
             {"legacy_id": u.legacy.id, "type": u.legacy.type, "status": u.legacy.status,
