@@ -106,3 +106,28 @@ async def test_compensation_cancels_the_providers_job():
     await training.cancel("the rag stage failed")
     assert ("POST", "/v1/fine_tuning/jobs/ftjob-1/cancel") in provider.calls
     assert training.row["state"] == "CANCELLED"
+
+
+async def test_a_new_provider_job_is_recorded_before_it_is_followed():
+    provider, recorded = Provider(["succeeded"]), []
+
+    async def created(ftjob: str) -> None:
+        recorded.append((ftjob, len(provider.calls)))
+
+    training = ExternalTraining(context(), FinetuneSettings(poll_s=0.01), "ada", provider.client,
+                                created=created)  # fmt: skip
+    training.start()
+    await finish(training)
+    assert training.row["state"] == "SUCCEEDED"
+    assert recorded == [("ftjob-1", 2)]  # after the upload and the create, before any poll
+
+
+async def test_a_restarted_stage_follows_its_provider_job_without_making_another():
+    provider = Provider(["running", "succeeded"])
+    training = ExternalTraining(context(), FinetuneSettings(poll_s=0.01), "ada", provider.client,
+                                resume="ftjob-1")  # fmt: skip
+    training.start()
+    await finish(training)
+    assert training.row["state"] == "SUCCEEDED", training.row
+    assert training.row["result"]["summary"]["ftjob"] == "ftjob-1"
+    assert not [c for c in provider.calls if c[0] == "POST"]  # no upload, no second job

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,10 +54,14 @@ class ExternalTraining:
 
     def __init__(
         self, ctx: JobContext, settings: FinetuneSettings, minion: str,
-        client: Callable[[], FineTuneClient],
+        client: Callable[[], FineTuneClient], *, resume: str | None = None,
+        created: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:  # fmt: skip
+        """`resume`: the provider's job this attempt already created (a restarted orchestrator
+        follows it); `created` records a new one before it is followed."""
         self.ctx, self.settings, self.minion, self._client = ctx, settings, minion, client
-        self.ftjob: str | None = None
+        self.ftjob: str | None = resume
+        self._created = created
         self.row: dict[str, Any] = {"state": "QUEUED", "percent": 0.0, "eta_seconds": None,
                                     "metrics": {}, "result": None, "error": None,
                                     "updated_at": datetime.now(UTC)}  # fmt: skip
@@ -86,6 +90,18 @@ class ExternalTraining:
             await client.close()
 
     async def _train(self, client: FineTuneClient) -> None:
+        if self.ftjob is None:
+            examples = await self._create(client)
+            if examples is None:
+                return
+        else:
+            examples = None
+            log.info("%s: following %s at the provider again", self.ctx.job_id, self.ftjob)
+        await self._follow(client, examples)
+
+    async def _create(self, client: FineTuneClient) -> int | None:
+        """Upload the dataset and create the provider's job; the number of examples, or None
+        when the dataset has nothing to fine-tune on (the stage has failed)."""
         request, objects = self.ctx.request, self.ctx.runtime.objects
         assert objects is not None
         pairs = await asyncio.to_thread(eval_pairs, request, objects, MAX_PAIRS)
@@ -95,7 +111,7 @@ class ExternalTraining:
                 "code": "DATASET_INVALID", "retryable": False,
                 "message": f"no {rag.question_field}/{rag.answer_field} rows to fine-tune on",
             })  # fmt: skip
-            return
+            return None
         self._set(state="VALIDATING", percent=5.0)
         uploaded = await client.upload(f"{self.minion}.jsonl", chat_jsonl(pairs))
         lora = parameters(request).lora
@@ -105,8 +121,14 @@ class ExternalTraining:
             hyperparameters=hyperparameters(lora),
         )  # fmt: skip
         self.ftjob = str(job["id"])
+        if self._created is not None:
+            await self._created(self.ftjob)
         log.info("%s: training at the provider as %s", self.ctx.job_id, self.ftjob)
-        self._set(metrics={"training_file": uploaded["id"]})
+        return len(pairs)
+
+    async def _follow(self, client: FineTuneClient, examples: int | None) -> None:
+        """Poll the provider's job until it ends; its model, or why it failed, is the row's."""
+        assert self.ftjob is not None
         while True:
             job = await client.job(self.ftjob)
             state = STATES.get(job.get("status", ""), "RUNNING")
@@ -114,7 +136,7 @@ class ExternalTraining:
             if state == "SUCCEEDED":
                 summary = {"ftjob": self.ftjob, "fine_tuned_model": job["fine_tuned_model"],
                            "adapter": job["fine_tuned_model"], "provider": client.base_url,
-                           "training_file": uploaded["id"], "examples": len(pairs),
+                           "training_file": job.get("training_file"), "examples": examples,
                            **metrics}  # fmt: skip
                 self._set(state=state, percent=100.0, metrics=metrics,
                           result={"artifacts": [], "summary": summary})  # fmt: skip

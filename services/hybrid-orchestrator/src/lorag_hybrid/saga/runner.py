@@ -87,12 +87,17 @@ class Saga:
         # EXTERNAL_HYBRID trains at a fine-tuning provider: stage name -> the current attempt
         self.external: dict[str, ExternalTraining] = {}
         self.trains_externally = ctx.request.resolved.effective is TrainingType.EXTERNAL_HYBRID
+        self.provider_jobs: dict[str, tuple[int, str]] = {}  # stage -> (attempt, provider's job)
 
     async def run(self) -> dict[str, Any]:
         """Stage rows are re-read every `poll_s` for the progress view, and when a stage ends."""
         ctx, settings = self.ctx, self.settings
         async with ctx.runtime.db.connection() as conn:
             known = await store.stages(conn, ctx.job_id)
+        self.provider_jobs = {
+            name: (row["attempt"], row["provider_job"])
+            for name, row in known.items() if row.get("provider_job")
+        }  # fmt: skip
         for plan in WORK_STAGES:
             attempt = known[plan.name]["attempt"] if plan.name in known else 1
             self.running[plan.name] = Running(plan.name, plan.job_id(ctx.job_id, attempt), attempt)
@@ -142,13 +147,28 @@ class Saga:
                     current_traceparent(),
                 )  # fmt: skip
             if stage.name == LORA and self.trains_externally:
-                self.external[LORA] = ExternalTraining(ctx, FinetuneSettings(), self.minion,
-                                                       _provider(ctx))  # fmt: skip
+                self.external[LORA] = self._external(stage)
                 self.external[LORA].start()
                 return
             # Idempotent by job id: a restarted orchestrator re-publishes and nothing runs twice.
             request = sub_request(ctx.request, stage.name, stage.job_id, self.minion)
             await publish_event(ctx.runtime.broker, request)
+
+    def _external(self, stage: Running) -> ExternalTraining:
+        """The stage's training at the provider: the job this attempt made before a restart, if
+        it made one, else a new one, recorded as soon as the provider names it."""
+        attempt, ftjob = self.provider_jobs.get(stage.name, (0, None))
+
+        async def created(provider_job: str) -> None:
+            async with self.ctx.runtime.db.connection() as conn:
+                await store.record_provider_job(
+                    conn, self.ctx.job_id, stage.name, stage.attempt, provider_job
+                )
+
+        return ExternalTraining(
+            self.ctx, FinetuneSettings(), self.minion, _provider(self.ctx),
+            resume=ftjob if attempt == stage.attempt else None, created=created,
+        )  # fmt: skip
 
     async def _retry_or_fail(self, stage: Running, row: dict[str, Any]) -> None:
         error = row["error"] or {"code": "STAGE_CANCELLED", "message": "cancelled"}

@@ -23,9 +23,20 @@ async def record_stage(
         "INSERT INTO saga_stages (parent_job_id, stage, sub_job_id, attempt, traceparent)"
         " VALUES (%s, %s, %s, %s, %s)"
         " ON CONFLICT (parent_job_id, stage) DO UPDATE SET sub_job_id = EXCLUDED.sub_job_id,"
-        " attempt = EXCLUDED.attempt, traceparent = EXCLUDED.traceparent"
+        " attempt = EXCLUDED.attempt, traceparent = EXCLUDED.traceparent, provider_job = NULL"
         " WHERE saga_stages.attempt < EXCLUDED.attempt",
         (parent, stage, sub_job_id, attempt, traceparent),
+    )
+
+
+async def record_provider_job(
+    conn: AsyncConnection[Any], parent: str, stage: str, attempt: int, provider_job: str
+) -> None:
+    """Remember the fine-tuning provider's job of this attempt of an external stage."""
+    await conn.execute(
+        "UPDATE saga_stages SET provider_job = %s"
+        " WHERE parent_job_id = %s AND stage = %s AND attempt = %s",
+        (provider_job, parent, stage, attempt),
     )
 
 
