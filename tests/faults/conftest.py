@@ -27,8 +27,9 @@ KILLS = int(os.environ.get("LORAG_DRILL_KILLS", "3"))
 JOBS = int(os.environ.get("LORAG_DRILL_JOBS", "2"))
 SEED = int(os.environ.get("LORAG_DRILL_SEED", "16"))
 LEASE_S = 3
-# A drill kills workers on purpose: the attempt cap (ATTEMPTS_EXHAUSTED) must not end its jobs.
-WORKER_ENV = {"LORAG_WORKER_LEASE_S": str(LEASE_S), "LORAG_WORKER_MAX_ATTEMPTS": str(KILLS + 5)}
+# A drill kills workers on purpose, and a server outage costs an attempt per lease (3 s) while
+# it lasts: the attempt cap (ATTEMPTS_EXHAUSTED) must not end the drill's jobs.
+WORKER_ENV = {"LORAG_WORKER_LEASE_S": str(LEASE_S), "LORAG_WORKER_MAX_ATTEMPTS": str(KILLS + 20)}
 READY_S = 300  # a service start on a loaded 2-core machine (the embedding model is the slow part)
 
 MODULES = {"tracker": "lorag_migration", "rag-1": "lorag_rag", "rag-2": "lorag_rag",
