@@ -25,6 +25,7 @@ from tests.support.notes import notes
 FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 # Seconds per job: a LoRA of 4 steps on sequences of 32 tokens, on the tiny model.
 TINY_LORA = {"max_steps": 4, "batch_size": 4, "max_seq_len": 32, "lr": 0.01, "seed": 3}
+LONGER = {"max_steps": 24}  # the LoRA drill's own jobs: long enough to be killed mid-training
 QA = [
     {"question": "What is the staging cluster called?", "answer": "harbor-seventeen"},
     {"question": "Who rotates on call?", "answer": "the platform team"},
@@ -89,7 +90,7 @@ async def lora_job(settings, objects: ObjectStore, seed: int) -> DrillJob:
     uri = upload(objects, {"train.jsonl": lora_pairs(seed)}) + "train.jsonl"
     await publish(settings, JobRequested(
         job_id=job_id, training_type="LOCAL_LORA", datasets=(DatasetRef(uri=uri),),
-        parameters=LoraParameters(adapter=f"drill-{job_id[-10:]}", **TINY_LORA),
+        parameters=LoraParameters(adapter=f"drill-{job_id[-10:]}", **{**TINY_LORA, **LONGER}),
     ))  # fmt: skip
     return DrillJob(job_id, adapter_versions=1)
 
@@ -161,7 +162,7 @@ async def kill_schedule(
     done or every job SUCCEEDED; returns the kills done. Killed services restart meanwhile."""
     done, started = 0, time.monotonic()
     while done < kills and time.monotonic() - started < budget_s:
-        await asyncio.sleep(rng.uniform(1.0, 4.0))
+        await asyncio.sleep(rng.uniform(0.5, 2.0) if done == 0 else rng.uniform(1.0, 4.0))
         rows = await wait_final(settings, job_ids, timeout=0)
         if len(rows) == len(job_ids) and all(r["state"] == "SUCCEEDED" for r in rows.values()):
             break  # every job done before the schedule ran out: the figures say how many kills

@@ -10,8 +10,8 @@ Each claim is an attempt, and the job's record names the instance that claimed i
 A job claimed more than `LORAG_WORKER_MAX_ATTEMPTS` times (its worker died each time: an OOM kill,
 say) ends FAILED with ATTEMPTS_EXHAUSTED instead of being claimed forever. A graceful stop gives
 the job back without counting the attempt. A job that hit infrastructure down for a moment
-(Postgres, object storage or Kafka unreachable) is not failed: its lease runs out and the next
-claim, a counted attempt, runs it again.
+(Postgres, object storage, Kafka or a service unreachable) is not failed: it is held for a
+backoff that grows with its attempts, then the next claim, a counted attempt, runs it again.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ REPORT_INTERVAL_S = 0.25  # progress a few times a second at most
 CANCEL_POLL_S = 1.0
 RELEASE_TIMEOUT_S = 5.0
 ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
+TRANSIENT_BACKOFF_S, TRANSIENT_BACKOFF_MAX_S = 5.0, 60.0  # times the attempt, capped
 # Infrastructure down for a moment: a later attempt can succeed where this one could not.
 TRANSIENT = (
     psycopg.OperationalError, StorageUnavailable, StorageTransportError, ConnectionError,
@@ -228,8 +229,8 @@ async def _run_one(ctx: JobContext, run: Runner, owner: str, lease_s: float) -> 
     keeper = asyncio.create_task(_keep_lease(ctx, owner, lease_s, work_task))
     try:
         outcome = await work_task
-        if outcome is None:  # transient: stop renewing, the next claim after the lease retries
-            log.warning("leaving the job to its next attempt once the lease runs out")
+        if outcome is None:  # transient: the next claim, after a backoff, runs it again
+            await _retry_later(ctx, owner)
             return
     except asyncio.CancelledError:
         if keeper.done() and keeper.result() is False:
@@ -243,6 +244,21 @@ async def _run_one(ctx: JobContext, run: Runner, owner: str, lease_s: float) -> 
     async with runtime.db.connection() as conn:
         await work.finish(conn, runtime.service, request.job_id, outcome.value)
     log.info("job ended %s", outcome)
+
+
+async def _retry_later(ctx: JobContext, owner: str) -> None:
+    """Hold the lease for a backoff that grows with the attempts, so an outage of a minute
+    costs a few attempts, not one per lease; if Postgres is the thing down, the lease as it is
+    runs out instead."""
+    backoff = min(TRANSIENT_BACKOFF_S * ctx.attempt, TRANSIENT_BACKOFF_MAX_S)
+    try:
+        async with asyncio.timeout(RELEASE_TIMEOUT_S):
+            async with ctx.runtime.db.connection() as conn:
+                await work.renew(conn, ctx.runtime.service, ctx.job_id, owner, backoff)
+    except Exception:
+        log.warning("could not hold the job for its backoff; it is retried once its lease ends")
+        return
+    log.warning("attempt %d left to the next one, in %.0f s", ctx.attempt, backoff)
 
 
 async def _release(runtime: Runtime, job_id: str, owner: str) -> None:
@@ -269,6 +285,8 @@ def transient(exc: BaseException) -> bool:
         if seen is None:
             return False
         if isinstance(seen, TRANSIENT):
+            return True
+        if getattr(seen, "status", None) == 503:  # a service's client error: it is not up yet
             return True
         seen = seen.__cause__ or seen.__context__
     return False
