@@ -7,6 +7,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from lorag_core.contracts import (
@@ -153,19 +154,23 @@ async def kill_schedule(
     settings,
     pool,
     slots: tuple[str, ...],
-    job_ids: list[str],
+    jobs: list[DrillJob],
+    more: Callable[[], Awaitable[list[DrillJob]]],
     rng: random.Random,
     kills: int,
     budget_s: float = 420,
 ) -> int:
-    """SIGKILL a random running service of `slots` every 1-4 s (seeded) until `kills` were
-    done or every job SUCCEEDED; returns the kills done. Killed services restart meanwhile."""
+    """SIGKILL a random running service of `slots` every 1-4 s (seeded) until `kills` were done;
+    when every job has ended first, `more()` submits another wave (added to `jobs`), so the
+    kills land mid-job. Killed services restart meanwhile. Returns the kills done."""
     done, started = 0, time.monotonic()
     while done < kills and time.monotonic() - started < budget_s:
         await asyncio.sleep(rng.uniform(0.5, 2.0) if done == 0 else rng.uniform(1.0, 4.0))
-        rows = await wait_final(settings, job_ids, timeout=0)
-        if len(rows) == len(job_ids) and all(r["state"] == "SUCCEEDED" for r in rows.values()):
-            break  # every job done before the schedule ran out: the figures say how many kills
+        ids = [j.job_id for j in jobs]
+        rows = await wait_final(settings, ids, timeout=0)
+        if len(rows) == len(ids) and all(r["state"] in FINAL for r in rows.values()):
+            jobs.extend(await more())  # the next wave; its first kill comes soon after
+            await asyncio.sleep(rng.uniform(0.5, 2.0))
         alive = pool.alive(slots)
         if alive:
             pool.kill(rng.choice(alive))

@@ -11,6 +11,7 @@ import pytest
 from lorag_core.storage import ObjectStore
 from tests.faults.conftest import JOBS, KILLS, SEED
 from tests.faults.drill import (
+    DrillJob,
     hybrid_job,
     judge,
     kill_schedule,
@@ -37,10 +38,16 @@ async def test_sigkill_schedule(settings, pool, kind):
     submit, slots = DRILLS[kind]
     rng = random.Random(f"{SEED}-{kind}")
     objects = ObjectStore.from_settings(settings.s3)
-    jobs = [await submit(settings, objects, SEED * 100 + k) for k in range(JOBS)]
+    waves = iter(range(10**6))
+
+    async def wave() -> list[DrillJob]:
+        first = next(waves) * JOBS
+        return [await submit(settings, objects, SEED * 100 + k) for k in range(first, first + JOBS)]
+
+    jobs = await wave()
+    kills = await kill_schedule(settings, pool, slots, jobs, wave, rng, KILLS)
     ids = [j.job_id for j in jobs]
-    kills = await kill_schedule(settings, pool, slots, ids, rng, KILLS)
     rows = await wait_final(settings, ids, timeout=480)
     pool.settle()  # every service back before the judging and the next drill
     await judge(settings, f"sigkill {kind}", jobs, rows, kills)
-    assert kills >= 1, "the schedule never killed anything mid-job"
+    assert kills == KILLS, f"the schedule killed {kills} times in its time, not {KILLS}"
