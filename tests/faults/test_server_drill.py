@@ -17,7 +17,7 @@ import pytest
 
 from lorag_core.storage import ObjectStore
 from tests.faults.drill import DrillJob, judge, lora_job, rag_job, submit_rag, wait_final
-from tests.support.db import wait_for_job
+from tests.support.db import fetch_all, wait_for_job
 from tests.support.gateway import start_gateway
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -92,4 +92,8 @@ async def _s3_drill(settings, gateway) -> None:
     uploads = [k for k in objects.list_keys("lorag-datasets", "uploads/default/")
                if k.endswith("/notes.md")]  # fmt: skip
     assert stored.json()["uri"].split("lorag-datasets/")[1] + "notes.md" in uploads
+    (work,) = await fetch_all(
+        settings.postgres_dsn, "SELECT attempts FROM work_items WHERE job_id = %s", training.job_id
+    )  # the attempts the outage cost the LoRA job (1: it stored its adapter before or after)
+    print(f"\nthe LoRA job storing its adapter ran {work['attempts']} attempt(s)")
     await judge(settings, "s3 stopped 20s, lorag up", jobs, rows, kills=1)
