@@ -82,11 +82,12 @@ def start_service(
     cwd: Path | None = None,
     python: Path | None = None,
     ready_timeout: float = 60,
+    port: int | None = None,
     **env: str,
 ) -> ServiceProcess:
     """Start `python -m module` with the session's endpoints plus `env` (in `cwd`, and with
-    another environment's `python`, if given); wait until it is ready."""
-    port = free_port()
+    another environment's `python`, if given, on `port` if given); wait until it is ready."""
+    port = port or free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{module}-{port}.log"
     process = subprocess.Popen(

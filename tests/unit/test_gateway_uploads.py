@@ -115,3 +115,19 @@ def test_references_stay_inside_the_owners_uploads():
         assert (
             "upload" in error.value.errors[0]["msg"] or "no dataset" in error.value.errors[0]["msg"]
         )
+
+
+async def test_an_upload_while_the_object_storage_is_down_is_storage_unavailable():
+    import urllib3
+    from minio import Minio
+
+    from lorag_core.storage import ObjectStore, StorageUnavailable
+    from lorag_gateway.handlers.datasets import store
+    from lorag_local.stack import free_port
+
+    nobody = Minio(
+        f"127.0.0.1:{free_port()}", access_key="a", secret_key="b", secure=False,
+        http_client=urllib3.PoolManager(retries=urllib3.Retry(total=0)),
+    )  # fmt: skip
+    with pytest.raises(StorageUnavailable, match="storing the upload"):
+        await store(ObjectStore(nobody), GatewaySettings(), "alice", [Upload("a.md", b"x")])

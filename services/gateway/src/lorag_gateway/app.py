@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lorag_api import ServiceError, Unauthorized, Unavailable
 from lorag_core.contracts.asyncapi import asyncapi_document
 from lorag_core.service.api import RefuseNul
+from lorag_core.storage import StorageUnavailable
 from lorag_gateway.api import catalog, datasets, jobs, minions, recommend, types
 from lorag_gateway.api.models import EVERY_ROUTE, Me
 from lorag_gateway.auth import ReaderDep
@@ -24,6 +25,7 @@ from lorag_gateway.errors import Conflict, Forbidden, Invalid, NotFound, TooLarg
 STATIC = Path(__file__).parent / "static"
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the files
 STATUS = {NotFound: 404, TooLarge: 413, Unsupported: 415, Conflict: 409}
+STORAGE_RETRY_AFTER_S = 5
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -54,6 +56,14 @@ def create_app(gateway: Gateway) -> FastAPI:
     for kind, status in STATUS.items():
         app.add_exception_handler(kind, _plain(status))
     app.add_exception_handler(ServiceError, _forwarded)
+
+    @app.exception_handler(StorageUnavailable)
+    async def storage_down(_: Request, exc: StorageUnavailable) -> Response:
+        # Not the caller's fault and nothing was kept half-done: say so, and when to retry.
+        hint = "the object storage is down or restarting; retry in a few seconds"
+        body = {"detail": str(exc), "code": "STORAGE_UNAVAILABLE", "hint": hint}
+        headers = {"Retry-After": str(STORAGE_RETRY_AFTER_S)}
+        return JSONResponse(body, status_code=503, headers=headers)
 
     @app.get("/api/me", tags=["auth"], summary="Who the token belongs to", responses=EVERY_ROUTE)
     async def me(owner: ReaderDep) -> Me:

@@ -9,7 +9,9 @@ runs out (its `attempt` is then above 1: the runner resumes from its checkpoints
 Each claim is an attempt, and the job's record names the instance that claimed it (`worker`).
 A job claimed more than `LORAG_WORKER_MAX_ATTEMPTS` times (its worker died each time: an OOM kill,
 say) ends FAILED with ATTEMPTS_EXHAUSTED instead of being claimed forever. A graceful stop gives
-the job back without counting the attempt.
+the job back without counting the attempt. A job that hit infrastructure down for a moment
+(Postgres, object storage, Kafka or a service unreachable) is not failed: it is held for a
+backoff that grows with its attempts, then the next claim, a counted attempt, runs it again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import psycopg
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from urllib3.exceptions import HTTPError as StorageTransportError
+
 from lorag_core.contracts import JobError, JobProgress, JobRequested, JobResult
 from lorag_core.db import work
 from lorag_core.domain.datasets import job_refusal
@@ -34,6 +40,7 @@ from lorag_core.metrics import JOB_DURATION, JOBS_FINISHED, JOBS_STARTED
 from lorag_core.service.host import Runtime, ServiceHost
 from lorag_core.service.intake import register_intake
 from lorag_core.settings import WorkerSettings
+from lorag_core.storage import StorageUnavailable
 from lorag_core.telemetry import job_context, job_span
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,12 @@ REPORT_INTERVAL_S = 0.25  # progress a few times a second at most
 CANCEL_POLL_S = 1.0
 RELEASE_TIMEOUT_S = 5.0
 ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
+TRANSIENT_BACKOFF_S, TRANSIENT_BACKOFF_MAX_S = 5.0, 60.0  # times the attempt, capped
+# Infrastructure down for a moment: a later attempt can succeed where this one could not.
+TRANSIENT = (
+    psycopg.OperationalError, StorageUnavailable, StorageTransportError, ConnectionError,
+    KafkaConnectionError, KafkaTimeoutError,
+)  # fmt: skip
 
 
 class JobFailed(Exception):
@@ -203,7 +216,8 @@ async def _give_up(
     ran_on = ", ".join(workers[:max_attempts]) or "unknown instances"
     message = (
         f"the job was started {max_attempts} times and each time its worker died or was killed "
-        f"before the job ended (its lease ran out with no outcome); it ran on {ran_on}. Check the "
+        "before the job ended, or found Postgres, object storage or Kafka unreachable (its lease "
+        f"ran out with no outcome); it ran on {ran_on}. Check the "
         "service's memory limit first (an OOM kill ends a process without a log line: Kubernetes "
         "shows OOMKilled in `kubectl describe pod`, Linux logs it in `dmesg`), then those "
         "instances' logs around this job id. Resubmit with a smaller dataset or batch, or more "
@@ -228,6 +242,9 @@ async def _run_one(ctx: JobContext, run: Runner, owner: str, lease_s: float) -> 
     keeper = asyncio.create_task(_keep_lease(ctx, owner, lease_s, work_task))
     try:
         outcome = await work_task
+        if outcome is None:  # transient: the next claim, after a backoff, runs it again
+            await _retry_later(ctx, owner)
+            return
     except asyncio.CancelledError:
         if keeper.done() and keeper.result() is False:
             log.error("lost the lease (another worker took the job over); stopped here")
@@ -244,6 +261,21 @@ async def _run_one(ctx: JobContext, run: Runner, owner: str, lease_s: float) -> 
         time.monotonic() - started
     )
     log.info("job ended %s", outcome)
+
+
+async def _retry_later(ctx: JobContext, owner: str) -> None:
+    """Hold the lease for a backoff that grows with the attempts, so an outage of a minute
+    costs a few attempts, not one per lease; if Postgres is the thing down, the lease as it is
+    runs out instead."""
+    backoff = min(TRANSIENT_BACKOFF_S * ctx.attempt, TRANSIENT_BACKOFF_MAX_S)
+    try:
+        async with asyncio.timeout(RELEASE_TIMEOUT_S):
+            async with ctx.runtime.db.connection() as conn:
+                await work.renew(conn, ctx.runtime.service, ctx.job_id, owner, backoff)
+    except Exception:
+        log.warning("could not hold the job for its backoff; it is retried once its lease ends")
+        return
+    log.warning("attempt %d left to the next one, in %.0f s", ctx.attempt, backoff)
 
 
 async def _release(runtime: Runtime, job_id: str, owner: str) -> None:
@@ -263,8 +295,23 @@ def _injected_fault(job_id: str) -> None:
         raise JobFailed("FAULT_INJECTED", f"LORAG_FAULT_FAIL_JOBS matched {job_id}", retryable=True)
 
 
-async def _run_job(ctx: JobContext, run: Runner) -> JobState:
-    """Run the job and publish how it ended; returns that state."""
+def transient(exc: BaseException) -> bool:
+    """Whether the failure (or one it came from) is infrastructure down for a moment."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain of causes, not a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, TRANSIENT):
+            return True
+        if getattr(seen, "status", None) == 503:  # a service's client error: it is not up yet
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def _run_job(ctx: JobContext, run: Runner) -> JobState | None:
+    """Run the job and publish how it ended; returns that state, or None when the job hit
+    infrastructure down for a moment and must run again on its next attempt."""
     try:
         async with ctx.runtime.db.connection() as conn:
             if await work.cancel_requested(conn, ctx.job_id):  # asked while it waited its turn
@@ -289,6 +336,9 @@ async def _run_job(ctx: JobContext, run: Runner) -> JobState:
             code=failed.code, message=failed.message[:4000], retryable=failed.retryable
         )
     except Exception as exc:
+        if transient(exc):
+            log.warning("attempt %d hit unreachable infrastructure: %r", ctx.attempt, exc)
+            return None
         log.exception("job crashed")
         error = JobError(
             code="INTERNAL_ERROR", message=f"{type(exc).__name__}: {exc}"[:4000], retryable=True
@@ -298,7 +348,7 @@ async def _run_job(ctx: JobContext, run: Runner) -> JobState:
 
 
 async def _keep_lease(
-    ctx: JobContext, owner: str, lease_s: float, work_task: asyncio.Task[JobState]
+    ctx: JobContext, owner: str, lease_s: float, work_task: asyncio.Task[JobState | None]
 ) -> bool:
     """Renew the lease and watch for cancellation while the job runs.
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from minio import Minio
 from minio.error import S3Error
+from urllib3.exceptions import HTTPError as TransportError
 
 from lorag_core.settings import S3Settings
 
@@ -19,6 +21,21 @@ CHUNK = 1024 * 1024
 
 class IntegrityError(RuntimeError):
     """An object's bytes do not match the sha256 recorded for it: it is corrupted."""
+
+
+class StorageUnavailable(ConnectionError):
+    """The object storage could not be reached (down, restarting): worth retrying later."""
+
+
+@contextmanager
+def storage_reachable(doing: str) -> Iterator[None]:
+    """Turn a transport failure (after minio's own retries) into StorageUnavailable."""
+    try:
+        yield
+    except (TransportError, ConnectionError) as exc:
+        raise StorageUnavailable(
+            f"object storage unreachable while {doing} ({type(exc).__name__})"
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
 @router.post(
     "", status_code=201, summary="Upload dataset files; returns the dataset's s3:// URI",
-    responses=refusals(403, 413, 415),
+    responses=refusals(403, 413, 415, 503),  # 503: the object storage is down
 )  # fmt: skip
 async def upload(files: list[UploadFile], owner: OwnerDep, gateway: GatewayDep) -> UploadedDataset:
     limit = gateway.settings.max_upload_bytes  # app.py refuses larger bodies before parsing
@@ -25,7 +25,7 @@ async def upload(files: list[UploadFile], owner: OwnerDep, gateway: GatewayDep) 
     return UploadedDataset.model_validate(stored)
 
 
-@router.get("", summary="The caller's uploaded datasets")
+@router.get("", summary="The caller's uploaded datasets", responses=refusals(503))
 async def list_datasets(owner: OwnerDep, gateway: GatewayDep) -> list[DatasetListing]:
     found = await datasets.listing(gateway.objects, owner)
     return [DatasetListing.model_validate(d) for d in found]

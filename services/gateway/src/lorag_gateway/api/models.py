@@ -113,7 +113,7 @@ WHY = {
     422: "Invalid input (field errors, or a code and hint)",
     429: "Rate limit: retry after Retry-After seconds",
     502: "The gateway's service token was refused",
-    503: "A service is unavailable; retry after Retry-After seconds",
+    503: "A service or the object storage is unavailable; retry after Retry-After seconds",
 }
 Responses = dict[int | str, dict[str, Any]]
 

@@ -15,7 +15,7 @@ from lorag_core.domain.datasets import (
     owner_prefix,
     refusal,
 )
-from lorag_core.storage import ObjectStore, parse_s3_uri
+from lorag_core.storage import ObjectStore, parse_s3_uri, storage_reachable
 from lorag_gateway.config import GatewaySettings
 from lorag_gateway.errors import Invalid, TooLarge, Unsupported
 
@@ -119,9 +119,11 @@ async def store(
     prefix = f"{owner_prefix(owner)}ds-{uuid.uuid4().hex[:12]}/"
     refs = []
     for name, upload in zip(names, uploads, strict=True):
-        refs.append(
-            await asyncio.to_thread(objects.put_bytes, DATASETS_BUCKET, prefix + name, upload.data)
-        )
+        with storage_reachable("storing the upload"):  # S3 down: 503, retry the whole upload
+            ref = await asyncio.to_thread(
+                objects.put_bytes, DATASETS_BUCKET, prefix + name, upload.data
+            )
+        refs.append(ref)
     files = [
         {"name": n, "size": r.size, "sha256": r.sha256} for n, r in zip(names, refs, strict=True)
     ]
@@ -151,7 +153,8 @@ def check_reference(uri: str, owner: str, loc: tuple[str | int, ...]) -> str:
 async def listing(objects: ObjectStore, owner: str) -> list[dict[str, object]]:
     """The owner's uploaded datasets (one per prefix), newest names last."""
     root = f"{UPLOADS}/{owner}/"
-    keys = await asyncio.to_thread(lambda: list(objects.list_keys(DATASETS_BUCKET, root)))
+    with storage_reachable("listing datasets"):
+        keys = await asyncio.to_thread(lambda: list(objects.list_keys(DATASETS_BUCKET, root)))
     found: dict[str, list[str]] = {}
     for key in keys:
         dataset, _, name = key[len(root) :].partition("/")
