@@ -50,6 +50,9 @@ RUNTIME_ONLY: dict[tuple[str, str], str] = {
     ("lorag-gateway", "python-multipart"): (
         "FastAPI parses form posts and dataset uploads with it, without an import by name"
     ),
+    ("lorag-lora-service", "python-multipart"): (
+        "FastAPI parses the fine-tuning API's file uploads (/v1/files) with it, without an import"
+    ),
 }
 
 
