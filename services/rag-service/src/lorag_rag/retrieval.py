@@ -92,14 +92,34 @@ async def answer_from(
         Passage(h.text, str(h.metadata.get("source", "?")), h.metadata.get("title")) for h in hits
     ]
     chat = settings or deps.llm or LlmSettings()
-    messages = chat_messages(question, passages)
-    text = await llm.complete(chat, messages, max_tokens=max_tokens, headers=headers)
+    text = await _complete_within_context(chat, question, passages, max_tokens, headers)
+    hits = hits[: len(passages)]
     citations = [
         {"n": n, "source": p.source, "title": p.title, "chunk_id": h.id,
          "score": round(h.score, 4), "text": h.text}
         for n, (p, h) in enumerate(zip(passages, hits, strict=True), 1)
     ]  # fmt: skip
     return Answer(text, citations, chat.model)
+
+
+async def _complete_within_context(
+    chat: LlmSettings, question: str, passages: list[Passage], max_tokens: int | None,
+    headers: dict[str, str] | None,
+) -> str:  # fmt: skip
+    """The model's answer from as many of the best passages as its context holds: a prompt the
+    model refuses as too long is sent again without the lowest-ranked passage (`passages` is cut
+    to those used). With one passage left, the refusal stands."""
+    import openai
+
+    while True:
+        try:
+            return await llm.complete(
+                chat, chat_messages(question, passages), max_tokens=max_tokens, headers=headers
+            )
+        except openai.BadRequestError as exc:
+            if exc.code != "context_length_exceeded" or len(passages) <= 1:
+                raise
+            del passages[-1]
 
 
 def extract_from(
