@@ -46,7 +46,7 @@ async def build_kb(settings, deps: RagDeps) -> str:
     ) as conn:
         await registry.claim(conn, kb, "default", collection_name(kb), embedder.name, 384)
         summary = {"chunks": len(chunks), "sources": len(FACTS)}
-        await registry.commit(conn, kb, 0, f"job-{kb}", summary)
+        await registry.commit(conn, kb, 0, f"job-{kb}", summary, [])  # written straight to Chroma
     return kb
 
 
