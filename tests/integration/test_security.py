@@ -166,6 +166,8 @@ SERVICES = {
         ("GET", "/v1/kbs/{kb}"): ("404", None),
         ("POST", "/v1/kbs/{kb}/query"): ("404", {"question": "what?"}),
         ("POST", "/v1/kbs/{kb}/answer"): ("404", {"question": "what?"}),
+        ("POST", "/v1/kbs/{kb}/extract"): ("404", {"question": "what?"}),
+        ("POST", "/v1/kbs/{kb}/embed"): ("404", {"texts": ["what?"]}),
     },
     "lora-service": {
         ("GET", "/v1/adapters"): ("hidden", "adapter"),
@@ -193,6 +195,19 @@ NOT_OWNED = {
     "/v1/models": "inference API: adapter names, called by the rag-service and orchestrator "
     "for a minion they resolved for its owner",
     "/v1/chat/completions": "inference API, as /v1/models",
+    "/v1/completions": "inference API, as /v1/models",
+    "/v1/models/{model}": "inference API, as /v1/models; with a key, another owner's model is 404 "
+    "(test_lora_openai.py)",
+    "/v1/serving": "admin: what the serving engine runs and holds, for operators",
+    # The fine-tuning API's files and jobs are the key owner's: another owner's are 404, shown
+    # through the openai client in test_fine_tuning_api.py (the ids exist only after uploads).
+    "/v1/files": "fine-tuning API (test_fine_tuning_api.py)",
+    "/v1/files/{file_id}": "fine-tuning API (test_fine_tuning_api.py)",
+    "/v1/fine_tuning/jobs": "fine-tuning API (test_fine_tuning_api.py)",
+    "/v1/fine_tuning/jobs/{ftjob_id}": "fine-tuning API (test_fine_tuning_api.py)",
+    "/v1/fine_tuning/jobs/{ftjob_id}/cancel": "fine-tuning API (test_fine_tuning_api.py)",
+    "/v1/fine_tuning/jobs/{ftjob_id}/checkpoints": "fine-tuning API (test_fine_tuning_api.py)",
+    "/v1/fine_tuning/jobs/{ftjob_id}/events": "fine-tuning API (test_fine_tuning_api.py)",
 }
 
 
