@@ -39,7 +39,7 @@ def echo_request(job_id: str, steps: int) -> JobRequested:
         job_id=job_id,
         training_type="LOCAL_FINE_TUNING",
         minion_id=f"steps={steps}",
-        datasets=[{"uri": "s3://unread/echo"}],  # the echo worker reads none
+        datasets=[{"uri": "s3://lorag-datasets/echo/"}],  # the echo worker reads none
     )
 
 
