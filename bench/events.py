@@ -6,13 +6,14 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.report import Figure, at_least, at_most, figure, percentile
 from lorag_core.contracts import JobProgress, JobRequested
-from lorag_core.db.jobs import INSERT_PROGRESS, UPDATE_POSITION, _event_row, _position_row
+from lorag_core.db.jobs import INSERT_PROGRESS, _event_row
 from lorag_core.domain.job_state import JobPosition, JobState, Verdict
 from lorag_core.messaging.topics import JOB_PROGRESS, JOB_REQUESTED
 from lorag_core.settings import Settings
@@ -138,6 +139,25 @@ async def projection_rate(settings: Settings, events: list[JobProgress], logs: P
         await asyncio.to_thread(tracker.stop)
 
 
+# The baseline moves one job at a time, as the tracker's fold did before it was set-based.
+UPDATE_POSITION = """
+UPDATE jobs SET state = %(state)s, last_seq = %(seq)s, stage = COALESCE(%(stage)s, stage),
+    percent = COALESCE(%(percent)s, percent), eta_seconds = %(eta_seconds)s,
+    metrics = metrics || %(metrics)s, message = COALESCE(%(message)s, message),
+    result = COALESCE(%(result)s, result), error = COALESCE(%(error)s, error),
+    finished_at = CASE WHEN %(terminal)s THEN COALESCE(finished_at, now()) END,
+    updated_at = now()
+WHERE job_id = %(job_id)s
+"""
+
+
+def position_row(event: JobProgress, position: JobPosition) -> dict[str, Any]:
+    """The UPDATE's parameters: the event's figures at the job's final position."""
+    row = _event_row(event, Verdict.APPLIED)
+    row.update(state=position.state.value, seq=position.seq, terminal=position.state.is_terminal)
+    return row
+
+
 async def raw_executemany_rate(settings: Settings, events: list[JobProgress]) -> float:
     """Baseline: the same logical work done plainly, in copies of the two tables.
 
@@ -149,7 +169,7 @@ async def raw_executemany_rate(settings: Settings, events: list[JobProgress]) ->
     final: dict[str, tuple[JobProgress, JobPosition]] = {}
     for e in events:
         final[e.job_id] = (e, JobPosition(e.state, e.seq))
-    updates = [_position_row(e, position) for e, position in final.values()]
+    updates = [position_row(e, position) for e, position in final.values()]
     log_sql = INSERT_PROGRESS.replace("INSERT INTO job_progress", "INSERT INTO bench_progress_raw")
     job_sql = UPDATE_POSITION.replace("UPDATE jobs", "UPDATE bench_jobs_raw")
     async with await psycopg.AsyncConnection.connect(settings.postgres_dsn) as conn:

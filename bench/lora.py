@@ -7,7 +7,6 @@ HF Trainer with its default padding collator, and plain `generate`.
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -16,12 +15,11 @@ from typing import Any
 import torch
 from peft import LoraConfig, get_peft_model
 
-from bench import peak_rss
+from bench import adapters, peak_rss
 from bench.report import Figure, at_least, figure
 from lorag_core.db.pool import open_pool
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore
-from lorag_lora.adapters import artifacts, registry
 from lorag_lora.adapters.models import ModelManager
 from lorag_lora.config import LoraSettings
 from lorag_lora.domain.batching import TokenRow, collate, packed_rows
@@ -107,17 +105,7 @@ async def adapters_and_serving(settings: Settings, base: Any, work: Path) -> lis
             train(model, rows, [], Plan(lr=1e-2, batch_size=BATCH, seed=i, max_steps=5),
                   NoHooks())  # fmt: skip
             name = f"bench-{uuid.uuid4().hex[:8]}"
-            with tempfile.TemporaryDirectory() as tmp:
-                model.save_pretrained(tmp)
-                async with pool.connection() as conn:
-                    job = f"bench-job-{name}"
-                    version = await registry.reserve_version(conn, name, job, "bench")
-                ref = artifacts.store_adapter(objects, Path(tmp), name, version, {})
-            async with pool.connection() as conn:
-                await registry.mark_ready(conn, name, version, base_model=base.name,
-                                          base_model_revision=base.revision,
-                                          uri=artifacts.adapter_uri(name, version),
-                                          sha256=ref.sha256, size_bytes=ref.size)  # fmt: skip
+            await adapters.register(pool, objects, base, model, name)
             names.append(name)
         engine = Engine(base, objects, pool, work / "adapters", 8)
         cold = []

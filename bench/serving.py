@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -20,13 +19,13 @@ import httpx
 import torch
 from peft import LoraConfig, get_peft_model
 
+from bench import adapters
 from bench.report import Figure, at_least, at_most, figure, percentile
 from lorag_core.db.pool import open_pool
 from lorag_core.service.http import ApiServer
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore
 from lorag_local.stack import free_port
-from lorag_lora.adapters import artifacts, registry
 from lorag_lora.adapters.models import ModelManager
 from lorag_lora.config import LoraSettings
 from lorag_lora.openai_keys import KeyStore
@@ -47,16 +46,7 @@ async def register_adapters(settings: Settings, pool: Any, base: Any, n: int) ->
         config = LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
         model = get_peft_model(base.fresh_copy(), config)
         name = f"bench-serve-{uuid.uuid4().hex[:8]}"
-        with tempfile.TemporaryDirectory() as tmp:
-            model.save_pretrained(tmp)
-            async with pool.connection() as conn:
-                version = await registry.reserve_version(conn, name, f"job-{name}", "bench")
-            ref = artifacts.store_adapter(objects, Path(tmp), name, version, {})
-        async with pool.connection() as conn:
-            await registry.mark_ready(conn, name, version, base_model=base.name,
-                                      base_model_revision=base.revision,
-                                      uri=artifacts.adapter_uri(name, version),
-                                      sha256=ref.sha256, size_bytes=ref.size)  # fmt: skip
+        await adapters.register(pool, objects, base, model, name)
         names.append(name)
     return names
 

@@ -73,16 +73,6 @@ SELECT {", ".join(PROGRESS_COLUMNS)} FROM incoming_progress
 ON CONFLICT (job_id, seq) DO NOTHING
 """
 
-# One job at a time: the raw baseline of the projection bench (bench/events.py) does this.
-UPDATE_POSITION = """
-UPDATE jobs SET state = %(state)s, last_seq = %(seq)s, stage = COALESCE(%(stage)s, stage),
-    percent = COALESCE(%(percent)s, percent), eta_seconds = %(eta_seconds)s,
-    metrics = metrics || %(metrics)s, message = COALESCE(%(message)s, message),
-    result = COALESCE(%(result)s, result), error = COALESCE(%(error)s, error),
-    finished_at = CASE WHEN %(terminal)s THEN COALESCE(finished_at, now()) END,
-    updated_at = now()
-WHERE job_id = %(job_id)s
-"""
 # A batch's log rows move over, its jobs move to their newest position and the changes are
 # announced in one statement: one round trip and one plan for the whole batch, where an UPDATE
 # per job cost a statement each. Positions travel as parallel arrays (one element per job).
@@ -368,9 +358,3 @@ def _progress_row(
         "verdict": verdict.value,
         "occurred_at": occurred_at,
     }
-
-
-def _position_row(event: JobProgress, position: JobPosition) -> Row:
-    row = _event_row(event, Verdict.APPLIED)
-    row.update(state=position.state.value, seq=position.seq, terminal=position.state.is_terminal)
-    return row

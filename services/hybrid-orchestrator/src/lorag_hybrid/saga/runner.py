@@ -158,6 +158,7 @@ class Saga:
         """The stage's training at the provider: the job this attempt made before a restart, if
         it made one, else a new one, recorded as soon as the provider names it."""
         attempt, ftjob = self.provider_jobs.get(stage.name, (0, None))
+        settings = FinetuneSettings()  # read once per attempt: the client and the stage share it
 
         async def created(provider_job: str) -> None:
             async with self.ctx.runtime.db.connection() as conn:
@@ -166,7 +167,7 @@ class Saga:
                 )
 
         return ExternalTraining(
-            self.ctx, FinetuneSettings(), self.minion, _provider(self.ctx),
+            self.ctx, settings, self.minion, _provider(self.ctx, settings),
             resume=ftjob if attempt == stage.attempt else None, created=created,
         )  # fmt: skip
 
@@ -261,9 +262,8 @@ class Saga:
         return figures
 
 
-def _provider(ctx: JobContext) -> Any:
+def _provider(ctx: JobContext, settings: FinetuneSettings) -> Any:
     """Makes a client of the configured provider (default: the local lora-service's API)."""
-    settings = FinetuneSettings()
     url = settings.base_url or ServiceUrls().lora_openai_url
     key = settings.api_key.get_secret_value() if settings.api_key else None
     token = key or ctx.runtime.settings.service_secret
