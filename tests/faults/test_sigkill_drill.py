@@ -21,7 +21,7 @@ from tests.faults.drill import (
     wait_final,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 # Per job type: how to submit one, and the services whose death it must survive.
 DRILLS = {
