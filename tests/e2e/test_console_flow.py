@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,12 +26,11 @@ from lorag_core.db import jobs as job_store
 from lorag_core.db import tokens
 from lorag_local.stack import free_port
 from tests.integration.test_lora_helpers import lora_env, start_lora, tiny_models  # noqa: F401
+from tests.support.browser import ARGS, chromium
 from tests.support.gateway import service_urls, start_gateway
 from tests.support.processes import start_service
 
 pytestmark = pytest.mark.e2e
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 FACT = "The staging cluster is called harbor-seventeen."
 QUESTION = "What is the staging cluster called?"
 QA = [
@@ -59,14 +57,6 @@ def db(settings, fn):
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, go()).result()
-
-
-def chromium() -> str:
-    """Debian's chromium, installed by `make browser`: without it these tests fail, never skip."""
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("chromium is not on PATH: run `make browser` (Debian's chromium package)")
-    return found
 
 
 @pytest.fixture(scope="module")

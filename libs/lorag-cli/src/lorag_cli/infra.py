@@ -19,8 +19,8 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 def up(json_out: bool = JsonOpt) -> None:
     """Start the local Kafka, Postgres, S3 and Jaeger servers, with schema, topics and buckets.
 
-    The first run downloads Kafka (Maven Central) and builds the S3 server and Jaeger (Go);
-    later runs take seconds.
+    The first run downloads Kafka (Maven Central), builds the S3 server and Jaeger (Go) and
+    unpacks the Jaeger UI (third_party/jaeger-ui); later runs take seconds.
     """
     from lorag_local.stack import LocalStack, LocalStackError
 
@@ -97,7 +97,7 @@ def status(json_out: bool = JsonOpt) -> None:
         ),
     )
     if "jaeger" in report:
-        console.print(f"traces: {report['jaeger'].get('ui')}")
+        console.print(f"traces: the Jaeger UI at {report['jaeger'].get('ui')}")
     for name, service in services.items():
         console.print(f"{name}: metrics at {service['metrics']}")
     if not all(c.get("ready") for c in report.values()):

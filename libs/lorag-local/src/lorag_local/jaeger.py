@@ -3,17 +3,24 @@
 OTLP/HTTP comes in on `port` (4318); the UI and query API (`GET /api/traces/<id>`) answer on
 `query_port` (16686). Its other listeners (query gRPC, health) take free ports at each start, so
 two stacks on one machine never collide.
+
+Jaeger's Go module carries no UI (only a placeholder page), so the UI built from jaeger-ui's
+sources of the same version is committed under third_party/jaeger-ui (see its README), unpacked
+once into the cache beside the binary, and served through `jaeger_query.ui.assets_path`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import tarfile
 import urllib.request
 from pathlib import Path
 
 from ._process import (
+    LocalStackError,
     Progress,
     Server,
     cache_dir,
@@ -32,6 +39,9 @@ GO_HINT = (
     "binary is cached): install it from https://go.dev/dl/ and put `go` on PATH"
 )
 MAX_TRACES = 20000  # in memory: enough for a day of local jobs, bounded
+UI_TARBALL = f"jaeger-ui-{JAEGER_VERSION}.tar.xz"
+# Checked before unpacking: a rebuilt tarball must come with its new hash (third_party/jaeger-ui).
+UI_SHA256 = "b8ebbc5699f7820d91cf2a922e1ea7243542cae63aff533ec793095455b1191b"
 
 CONFIG = """\
 service:
@@ -62,6 +72,8 @@ extensions:
       endpoint: "{host}:{query_port}"
     grpc:
       endpoint: "{host}:{query_grpc_port}"
+    ui:
+      assets_path: {ui_assets}
   healthcheckv2:
     use_v2: true
     http:
@@ -83,6 +95,47 @@ exporters:
 def binary() -> Path:
     """Cached Jaeger executable."""
     return cache_dir() / f"jaeger-{JAEGER_VERSION}" / "bin" / "jaeger"
+
+
+def ui_tarball() -> Path:
+    """The committed, built Jaeger UI in third_party/jaeger-ui of the lorag checkout."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "third_party" / "jaeger-ui" / UI_TARBALL
+        if candidate.is_file():
+            return candidate
+    raise LocalStackError(
+        f"third_party/jaeger-ui/{UI_TARBALL} not found above lorag_local's sources; "
+        "lorag_local must run from a lorag repository checkout"
+    )
+
+
+def ui_assets() -> Path:
+    """Cached Jaeger UI (index.html and static/), one folder per tarball hash."""
+    return cache_dir() / f"jaeger-{JAEGER_VERSION}" / f"ui-{UI_SHA256[:16]}"
+
+
+def install_ui(progress: Progress) -> Path:
+    """Unpack the committed UI into the cache once, after checking the tarball's sha256."""
+    assets = ui_assets()
+    if (assets / "index.html").is_file():
+        return assets
+    with file_lock(assets.parent / ".ui.lock"):
+        if (assets / "index.html").is_file():  # another stack unpacked it while we waited
+            return assets
+        tarball = ui_tarball()
+        digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+        if digest != UI_SHA256:
+            raise LocalStackError(
+                f"jaeger: {tarball} has sha256 {digest}, expected {UI_SHA256}; rebuild it with "
+                "scripts/build-jaeger-ui.sh and update UI_SHA256 in lorag_local/jaeger.py"
+            )
+        progress(f"jaeger: unpacking the Jaeger UI into {assets}")
+        staging = assets.with_name(assets.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        with tarfile.open(tarball, "r:xz") as archive:
+            archive.extractall(staging, filter="data")
+        staging.rename(assets)
+    return assets
 
 
 class Jaeger(Server):
@@ -122,7 +175,8 @@ class Jaeger(Server):
             return False
 
     def install(self, progress: Progress) -> None:
-        """Build Jaeger into the cache from the Go module proxy (once)."""
+        """Build Jaeger into the cache from the Go module proxy and unpack its UI (once)."""
+        install_ui(progress)
         exe = binary()
         if exe.exists():
             return
@@ -157,7 +211,7 @@ class Jaeger(Server):
             CONFIG.format(
                 host=self.host, port=self.port, query_port=self.query_port,
                 query_grpc_port=free_port(self.host), health_port=free_port(self.host),
-                max_traces=MAX_TRACES,
+                max_traces=MAX_TRACES, ui_assets=json.dumps(str(ui_assets())),
             )
         )  # fmt: skip
         rotate_log(self.log)
