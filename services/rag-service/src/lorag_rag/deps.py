@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lorag_rag.adapters.chroma_store import ChromaStore
 from lorag_rag.adapters.datasets import DatasetReader
-from lorag_rag.adapters.embedder import EmbedderCache
+from lorag_rag.adapters.embedder import EmbedderCache, QueryThreads
 from lorag_rag.config import LlmSettings, RagSettings
 
 
@@ -17,3 +17,4 @@ class RagDeps:
     store: ChromaStore
     reader: DatasetReader | None = None  # only the worker reads datasets
     llm: LlmSettings | None = None
+    queries: QueryThreads = field(default_factory=QueryThreads)  # one-question work

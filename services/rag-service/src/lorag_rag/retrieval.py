@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +58,7 @@ def search(
 ) -> list[Hit]:  # fmt: skip
     """The top_k chunks of a committed KB for a question, embedded with the KB's own model."""
     embedder = deps.embedders.get(row["embedding_model"])
-    vector = embedder.encode([question])
+    vector = embedder.encode_one(question)
     return deps.store.query(row["name"], vector, top_k, int(row["version"]), where)[0]
 
 
@@ -68,7 +67,7 @@ async def query(
     where: dict[str, Any] | None = None, owner: str | None = None,
 ) -> list[Hit]:  # fmt: skip
     row = await live_kb(conn, kb, owner)
-    return await asyncio.to_thread(search, deps, row, question, top_k, where)
+    return await deps.queries.run(search, deps, row, question, top_k, where)
 
 
 async def answer(
@@ -87,7 +86,7 @@ async def answer_from(
 ) -> Answer:  # fmt: skip
     """`answer` for a KB already looked up: no database connection is held while the LLM
     writes."""
-    hits = await asyncio.to_thread(search, deps, row, question, top_k)
+    hits = await deps.queries.run(search, deps, row, question, top_k)
     passages = [
         Passage(h.text, str(h.metadata.get("source", "?")), h.metadata.get("title")) for h in hits
     ]

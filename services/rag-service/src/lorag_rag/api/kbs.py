@@ -83,7 +83,7 @@ async def query_kb(
 ) -> Hits:
     row = await _owned(runtime, kb, owner)
     try:
-        found = await asyncio.to_thread(
+        found = await deps.queries.run(
             retrieval.search, deps, row, body.question, body.top_k, body.where
         )
     except ValueError as exc:  # Chroma's verdict on a malformed `where`
@@ -127,7 +127,7 @@ async def extract_kb(
     kb: str, body: ExtractRequest, owner: OwnerHeader, runtime: RuntimeDep, deps: DepsDep
 ) -> Answer:
     row = await _owned(runtime, kb, owner)
-    found, confidence = await asyncio.to_thread(
+    found, confidence = await deps.queries.run(
         retrieval.extract_from, deps, row, body.question, body.top_k, body.sentences
     )
     return Answer(
