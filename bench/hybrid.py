@@ -51,10 +51,10 @@ async def saga_overhead(settings: Settings, work: Path) -> list[Figure]:
     await asyncio.to_thread(ensure_tiny_llama, models_dir)
     started = [
         await asyncio.to_thread(start_service, "lorag_migration", logs),
-        await asyncio.to_thread(start_lora, logs, lora_env(models_dir, work / "lora", api)),
         await asyncio.to_thread(
-            start_service, "lorag_rag", logs, **chroma, LORAG_RAG_TORCH_THREADS="1"
+            start_lora, logs, default_threads(lora_env(models_dir, work / "lora", api))
         ),
+        await asyncio.to_thread(start_service, "lorag_rag", logs, **chroma),
         await asyncio.to_thread(
             start_service,
             "lorag_hybrid",
@@ -115,6 +115,11 @@ async def saga_overhead(settings: Settings, work: Path) -> list[Figure]:
                baseline_is="the hybrid's longest stage, request to end, inside the same run",
                target=None),
     ]  # fmt: skip
+
+
+def default_threads(env: dict[str, str]) -> dict[str, str]:
+    """The services' own torch thread counts: the test helpers pin one thread, the bench not."""
+    return {k: v for k, v in env.items() if not k.endswith("_TORCH_THREADS")}
 
 
 def rounded(values: list[float]) -> list[float]:
