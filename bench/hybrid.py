@@ -25,10 +25,11 @@ async def saga_overhead(settings: Settings, work: Path) -> list[Figure]:
     """Hybrid wall time vs its critical path run alone: the longer of its RAG and LoRA stages,
     each submitted as a job of its own. Evaluation is switched off so only the saga is timed.
 
-    Each stage service computes on one thread, as it would on a node of its own: on this 2-core
-    machine two services computing with every core would slow each other down, and the figure
-    would measure that contention rather than the saga. Services are warmed up with a small job
-    each first, and each figure is the best of ROUNDS runs: the machine is noisy.
+    Each stage service runs its default torch thread count (issue 17: "in the default
+    configuration, not only with one-thread stages"): on a 2-core machine the two stages then
+    compete for the cores while both compute, and the figure includes that contention. Services
+    are warmed up with a small job each first, and each figure is the best of ROUNDS runs: the
+    machine is noisy.
     """
     from lorag_core.contracts import (
         DatasetRef,
