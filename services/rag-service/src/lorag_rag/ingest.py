@@ -18,12 +18,11 @@ from lorag_rag.adapters import registry
 from lorag_rag.adapters.chroma_store import collection_name
 from lorag_rag.adapters.embedder import Embedder
 from lorag_rag.deps import RagDeps
-from lorag_rag.domain.chunking import chunk_documents
 from lorag_rag.domain.documents import Chunk, DatasetError
 from lorag_rag.domain.formats import ReadOptions
 from lorag_rag.domain.manifest import FileEntry, settings_digest
-from lorag_rag.domain.plan import IngestPlan, plan_ingest
-from lorag_rag.embedding import embed_and_store
+from lorag_rag.domain.plan import IngestPlan, StoredChunk, plan_ingest
+from lorag_rag.embedding import chunk_embed_store
 from lorag_rag.loading import LoadedDataset, eval_uri, list_dataset, parse_one, read_eval_pairs
 from lorag_rag.retrieval import evaluate
 
@@ -98,7 +97,7 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
                              len(data.kept), "lorag.bad_files": len(data.bad_files)})  # fmt: skip
     await ctx.report(JobState.RUNNING, stage="chunking", percent=5.0, force=True)
     embedder: Embedder | None = None
-    with stage_span("rag.chunking", {"lorag.kb": kb}) as span:
+    with stage_span("rag.chunking", {"lorag.kb": kb}):
         if data.documents or row is None:  # only new or changed files meet the model
             embedder = await asyncio.to_thread(deps.embedders.get, params.embedding_model)
             async with ctx.runtime.db.connection() as conn:
@@ -110,27 +109,32 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
             row = row or claimed
         assert row is not None
         live = int(row["version"])
-        chunks: list[Chunk] = []
+        stored: list[StoredChunk] | None = None
         if data.documents:
-            assert embedder is not None
-            chunks = await asyncio.to_thread(
-                chunk_documents, data.documents, embedder, params.chunk_tokens,
-                params.chunk_overlap,
-            )  # fmt: skip
-        plan = await plan_changes(deps, kb, chunks, data, manifest, live)
-        span.set_attributes({"lorag.chunks": len(chunks), "lorag.to_embed": len(plan.to_embed)})
+            stored = await asyncio.to_thread(deps.store.stored, kb)
+    chunks: list[Chunk] = []
+    rate = 0.0
     try:
-        rate = 0.0
-        if plan.to_embed:
-            assert embedder is not None
-            with stage_span("rag.embedding", {"lorag.chunks": len(plan.to_embed)}) as span:
-                rate = await embed_and_store(
-                    ctx, embedder, deps.store, kb, plan.to_embed, live + 1,
+        if data.documents:
+            assert embedder is not None and stored is not None
+            skip = known_ids(stored, live, data.kept)
+            with stage_span("rag.embedding", {"lorag.documents": len(data.documents)}) as span:
+                done = await chunk_embed_store(
+                    ctx, embedder, deps.store, kb, data.documents, params.chunk_tokens,
+                    params.chunk_overlap, skip.__contains__, live + 1,
                     deps.settings.embed_batch_size,
                 )  # fmt: skip
-                span.set_attribute("lorag.chunks_per_s", round(rate, 1))
-            RAG_CHUNKS.inc(len(plan.to_embed))
-            RAG_CHUNKS_PER_S.set(rate)
+                chunks, rate = done.chunks, done.chunks_per_s
+                span.set_attributes(
+                    {"lorag.chunks": len(chunks), "lorag.embedded": done.embedded,
+                     "lorag.chunks_per_s": round(rate, 1)}
+                )  # fmt: skip
+            if done.embedded:
+                RAG_CHUNKS.inc(done.embedded)
+                RAG_CHUNKS_PER_S.set(rate)
+            plan = plan_ingest(chunks, stored, live, data.kept)
+        else:
+            plan = await plan_changes(deps, kb, chunks, data, manifest, live)
         await ctx.check_cancelled()
     except JobCancelled:
         await discard(ctx, deps, kb, live)
@@ -188,6 +192,14 @@ async def plan_changes(
         return IngestPlan([], 0, [], 0, 0, 0, unchanged=held, kept=held)
     stored = await asyncio.to_thread(deps.store.stored, kb)
     return plan_ingest(chunks, stored, live, data.kept)
+
+
+def known_ids(stored: list[StoredChunk], live: int, kept: set[str]) -> set[str]:
+    """Ids not to embed again: committed (outside kept files) or stored by an earlier attempt.
+
+    The same rule as `plan_ingest`'s to_embed, applied chunk by chunk as chunking goes.
+    """
+    return {s.id for s in stored if s.version > live or s.source not in kept}
 
 
 def manifest_of(data: LoadedDataset, chunks: list[Chunk]) -> list[FileEntry]:

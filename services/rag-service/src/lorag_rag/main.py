@@ -40,7 +40,9 @@ def register(host: ServiceHost) -> None:
         assert runtime.objects is not None
         embedders = EmbedderCache(settings.torch_threads)
         # Loaded before the service reports ready, so the first job does not pay for it.
-        await asyncio.to_thread(embedders.get, DEFAULT_MODEL)
+        model = await asyncio.to_thread(embedders.get, DEFAULT_MODEL)
+        # One encode too: torch's first call sets up its kernels, a second or so on a busy host.
+        await asyncio.to_thread(model.encode, ["warm up"])
         store = await asyncio.to_thread(ChromaStore, ChromaSettings())
         provider.deps = RagDeps(
             settings, embedders, store, DatasetReader(runtime.objects, settings.allowed_roots),

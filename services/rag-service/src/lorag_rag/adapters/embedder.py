@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import functools
 import os
 import threading
@@ -27,6 +28,11 @@ class Embedder:
     def __init__(self, name: str, model: SentenceTransformer) -> None:
         self.name, self.model = name, model
         self.dimension = int(model.get_embedding_dimension() or 0)
+        # Chunking tokenises while the model encodes, on another thread. A fast tokenizer keeps
+        # its padding and truncation as state set on each call, so sharing the model's one
+        # lets a chunking call unset the encoder's padding mid-batch: chunking has its own.
+        self._chunk_tokenizer: Any = None
+        self._chunk_lock = threading.Lock()
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-length float32 vectors (the knowledge bases use cosine distance)."""
@@ -50,9 +56,12 @@ class Embedder:
     def offsets(self, texts: list[str]) -> list[list[Span]]:
         if not texts:
             return []
-        encoded: Any = self.model.tokenizer(
-            texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
+        with self._chunk_lock:
+            if self._chunk_tokenizer is None:
+                self._chunk_tokenizer = copy.deepcopy(self.model.tokenizer)
+            encoded: Any = self._chunk_tokenizer(
+                texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+            )
         return [[(int(a), int(b)) for a, b in spans] for spans in encoded["offset_mapping"]]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from lorag_rag.domain.documents import Chunk, Document
@@ -41,25 +41,46 @@ def chunk_documents(
     documents: list[Document], tokenizer: Tokenizer, size: int, overlap: int
 ) -> list[Chunk]:
     """Cut documents into chunks of at most `size` tokens with ids from their content."""
-    chunks: list[Chunk] = []
+    return list(iter_chunks(documents, tokenizer, size, overlap))
+
+
+def iter_chunks(
+    documents: Sequence[Document], tokenizer: Tokenizer, size: int, overlap: int,
+    per_call: int = 256,
+) -> Iterator[Chunk]:  # fmt: skip
+    """The chunks of `chunk_documents`, tokenising `per_call` documents at a time."""
+    for _, chunks in chunk_slices(documents, tokenizer, size, overlap, per_call):
+        yield from chunks
+
+
+def chunk_slices(
+    documents: Sequence[Document], tokenizer: Tokenizer, size: int, overlap: int,
+    per_call: int = 256,
+) -> Iterator[tuple[int, list[Chunk]]]:  # fmt: skip
+    """(documents done, their chunks) for each `per_call` documents, tokenised in one call.
+
+    The ids and positions are those of one pass over all documents: the counters span slices.
+    """
     positions: dict[str, int] = {}
     seen: dict[str, int] = {}
-    for doc, spans in zip(documents, tokenizer.offsets([d.text for d in documents]), strict=True):
-        for index, (start, end) in enumerate(windows(spans, size, overlap)):
-            text = doc.text[start:end]
-            base = chunk_id(doc.source, text, 0)
-            occurrence = seen.get(base, 0)
-            seen[base] = occurrence + 1
-            position = positions.get(doc.source, 0)
-            positions[doc.source] = position + 1
-            chunks.append(
-                Chunk(
-                    id=chunk_id(doc.source, text, occurrence),
-                    text=text,
-                    source=doc.source,
-                    position=position,
-                    slot=f"{doc.part}:{index}",
-                    title=doc.title,
+    for first in range(0, len(documents), per_call):
+        part, chunks = documents[first : first + per_call], []
+        for doc, spans in zip(part, tokenizer.offsets([d.text for d in part]), strict=True):
+            for index, (start, end) in enumerate(windows(spans, size, overlap)):
+                text = doc.text[start:end]
+                base = chunk_id(doc.source, text, 0)
+                occurrence = seen.get(base, 0)
+                seen[base] = occurrence + 1
+                position = positions.get(doc.source, 0)
+                positions[doc.source] = position + 1
+                chunks.append(
+                    Chunk(
+                        id=chunk_id(doc.source, text, occurrence),
+                        text=text,
+                        source=doc.source,
+                        position=position,
+                        slot=f"{doc.part}:{index}",
+                        title=doc.title,
+                    )
                 )
-            )
-    return chunks
+        yield first + len(part), chunks
