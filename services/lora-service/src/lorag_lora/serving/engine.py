@@ -30,10 +30,12 @@ from lorag_lora.adapters.models import BaseModel
 from lorag_lora.domain.batching import fallback_prompt
 from lorag_lora.domain.registry import WEIGHTS_FILE, parse_ref
 from lorag_lora.serving import metrics as serving_metrics
+from lorag_lora.serving.handoff import Generation, Inbox
 from lorag_lora.serving.sampling import Sampling
-from lorag_lora.serving.scheduler import Generation, Scheduler, Target
+from lorag_lora.serving.scheduler import Scheduler, Target
 
 BASE_ROW = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
+STREAM_INTERVAL_S = 0.02  # a stream's text reaches its client at most this often (handoff.py)
 
 
 class AdapterBaseMismatch(RuntimeError):
@@ -125,7 +127,8 @@ class Engine:
 
     def __init__(self, base: BaseModel, objects: ObjectStore, pool: AsyncConnectionPool,
                  cache_dir: Path, cache_size: int, *, max_batch: int = 16, max_queue: int = 64,
-                 model_cache_bytes: int = 2 * 2**30) -> None:  # fmt: skip
+                 model_cache_bytes: int = 2 * 2**30,
+                 stream_interval_s: float = STREAM_INTERVAL_S) -> None:  # fmt: skip
         self.base, self.objects, self.pool = base, objects, pool
         self.cache_dir, self.cache_size = cache_dir, cache_size
         self.runner = BaseRunner(base.model)  # the one copy of the base weights
@@ -136,7 +139,7 @@ class Engine:
         self.in_use: dict[str, int] = {}  # adapter or model key -> requests running on it
         self._use_lock = threading.Lock()
         self._load_lock = threading.Lock()
-        self.scheduler = Scheduler(max_batch, max_queue, base.device)
+        self.scheduler = Scheduler(max_batch, max_queue, base.device, stream_interval_s)
 
     def close(self) -> None:
         self.scheduler.stop()
@@ -204,8 +207,10 @@ class Engine:
         bos = tok.bos_token_id
         return ids if bos is None or (ids and ids[0] == bos) else [bos, *ids]
 
-    def submit(self, choice: Choice, prompt: list[int], sampling: Sampling) -> Generation:
-        """Queue a request on the scheduler (QueueFull when there is no room)."""
+    def submit(self, choice: Choice, prompt: list[int], sampling: Sampling,
+               inbox: Inbox | None = None, index: int = 0) -> Generation:  # fmt: skip
+        """Queue a request on the scheduler (QueueFull when there is no room); its events
+        arrive in `inbox` under `index`, or in an inbox of its own."""
         model = self.served_of(choice)
         room = model.max_positions - len(prompt)
         if room < 1:
@@ -224,7 +229,7 @@ class Engine:
             release=lambda: self._use(key, -1),
         )  # fmt: skip
         try:
-            return self.scheduler.submit(target, prompt, sampling)
+            return self.scheduler.submit(target, prompt, sampling, inbox, index)
         except BaseException:
             self._use(key, -1)
             raise
