@@ -35,7 +35,7 @@ from lorag_lora.serving.sampling import Sampling
 from lorag_lora.serving.scheduler import Scheduler, Target
 
 BASE_ROW = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
-STREAM_INTERVAL_S = 0.02  # a stream's text reaches its client at most this often (handoff.py)
+STREAM_INTERVAL_S = 0.02  # the default of LoraSettings.stream_interval_ms (handoff.py)
 
 
 class AdapterBaseMismatch(RuntimeError):
