@@ -16,10 +16,13 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from peft import PeftModel
+from peft.tuners.lora import LoraLayer
+from peft.utils.other import AuxiliaryTrainingWrapper
 from psycopg_pool import AsyncConnectionPool
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -75,6 +78,8 @@ class BaseRunner:
         self.model = model
         self.peft: PeftModel | None = None
         self.enabled: bool | None = None  # the adapter layers' switch; None: not known
+        self._hooked: list[str] | None = None  # the per-row adapters the hooks pass on
+        self._hooks: list[Any] = []
 
     def __call__(self, adapters: list[str | None], **inputs: Any) -> Any:
         if self.peft is None:
@@ -82,12 +87,30 @@ class BaseRunner:
         first = adapters[0]
         if any(a != first for a in adapters):
             self._switch(on=True)
-            return self.peft(adapter_names=[a or BASE_ROW for a in adapters], **inputs)
+            self._hook([a or BASE_ROW for a in adapters])
+            return self.peft.base_model.model(**inputs)
         # One adapter (or none) for every row: skip PEFT's per-row split of each layer's input.
+        self._hook(None)
         self._switch(on=first is not None)
         if first is not None and self.peft.active_adapter != first:
             self.peft.set_adapter(first)
         return self.peft(**inputs)
+
+    def _hook(self, names: list[str] | None) -> None:
+        """Give every LoRA layer the rows' adapters (`adapter_names`), as PEFT's
+        `forward(adapter_names=...)` does, but only when they change: PEFT walks every module
+        to add its hooks and again to remove them at each call, a sixth of a mixed step."""
+        if names == self._hooked:
+            return
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks, self._hooked = [], names
+        if names is None or self.peft is None:
+            return
+        inject = partial(_pass_adapter_names, adapter_names=names)
+        for layer in self.peft.modules():
+            if isinstance(layer, (LoraLayer, AuxiliaryTrainingWrapper)):  # as PEFT hooks them
+                self._hooks.append(layer.register_forward_pre_hook(inject, with_kwargs=True))
 
     def _switch(self, on: bool) -> None:
         """Turn the adapter layers on or off only when that changes: PEFT walks every module to
@@ -100,8 +123,16 @@ class BaseRunner:
             self.enabled = on
 
     def changed(self) -> None:
-        """An adapter was loaded or dropped: its layers' switch is not known."""
+        """An adapter was loaded or dropped: its layers' switch is not known, and the hooks
+        are made again for the layers there are now."""
         self.enabled = None
+        self._hook(None)
+
+
+def _pass_adapter_names(module: Any, args: Any, kwargs: dict[str, Any],
+                        adapter_names: list[str]) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    kwargs["adapter_names"] = adapter_names
+    return args, kwargs
 
 
 class WholeModelRunner:
