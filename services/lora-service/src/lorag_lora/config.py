@@ -71,6 +71,11 @@ class LoraSettings(BaseSettings):
         default=64, ge=0, description="Requests waiting for a batch slot; beyond: 429."
     )
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After of a 429 (seconds).")
+    stream_interval_ms: int = Field(
+        default=20, ge=0,
+        description="A stream's text is sent at most this often (its first text and its end at "
+        "once); the tokens decoded in between go out together. 0: every token on its own.",
+    )  # fmt: skip
     model_cache_bytes: int = Field(
         default=2 * 2**30, ge=0,
         description="Memory the fine-tuned models kept loaded may use (LRU; one is always kept).",

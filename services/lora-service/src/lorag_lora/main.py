@@ -97,6 +97,7 @@ def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManage
                 base, runtime.objects, runtime.db, settings.work_dir / "adapters",
                 settings.adapter_cache_size, max_batch=settings.max_batch,
                 max_queue=settings.max_queue, model_cache_bytes=settings.model_cache_bytes,
+                stream_interval_s=settings.stream_interval_ms / 1000,
             )  # fmt: skip
             log.info("serving %s", base.name)
         except Exception:

@@ -24,8 +24,9 @@ from lorag_lora.serving import errors
 from lorag_lora.serving import metrics as serving_metrics
 from lorag_lora.serving.engine import AdapterBaseMismatch, Choice, ContextTooLong, Engine
 from lorag_lora.serving.errors import OpenAIError
+from lorag_lora.serving.handoff import Delta, Done, Failed, Generation, Inbox
 from lorag_lora.serving.sampling import Sampling
-from lorag_lora.serving.scheduler import Delta, Done, Failed, Generation, QueueFull
+from lorag_lora.serving.scheduler import QueueFull
 from lorag_lora.serving.schemas import (
     ChatCompletion,
     ChatRequest,
@@ -64,19 +65,21 @@ def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int,
         return found
 
     def start(eng: Engine, choice: Choice, prompts: list[list[int]],
-              body: Sampled, limit: int) -> list[Generation]:  # fmt: skip
+              body: Sampled, limit: int) -> tuple[list[Generation], Inbox]:  # fmt: skip
+        """Queue one generation per prompt; their events arrive in one inbox, by index."""
         sampling = Sampling(limit, body.temperature, body.top_p, body.seed, body.stops())
+        inbox = eng.scheduler.inbox(live=bool(body.stream))
         started: list[Generation] = []
         try:
-            for ids in prompts:
-                started.append(eng.submit(choice, ids, sampling))
+            for index, ids in enumerate(prompts):
+                started.append(eng.submit(choice, ids, sampling, inbox, index))
         except QueueFull as exc:
             for gen in started:
                 gen.cancel()
             raise OpenAIError(429, str(exc), "requests", "rate_limit_exceeded",
                               headers={"Retry-After": str(retry_after_s)}) from None  # fmt: skip
         eng.touch(choice)
-        return started
+        return started, inbox
 
     @app.get("/v1/models", response_model=ModelList, summary="Models this caller may use")
     async def models(owner: Owner) -> ModelList:
@@ -105,11 +108,11 @@ def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int,
         messages = [_message(i, m) for i, m in enumerate(body.messages)]
         choice = await eng.choose(body.model, owner)
         limit = body.max_completion_tokens or body.max_tokens or default_max_tokens
-        gens = start(eng, choice, [eng.chat_ids(choice, messages)], body, limit)
+        gens, inbox = start(eng, choice, [eng.chat_ids(choice, messages)], body, limit)
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if body.stream:
-            return EventSourceResponse(_stream(gens, body, ident, choice.label, chat=True))
-        (text, done), = await _collect(gens, request)  # fmt: skip
+            return EventSourceResponse(_stream(gens, inbox, body, ident, choice.label, chat=True))
+        (text, done), = await _collect(gens, inbox, request)  # fmt: skip
         _record(choice.label, False, started, [done])
         return JSONResponse({
             "id": ident, "object": "chat.completion", "created": int(time.time()),
@@ -133,11 +136,12 @@ def create_app(engine_of: Callable[[], Engine | None], default_max_tokens: int,
             raise OpenAIError(400, "prompt: give at least one prompt", param="prompt")
         choice = await eng.choose(body.model, owner)
         limit = body.max_tokens or default_max_tokens
-        gens = start(eng, choice, [eng.text_ids(choice, p) for p in prompts], body, limit)
+        ids = [eng.text_ids(choice, p) for p in prompts]
+        gens, inbox = start(eng, choice, ids, body, limit)
         ident = f"cmpl-{uuid.uuid4().hex[:24]}"
         if body.stream:
-            return EventSourceResponse(_stream(gens, body, ident, choice.label, chat=False))
-        results = await _collect(gens, request)
+            return EventSourceResponse(_stream(gens, inbox, body, ident, choice.label, chat=False))
+        results = await _collect(gens, inbox, request)
         _record(choice.label, False, started, [done for _, done in results])
         return JSONResponse({
             "id": ident, "object": "text_completion", "created": int(time.time()),
@@ -168,44 +172,47 @@ def _message(index: int, message: Any) -> dict[str, str]:
     return {"role": role, "content": content or ""}
 
 
-async def _collect(gens: list[Generation], request: Request) -> list[tuple[str, Done]]:
+async def _collect(gens: list[Generation], inbox: Inbox,
+                   request: Request) -> list[tuple[str, Done]]:  # fmt: skip
     """Wait for whole answers; a client that goes away cancels them (freeing their slots)."""
-    tasks = [asyncio.ensure_future(_whole(g)) for g in gens]
+    texts: list[list[str]] = [[] for _ in gens]
+    dones: dict[int, Done] = {}
     try:
-        while not all(t.done() for t in tasks):
-            await asyncio.wait(tasks, timeout=DISCONNECT_POLL_S)
-            if not all(t.done() for t in tasks) and await request.is_disconnected():
-                raise OpenAIError(400, "the client disconnected", code="client_disconnected")
-        return [t.result() for t in tasks]
+        while len(dones) < len(gens):
+            try:
+                events = await asyncio.wait_for(inbox.take(), DISCONNECT_POLL_S)
+            except TimeoutError:
+                if await request.is_disconnected():
+                    raise OpenAIError(400, "the client disconnected",
+                                      code="client_disconnected") from None  # fmt: skip
+                continue
+            for index, event in events:
+                if isinstance(event, Delta):
+                    texts[index].append(event.text)
+                elif isinstance(event, Failed):
+                    raise event.error
+                else:
+                    dones[index] = event
+        return [("".join(texts[i]), dones[i]) for i in range(len(gens))]
     finally:
-        for g, t in zip(gens, tasks, strict=True):
-            if not t.done():
-                g.cancel()
-                t.cancel()
+        for gen in gens:
+            gen.cancel()  # no-op for finished ones
 
 
-async def _whole(gen: Generation) -> tuple[str, Done]:
-    pieces = []
-    async for event in gen.events():
-        if isinstance(event, Delta):
-            pieces.append(event.text)
-        elif isinstance(event, Failed):
-            raise event.error
-        else:
-            return "".join(pieces), event
-    raise RuntimeError("the generation ended without a result")
+async def _stream(gens: list[Generation], inbox: Inbox, body: Sampled, ident: str, label: str,
+                  chat: bool) -> AsyncIterator[bytes]:  # fmt: skip
+    """Server-sent chunks as OpenAI sends them; a cancelled stream (disconnect) frees slots.
 
-
-async def _stream(gens: list[Generation], body: Sampled, ident: str, label: str,
-                  chat: bool) -> AsyncIterator[str]:  # fmt: skip
-    """Server-sent chunks as OpenAI sends them; a cancelled stream (disconnect) frees slots."""
+    The text that arrived together (see handoff.py) goes out as one chunk per choice, and all
+    the chunks of one wake-up in one write: per-chunk work, not the model, bounded a stream.
+    """
     kind = "chat.completion.chunk" if chat else "text_completion"
     head = {"id": ident, "object": kind, "created": int(time.time()), "model": label}
     started = time.perf_counter()
     usage = body.stream_options is not None and body.stream_options.include_usage
     extra = {"usage": None} if usage else {}
 
-    def chunk(index: int, piece: str | None, finish: str | None) -> str:
+    def chunk(index: int, piece: str | None, finish: str | None) -> bytes:
         if chat:
             delta = {"role": "assistant", "content": ""} if piece is None else {"content": piece}
             if finish:
@@ -215,44 +222,47 @@ async def _stream(gens: list[Generation], body: Sampled, ident: str, label: str,
         else:
             choice = {"index": index, "text": piece or "", "logprobs": None,
                       "finish_reason": finish}  # fmt: skip
-        return json.dumps({**head, "choices": [choice], **extra})
+        return _frame({**head, "choices": [choice], **extra})
 
-    merged: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
-
-    async def pump(index: int, gen: Generation) -> None:
-        async for event in gen.events():
-            await merged.put((index, event))
-
-    tasks = [asyncio.create_task(pump(i, g)) for i, g in enumerate(gens)]
     dones: list[Done] = []
     try:
         if chat:
-            for i in range(len(gens)):
-                yield chunk(i, None, None)
+            yield b"".join(chunk(i, None, None) for i in range(len(gens)))
         while len(dones) < len(gens):
-            index, event = await merged.get()
-            if isinstance(event, Delta):
-                yield chunk(index, event.text, None)
-            elif isinstance(event, Failed):
-                error = {
-                    "message": f"generation failed: {type(event.error).__name__}",
-                    "type": "server_error",
-                    "param": None,
-                    "code": "internal_error",
-                }
-                yield json.dumps({"error": error})  # fmt: skip
-                return
-            else:
-                dones.append(event)
-                yield chunk(index, None, event.finish_reason)
-        _record(label, True, started, dones)
-        if usage:
-            yield json.dumps({**head, "choices": [], "usage": _usage(dones)})
-        yield "[DONE]"
+            texts: dict[int, list[str]] = {}
+            ends: list[tuple[int, Done | Failed]] = []
+            for index, event in await inbox.take():
+                if isinstance(event, Delta):
+                    texts.setdefault(index, []).append(event.text)
+                else:
+                    ends.append((index, event))  # after all of its choice's text
+            frames = [chunk(i, "".join(t), None) for i, t in texts.items()]
+            for index, end in ends:
+                if isinstance(end, Failed):
+                    error = {
+                        "message": f"generation failed: {type(end.error).__name__}",
+                        "type": "server_error",
+                        "param": None,
+                        "code": "internal_error",
+                    }
+                    yield b"".join([*frames, _frame({"error": error})])
+                    return
+                dones.append(end)
+                frames.append(chunk(index, None, end.finish_reason))
+            if len(dones) == len(gens):
+                _record(label, True, started, dones)
+                if usage:
+                    frames.append(_frame({**head, "choices": [], "usage": _usage(dones)}))
+                frames.append(b"data: [DONE]\r\n\r\n")
+            yield b"".join(frames)
     finally:
-        for gen, task in zip(gens, tasks, strict=True):
+        for gen in gens:
             gen.cancel()  # no-op for finished ones; a disconnect ends here too
-            task.cancel()
+
+
+def _frame(payload: dict[str, Any]) -> bytes:
+    """One server-sent event (JSON has no raw line breaks, so it is one data line)."""
+    return b"data: " + json.dumps(payload).encode() + b"\r\n\r\n"
 
 
 def _record(label: str, stream: bool, started: float, dones: list[Done]) -> None:

@@ -16,10 +16,13 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from peft import PeftModel
+from peft.tuners.lora import LoraLayer
+from peft.utils.other import AuxiliaryTrainingWrapper
 from psycopg_pool import AsyncConnectionPool
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -30,10 +33,12 @@ from lorag_lora.adapters.models import BaseModel
 from lorag_lora.domain.batching import fallback_prompt
 from lorag_lora.domain.registry import WEIGHTS_FILE, parse_ref
 from lorag_lora.serving import metrics as serving_metrics
+from lorag_lora.serving.handoff import Generation, Inbox
 from lorag_lora.serving.sampling import Sampling
-from lorag_lora.serving.scheduler import Generation, Scheduler, Target
+from lorag_lora.serving.scheduler import Scheduler, Target
 
 BASE_ROW = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
+STREAM_INTERVAL_S = 0.02  # the default of LoraSettings.stream_interval_ms (handoff.py)
 
 
 class AdapterBaseMismatch(RuntimeError):
@@ -73,6 +78,8 @@ class BaseRunner:
         self.model = model
         self.peft: PeftModel | None = None
         self.enabled: bool | None = None  # the adapter layers' switch; None: not known
+        self._hooked: list[str] | None = None  # the per-row adapters the hooks pass on
+        self._hooks: list[Any] = []
 
     def __call__(self, adapters: list[str | None], **inputs: Any) -> Any:
         if self.peft is None:
@@ -80,12 +87,30 @@ class BaseRunner:
         first = adapters[0]
         if any(a != first for a in adapters):
             self._switch(on=True)
-            return self.peft(adapter_names=[a or BASE_ROW for a in adapters], **inputs)
+            self._hook([a or BASE_ROW for a in adapters])
+            return self.peft.base_model.model(**inputs)
         # One adapter (or none) for every row: skip PEFT's per-row split of each layer's input.
+        self._hook(None)
         self._switch(on=first is not None)
         if first is not None and self.peft.active_adapter != first:
             self.peft.set_adapter(first)
         return self.peft(**inputs)
+
+    def _hook(self, names: list[str] | None) -> None:
+        """Give every LoRA layer the rows' adapters (`adapter_names`), as PEFT's
+        `forward(adapter_names=...)` does, but only when they change: PEFT walks every module
+        to add its hooks and again to remove them at each call, a sixth of a mixed step."""
+        if names == self._hooked:
+            return
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks, self._hooked = [], names
+        if names is None or self.peft is None:
+            return
+        inject = partial(_pass_adapter_names, adapter_names=names)
+        for layer in self.peft.modules():
+            if isinstance(layer, (LoraLayer, AuxiliaryTrainingWrapper)):  # as PEFT hooks them
+                self._hooks.append(layer.register_forward_pre_hook(inject, with_kwargs=True))
 
     def _switch(self, on: bool) -> None:
         """Turn the adapter layers on or off only when that changes: PEFT walks every module to
@@ -98,8 +123,16 @@ class BaseRunner:
             self.enabled = on
 
     def changed(self) -> None:
-        """An adapter was loaded or dropped: its layers' switch is not known."""
+        """An adapter was loaded or dropped: its layers' switch is not known, and the hooks
+        are made again for the layers there are now."""
         self.enabled = None
+        self._hook(None)
+
+
+def _pass_adapter_names(module: Any, args: Any, kwargs: dict[str, Any],
+                        adapter_names: list[str]) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    kwargs["adapter_names"] = adapter_names
+    return args, kwargs
 
 
 class WholeModelRunner:
@@ -125,7 +158,8 @@ class Engine:
 
     def __init__(self, base: BaseModel, objects: ObjectStore, pool: AsyncConnectionPool,
                  cache_dir: Path, cache_size: int, *, max_batch: int = 16, max_queue: int = 64,
-                 model_cache_bytes: int = 2 * 2**30) -> None:  # fmt: skip
+                 model_cache_bytes: int = 2 * 2**30,
+                 stream_interval_s: float = STREAM_INTERVAL_S) -> None:  # fmt: skip
         self.base, self.objects, self.pool = base, objects, pool
         self.cache_dir, self.cache_size = cache_dir, cache_size
         self.runner = BaseRunner(base.model)  # the one copy of the base weights
@@ -136,7 +170,7 @@ class Engine:
         self.in_use: dict[str, int] = {}  # adapter or model key -> requests running on it
         self._use_lock = threading.Lock()
         self._load_lock = threading.Lock()
-        self.scheduler = Scheduler(max_batch, max_queue, base.device)
+        self.scheduler = Scheduler(max_batch, max_queue, base.device, stream_interval_s)
 
     def close(self) -> None:
         self.scheduler.stop()
@@ -204,8 +238,10 @@ class Engine:
         bos = tok.bos_token_id
         return ids if bos is None or (ids and ids[0] == bos) else [bos, *ids]
 
-    def submit(self, choice: Choice, prompt: list[int], sampling: Sampling) -> Generation:
-        """Queue a request on the scheduler (QueueFull when there is no room)."""
+    def submit(self, choice: Choice, prompt: list[int], sampling: Sampling,
+               inbox: Inbox | None = None, index: int = 0) -> Generation:  # fmt: skip
+        """Queue a request on the scheduler (QueueFull when there is no room); its events
+        arrive in `inbox` under `index`, or in an inbox of its own."""
         model = self.served_of(choice)
         room = model.max_positions - len(prompt)
         if room < 1:
@@ -224,7 +260,7 @@ class Engine:
             release=lambda: self._use(key, -1),
         )  # fmt: skip
         try:
-            return self.scheduler.submit(target, prompt, sampling)
+            return self.scheduler.submit(target, prompt, sampling, inbox, index)
         except BaseException:
             self._use(key, -1)
             raise

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,33 +24,16 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from lorag_lora.serving.handoff import Delta, Done, Event, Failed, Generation, Inbox
 from lorag_lora.serving.sampling import Sampling, TextTracker, generator_for, sample
+
+__all__ = ["Delta", "Done", "Failed", "Generation", "Inbox", "QueueFull", "Scheduler", "Target"]
 
 log = logging.getLogger(__name__)
 
 
 class QueueFull(Exception):
     """Every batch slot is taken and the waiting line is full."""
-
-
-@dataclass(frozen=True)
-class Delta:
-    text: str
-
-
-@dataclass(frozen=True)
-class Done:
-    finish_reason: str  # stop | length
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@dataclass(frozen=True)
-class Failed:
-    error: BaseException
-
-
-Event = Delta | Done | Failed
 
 
 class Runner(Protocol):
@@ -71,31 +54,6 @@ class Target:
     adapter: str | None = None  # PEFT adapter name on the base model
     prepare: Callable[[], Any] | None = None  # run in the decode thread before the prefill
     release: Callable[[], None] | None = None  # when the request is over
-
-
-class Generation:
-    """The asynchronous side of one request: its events, and a way to give up its slot."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
-        self.cancelled = False
-
-    def push(self, event: Event) -> None:
-        """Called from the decode thread."""
-        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
-
-    def cancel(self) -> None:
-        """The client went away: the row leaves the batch before the next step."""
-        self.cancelled = True
-
-    async def events(self) -> AsyncIterator[Event]:
-        """Deltas, then one Done or Failed."""
-        while True:
-            event = await self._events.get()
-            yield event
-            if not isinstance(event, Delta):
-                return
 
 
 @dataclass(eq=False)
@@ -156,15 +114,23 @@ class Lane:
         """One decode step for every row; the logits of each row's next token."""
         assert self.cache is not None
         device = _layers(self.cache)[0].keys.device
-        width = self.width
-        ids = torch.tensor([[r.pending] for r in self.rows], device=device)
-        lengths = torch.tensor([r.cached for r in self.rows], device=device)
-        mask = torch.arange(width + 1, device=device)[None, :] >= (width - lengths)[:, None]
-        out = self.model(
-            [r.target.adapter for r in self.rows], input_ids=ids, attention_mask=mask.long(),
-            position_ids=lengths[:, None], cache=self.cache, use_cache=True,
-        )  # fmt: skip
-        for r in self.rows:
+        rows = self.rows
+        ids = torch.tensor([[r.pending] for r in rows], device=device)
+        if len(rows) == 1:
+            # A row alone has no padding (`keep` cut it): no mask, and its positions follow
+            # from the cache. Building a mask costs more than the model's attention here (and
+            # transformers then checks it for tracing, a CUDA call, at every step).
+            out = self.model([rows[0].target.adapter], input_ids=ids, cache=self.cache,
+                             use_cache=True)  # fmt: skip
+        else:
+            width = self.width
+            lengths = torch.tensor([r.cached for r in rows], device=device)
+            mask = torch.arange(width + 1, device=device)[None, :] >= (width - lengths)[:, None]
+            out = self.model(
+                [r.target.adapter for r in rows], input_ids=ids, attention_mask=mask.long(),
+                position_ids=lengths[:, None], cache=self.cache, use_cache=True,
+            )  # fmt: skip
+        for r in rows:
             r.cached += 1
         return out.logits[:, -1, :]
 
@@ -172,8 +138,11 @@ class Lane:
 class Scheduler:
     """Owns the decode thread; `submit` hands it a request, or raises QueueFull."""
 
-    def __init__(self, max_batch: int, max_queue: int, device: torch.device) -> None:
+    def __init__(self, max_batch: int, max_queue: int, device: torch.device,
+                 stream_interval_s: float = 0.0) -> None:  # fmt: skip
         self.max_batch, self.max_queue, self.device = max_batch, max_queue, device
+        self.stream_interval_s = stream_interval_s
+        self._held: set[Inbox] = set()  # inboxes holding text back (decode thread only)
         self.model_lock = threading.Lock()  # held by the decode thread while it uses the models
         self._waiting: deque[Row] = deque()
         self._lanes: dict[int, Lane] = {}
@@ -190,9 +159,16 @@ class Scheduler:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    def submit(self, target: Target, prompt: list[int], sampling: Sampling) -> Generation:
-        """Queue a request; its events arrive on the returned Generation."""
-        gen = Generation(asyncio.get_running_loop())
+    def inbox(self, live: bool = True) -> Inbox:
+        """An inbox for one request's generations, read on the running loop; `live=False`
+        for a reader that wants whole answers only."""
+        return Inbox(asyncio.get_running_loop(), self.stream_interval_s, live)
+
+    def submit(self, target: Target, prompt: list[int], sampling: Sampling,
+               inbox: Inbox | None = None, index: int = 0) -> Generation:  # fmt: skip
+        """Queue a request; its events arrive on the returned Generation (in `inbox` under
+        `index`, or in an inbox of its own)."""
+        gen = Generation(inbox or self.inbox(), index)
         row = Row(gen, target, prompt, sampling, TextTracker(target.tokenizer, sampling.stop),
                   generator_for(sampling, self.device))  # fmt: skip
         with self._wake:
@@ -214,6 +190,8 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._wake:
+                if not self._waiting and not self.running:
+                    self._flush()
                 while not self._stopping and not self._waiting and not self.running:
                     self._wake.wait()
                 if self._stopping:
@@ -242,6 +220,7 @@ class Scheduler:
             if row.gen.cancelled:
                 self._finish(row, None)
                 continue
+            self._flush()  # the running rows' text must not wait for this prefill
             try:
                 cache, logits = self._prefill(row)
             except Exception as exc:
@@ -293,17 +272,27 @@ class Scheduler:
                 finish = "length"  # the model cannot attend further back
         if finish is None:
             if piece := row.text.piece():
-                row.gen.push(Delta(piece))
+                self._push(row, Delta(piece))
             row.pending = token
             return True
         if piece := row.text.piece(final=True):
-            row.gen.push(Delta(piece))
+            self._push(row, Delta(piece))
         self._finish(row, Done(finish, len(row.prompt), row.generated))
         return False
 
+    def _push(self, row: Row, event: Event) -> None:
+        if row.gen.push(event):
+            self._held.add(row.gen.inbox)
+
+    def _flush(self) -> None:
+        """Deliver the text the inboxes hold back (before a prefill, or going idle)."""
+        for inbox in self._held:
+            inbox.flush()
+        self._held.clear()
+
     def _finish(self, row: Row, event: Event | None) -> None:
         if event is not None:
-            row.gen.push(event)
+            self._push(row, event)
         if row.target.release is not None:
             row.target.release()
 
