@@ -175,7 +175,7 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
 async def through_a_job(settings: Settings, base: Any, work: Path) -> list[Figure]:
     """Issue 17: tokens/s of a LOCAL_LORA job, request to SUCCEEDED, against the plain loop."""
     from lorag_local.stack import free_port
-    from tests.integration.test_lora_helpers import start_lora
+    from tests.integration.test_lora_helpers import wait_api
     from tests.support.processes import start_service
 
     defaults = LoraSettings.model_fields
@@ -193,8 +193,11 @@ async def through_a_job(settings: Settings, base: Any, work: Path) -> list[Figur
     rows = lora_job.same_rows(base, data, params)
     tokenise_s = time.perf_counter() - began  # the floor of the job's tokenising and packing
     logs = work / "logs-lora-job"
-    tracker = await asyncio.to_thread(start_service, "lorag_migration", logs)
-    lora = await asyncio.to_thread(start_lora, logs, env)
+    # A loaded machine can take over a minute to import torch: the bench waits longer than tests.
+    tracker = await asyncio.to_thread(start_service, "lorag_migration", logs, ready_timeout=300)
+    lora = await asyncio.to_thread(start_service, "lorag_lora", logs, ready_timeout=300, **env)
+    lora.api_port = int(env["LORAG_LORA_API_PORT"])  # type: ignore[attr-defined]
+    await asyncio.to_thread(wait_api, lora, 300)
     runs, plain = [], []
     try:
         uri = await asyncio.to_thread(lora_job.upload, objects, data)  # the bucket exists now
