@@ -62,11 +62,18 @@ async def run_job(ctx: JobContext, deps: Deps) -> JobResult:
             return done
     if not full:
         await _check_name_free(ctx, params.adapter or ctx.job_id)
-    with stage_span("lora.loading", {"lorag.base_model": params.base_model}) as span:
-        base, data, model = await _load(ctx, deps, params, full)
-        span.set_attributes({"lorag.examples": len(data.rows) + len(data.eval_rows),
-                             "lorag.truncated": data.truncated})  # fmt: skip
-    resume = await asyncio.to_thread(artifacts.load_checkpoint, objects, ctx.job_id)
+    # The checkpoint lookup (S3 round trips) runs while the model and data are prepared.
+    resuming = asyncio.ensure_future(
+        asyncio.to_thread(artifacts.load_checkpoint, objects, ctx.job_id)
+    )
+    try:
+        with stage_span("lora.loading", {"lorag.base_model": params.base_model}) as span:
+            base, data, model = await _load(ctx, deps, params, full)
+            span.set_attributes({"lorag.examples": len(data.rows) + len(data.eval_rows),
+                                 "lorag.truncated": data.truncated})  # fmt: skip
+    finally:
+        await _settled(resuming)
+    resume = resuming.result()
     message = "; ".join(data.notes) or None
     if resume is not None:
         message = f"resuming from the checkpoint at step {resume[0]}"
@@ -97,7 +104,7 @@ async def run_job(ctx: JobContext, deps: Deps) -> JobResult:
     metrics = {
         k: v
         for k, v in outcome.metrics.items()
-        if k in ("loss", "eval_loss", "perplexity", "tokens_per_s", "step")
+        if k in ("loss", "eval_loss", "perplexity", "tokens", "tokens_per_s", "step")
     }
     metrics["truncated_examples"] = float(data.truncated)
     await ctx.report(stage="storing", percent=99.0, metrics=metrics, force=True)
@@ -131,8 +138,13 @@ async def _load(ctx: JobContext, deps: Deps, params: Any, full: bool) -> tuple[A
                 "instead, or raise LORAG_LORA_MAX_FINE_TUNING_PARAMS",
             )
         base = await asyncio.to_thread(deps.models.load, params.base_model)
-        data = _prepare_data(examples, base, params, deps.settings)
-        model = await asyncio.to_thread(prepare_model, base, params, full)
+        # Copying the model and tokenising are independent: side by side, off the event loop.
+        preparing = asyncio.ensure_future(asyncio.to_thread(prepare_model, base, params, full))
+        try:
+            data = await asyncio.to_thread(_prepare_data, examples, base, params, deps.settings)
+        finally:
+            await _settled(preparing)
+        model = preparing.result()
     except (DatasetUnavailable, ModelError) as exc:
         raise JobFailed(exc.code, exc.message) from None
     except DatasetInvalid as exc:
@@ -142,6 +154,14 @@ async def _load(ctx: JobContext, deps: Deps, params: Any, full: bool) -> tuple[A
     except TargetModulesMissing as exc:
         raise JobFailed("TARGET_MODULES_NOT_FOUND", str(exc)) from None
     return base, data, model
+
+
+async def _settled(future: asyncio.Future[Any]) -> None:
+    """Wait for a side task to end (a thread cannot be cancelled); its error is read by the
+    caller through result(), or dropped when the caller already fails for another reason."""
+    await asyncio.wait([future])
+    if not future.cancelled():
+        future.exception()  # marks it retrieved: no "never retrieved" warning when dropped
 
 
 @dataclass
