@@ -88,7 +88,8 @@ async def test_an_external_rag_jobs_trace_holds_its_stages_in_order_and_metrics_
     stages = [s for s in spans if s.name in RAG_STAGES]
     assert [s.name for s in stages] == RAG_STAGES  # one each, in start order
     assert all(s.tags["lorag.job_id"] == job_id and s.service == "rag-service" for s in stages)
-    assert stages[1].tags["lorag.chunks"] > 0 and stages[0].tags["lorag.documents"] == 3
+    assert stages[0].tags["lorag.documents"] == 3 and stages[1].tags["lorag.chunk_tokens"] > 0
+    assert stages[2].tags["lorag.chunks"] > 0  # cut and embedded in one pipeline
     assert any(s.service == "migration-service" and s.name == "tracker.record_request"
                for s in spans)  # fmt: skip
     assert any(s.name.startswith("job.progress") for s in spans)  # progress events joined

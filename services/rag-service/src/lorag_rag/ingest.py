@@ -97,7 +97,10 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
                              len(data.kept), "lorag.bad_files": len(data.bad_files)})  # fmt: skip
     await ctx.report(JobState.RUNNING, stage="chunking", percent=5.0, force=True)
     embedder: Embedder | None = None
-    with stage_span("rag.chunking", {"lorag.kb": kb}):
+    # Chunks are cut inside the embedding stage's pipeline (a producer thread feeding the
+    # encoder), so this span prepares it: the KB claimed, the chunks it already stores read.
+    chunking = {"lorag.kb": kb, "lorag.chunk_tokens": params.chunk_tokens}
+    with stage_span("rag.chunking", chunking) as span:
         if data.documents or row is None:  # only new or changed files meet the model
             embedder = await asyncio.to_thread(deps.embedders.get, params.embedding_model)
             async with ctx.runtime.db.connection() as conn:
@@ -112,6 +115,7 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
         stored: list[StoredChunk] | None = None
         if data.documents:
             stored = await asyncio.to_thread(deps.store.stored, kb)
+            span.set_attribute("lorag.stored_chunks", len(stored))
     chunks: list[Chunk] = []
     rate = 0.0
     try:

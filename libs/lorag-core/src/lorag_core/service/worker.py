@@ -80,6 +80,9 @@ class JobContext:
         self.cancelled = asyncio.Event()
         self._last_report = 0.0
         self._state = JobState.QUEUED
+        # One report at a time: a report scheduled from a training thread and the runner's next
+        # one would otherwise race, and the later-stamped event could take the lower seq.
+        self._publishing = asyncio.Lock()
 
     async def report(
         self,
@@ -109,10 +112,13 @@ class JobContext:
             raise JobCancelled(self.job_id)
 
     async def _publish(self, **fields: Any) -> None:
-        async with self.runtime.db.connection() as conn:
-            seq = await work.take_seq(conn, self.runtime.service, self.job_id)
-        event = JobProgress(job_id=self.job_id, seq=seq, producer=self.runtime.service, **fields)
-        await publish_event(self.runtime.broker, event)
+        async with self._publishing:
+            async with self.runtime.db.connection() as conn:
+                seq = await work.take_seq(conn, self.runtime.service, self.job_id)
+            event = JobProgress(
+                job_id=self.job_id, seq=seq, producer=self.runtime.service, **fields
+            )
+            await publish_event(self.runtime.broker, event)
 
 
 Runner = Callable[[JobContext], Awaitable[JobResult]]
