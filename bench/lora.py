@@ -63,20 +63,8 @@ def ours(base: Any, rows: list[TokenRow]) -> float:
 
 def plain_loop(base: Any, rows: list[TokenRow]) -> float:
     """The textbook PEFT + torch loop over the same batches."""
-    model = lora_model(base)
-    model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
     batches = [collate(rows[i : i + BATCH], 0) for i in range(0, len(rows), BATCH)]
-    started, tokens = time.perf_counter(), 0
-    for step in range(STEPS):
-        batch = batches[step % len(batches)]
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    labels=batch.labels)  # fmt: skip
-        out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        tokens += batch.useful_tokens
-    return tokens / (time.perf_counter() - started)
+    return lora_job.textbook_steps(lora_model(base), batches, STEPS, 2e-4)
 
 
 def hf_trainer(base: Any, rows: list[TokenRow], out: Path) -> float:

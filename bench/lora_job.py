@@ -61,13 +61,18 @@ def plain_loop(base: Any, rows: list[TokenRow], params: LoraParameters) -> float
     model = get_peft_model(base.fresh_copy(), LoraConfig(
         r=config["r"], lora_alpha=config["alpha"], lora_dropout=config["dropout"],
         target_modules=config["target_modules"], task_type="CAUSAL_LM"))  # fmt: skip
-    model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.lr)
     pad = base.tokenizer.pad_token_id
     batches = epoch_batches(rows, params.batch_size, params.seed, 0, pad, "pack")
     assert params.max_steps is not None
+    return textbook_steps(model, batches, params.max_steps, params.lr)
+
+
+def textbook_steps(model: Any, batches: list[Any], steps: int, lr: float) -> float:
+    """Useful tokens/s of `steps` plain AdamW steps over `batches` (padding excluded)."""
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     started, tokens = time.perf_counter(), 0
-    for step in range(params.max_steps):
+    for step in range(steps):
         batch = batches[step % len(batches)]
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                     labels=batch.labels)  # fmt: skip

@@ -123,18 +123,18 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
             assert embedder is not None and stored is not None
             skip = known_ids(stored, live, data.kept)
             with stage_span("rag.embedding", {"lorag.documents": len(data.documents)}) as span:
-                done = await chunk_embed_store(
+                embedded = await chunk_embed_store(
                     ctx, embedder, deps.store, kb, data.documents, params.chunk_tokens,
                     params.chunk_overlap, skip.__contains__, live + 1,
                     deps.settings.embed_batch_size,
                 )  # fmt: skip
-                chunks, rate = done.chunks, done.chunks_per_s
+                chunks, rate = embedded.chunks, embedded.chunks_per_s
                 span.set_attributes(
-                    {"lorag.chunks": len(chunks), "lorag.embedded": done.embedded,
+                    {"lorag.chunks": len(chunks), "lorag.embedded": embedded.embedded,
                      "lorag.chunks_per_s": round(rate, 1)}
                 )  # fmt: skip
-            if done.embedded:
-                RAG_CHUNKS.inc(done.embedded)
+            if embedded.embedded:
+                RAG_CHUNKS.inc(embedded.embedded)
                 RAG_CHUNKS_PER_S.set(rate)
             plan = plan_ingest(chunks, stored, live, data.kept)
         else:

@@ -88,7 +88,8 @@ class BaseRunner:
         if any(a != first for a in adapters):
             self._switch(on=True)
             self._hook([a or BASE_ROW for a in adapters])
-            return self.peft.base_model.model(**inputs)
+            inner: Any = self.peft.base_model.model  # PEFT's wrapped model, hooks on
+            return inner(**inputs)
         # One adapter (or none) for every row: skip PEFT's per-row split of each layer's input.
         self._hook(None)
         self._switch(on=first is not None)
