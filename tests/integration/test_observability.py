@@ -62,11 +62,16 @@ def finished(samples: dict, service: str, training_type: str) -> float:
     return samples.get(("lorag_jobs_finished_total", labels), 0.0)
 
 
+# The rag-services this module's `rag` fixture started: the hybrid's stack stops them first.
+SOLO_RAGS: list[dict] = []
+
+
 @pytest.fixture(scope="module")
 def rag(settings, tracker, logs_dir, tmp_path_factory):
     state = tmp_path_factory.mktemp("obs-rag")
     env = {"LORAG_WORKER_LEASE_S": "4", "LORAG_CHROMA_PATH": str(state / "chroma")}
     holder = {"env": env, "process": start_service("lorag_rag", logs_dir, ready_timeout=180, **env)}
+    SOLO_RAGS.append(holder)
     yield holder
     if holder["process"].process.poll() is None:
         holder["process"].stop()
@@ -128,6 +133,12 @@ async def test_a_job_resumed_after_sigkill_continues_in_the_same_trace(settings,
 
 @pytest.fixture(scope="module")
 def hybrid_stack(settings, tracker, logs_dir, tmp_path_factory, tiny_models):  # noqa: F811
+    # A rag-service still running from the tests above claims from the same work queue, so it
+    # could take the hybrid's rag sub-job into its own Chroma, and its counters, not this stack's,
+    # would move.
+    for holder in SOLO_RAGS:
+        if holder["process"].process.poll() is None:
+            holder["process"].stop()
     state = tmp_path_factory.mktemp("obs-hybrid")
     lora = start_lora(logs_dir, lora_env(tiny_models, state / "lora", free_port()))
     started = [lora]
