@@ -57,8 +57,15 @@ def search(
     where: dict[str, Any] | None = None,
 ) -> list[Hit]:  # fmt: skip
     """The top_k chunks of a committed KB for a question, embedded with the KB's own model."""
-    embedder = deps.embedders.get(row["embedding_model"])
-    vector = embedder.encode_one(question)
+    vector = deps.embedders.get(row["embedding_model"]).encode_one(question)
+    return _nearest(deps, row, vector, top_k, where)
+
+
+def _nearest(
+    deps: RagDeps, row: dict[str, Any], vector: Any, top_k: int,
+    where: dict[str, Any] | None = None,
+) -> list[Hit]:  # fmt: skip
+    """The top_k chunks of the KB's live version nearest to an embedded question."""
     return deps.store.query(row["name"], vector, top_k, int(row["version"]), where)[0]
 
 
@@ -125,10 +132,11 @@ def extract_from(
     deps: RagDeps, row: dict[str, Any], question: str, top_k: int = 5, count: int = 1
 ) -> tuple[Answer, float | None]:
     """The retrieved passages' `count` best sentences as the answer, and the best one's score."""
-    hits = search(deps, row, question, top_k)
-    candidates = extractive.sentences([h.text for h in hits])
     embedder = deps.embedders.get(row["embedding_model"])
-    question_vector = embedder.encode([question])[0]
+    vector = embedder.encode_one(question)  # once: it finds the passages and ranks the sentences
+    hits = _nearest(deps, row, vector, top_k)
+    candidates = extractive.sentences([h.text for h in hits])
+    question_vector = vector[0]
     ranked = (
         extractive.rank(
             question, question_vector, candidates, embedder.encode([s.text for s in candidates])
