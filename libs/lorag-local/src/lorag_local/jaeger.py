@@ -92,9 +92,14 @@ exporters:
 """
 
 
+def home() -> Path:
+    """This Jaeger version's folder in the cache: its binary and its UI."""
+    return cache_dir() / f"jaeger-{JAEGER_VERSION}"
+
+
 def binary() -> Path:
     """Cached Jaeger executable."""
-    return cache_dir() / f"jaeger-{JAEGER_VERSION}" / "bin" / "jaeger"
+    return home() / "bin" / "jaeger"
 
 
 def ui_tarball() -> Path:
@@ -111,7 +116,7 @@ def ui_tarball() -> Path:
 
 def ui_assets() -> Path:
     """Cached Jaeger UI (index.html and static/), one folder per tarball hash."""
-    return cache_dir() / f"jaeger-{JAEGER_VERSION}" / f"ui-{UI_SHA256[:16]}"
+    return home() / f"ui-{UI_SHA256[:16]}"
 
 
 def install_ui(progress: Progress) -> Path:
