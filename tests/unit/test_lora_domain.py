@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from lorag_lora.domain.architectures import TargetModulesMissing, check_targets, default_targets
 from lorag_lora.domain.batching import (
@@ -12,8 +13,10 @@ from lorag_lora.domain.batching import (
     Encoder,
     SequenceTooLong,
     TokenRow,
+    collate,
     encode_all,
     epoch_batches,
+    epoch_order,
     fallback_prompt,
     packed_rows,
     split,
@@ -113,3 +116,23 @@ def test_target_modules_per_architecture():
     assert check_targets(["q_proj"], names) == ("q_proj",)
     with pytest.raises(TargetModulesMissing, match="it has: q_proj, v_proj"):
         check_targets(["wq"], names)
+
+
+def test_collate_pads_right_with_no_attention_and_no_loss():
+    rows = [TokenRow([5, 6, 7], [5, 6, 7]), TokenRow([8], [-100])]
+    batch = collate(rows, pad_id=0)
+    assert batch.input_ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch.labels.tolist() == [[5, 6, 7], [-100, -100, -100]]
+    assert batch.attention_mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch.input_ids.dtype == batch.attention_mask.dtype == torch.long
+    assert batch.useful_tokens == 4
+
+
+def test_epoch_order_names_the_rows_of_epoch_batches():
+    seqs = [TokenRow([i] * (1 + i % 5), [i] * (1 + i % 5)) for i in range(23)]
+    for mode in ("pack", "group"):
+        order = epoch_order(seqs, 4, seed=3, epoch=1, mode=mode)
+        batches = epoch_batches(seqs, 4, seed=3, epoch=1, pad_id=0, mode=mode)
+        assert sorted(i for chunk in order for i in chunk) == list(range(23))
+        for chunk, batch in zip(order, batches, strict=True):
+            assert batch.input_ids[:, 0].tolist() == chunk

@@ -11,6 +11,7 @@ import asyncio
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from lorag_lora import publishing
 from lorag_lora.adapters import artifacts, registry
 from lorag_lora.adapters.datasets import DatasetUnavailable, read_examples
 from lorag_lora.adapters.models import BaseModel, ModelError, ModelManager
+from lorag_lora.checkpoints import CheckpointWriter
 from lorag_lora.config import LoraSettings
 from lorag_lora.domain.architectures import TargetModulesMissing
 from lorag_lora.domain.batching import (
@@ -89,7 +91,8 @@ async def run_job(ctx: JobContext, deps: Deps) -> JobResult:
         checkpoint_every=deps.settings.checkpoint_every,
         pad_id=base.tokenizer.pad_token_id,
     )
-    hooks = JobHooks(ctx, asyncio.get_running_loop(), objects)
+    writer = CheckpointWriter(partial(artifacts.save_checkpoint, objects, ctx.job_id))
+    hooks = JobHooks(ctx, asyncio.get_running_loop(), writer)
     attributes = {"lorag.rows": len(data.rows), "lorag.batch_size": params.batch_size,
                   "lorag.resumed_at_step": resume[0] if resume else 0}  # fmt: skip
     with stage_span("lora.training", attributes) as span:
@@ -97,8 +100,12 @@ async def run_job(ctx: JobContext, deps: Deps) -> JobResult:
             outcome = await asyncio.to_thread(
                 train, model, data.rows, data.eval_rows, plan, hooks, resume and resume[1]
             )
-        except TrainingStopped:
-            raise JobCancelled(ctx.job_id) from None
+        except BaseException as exc:
+            await _closed(writer, failing=True)
+            if isinstance(exc, TrainingStopped):
+                raise JobCancelled(ctx.job_id) from None
+            raise
+        await _closed(writer, failing=False)
         span.set_attributes({f"lorag.{k}": v for k, v in outcome.metrics.items()
                              if k in ("step", "loss", "tokens_per_s", "tokens")})  # fmt: skip
     metrics = {
@@ -154,6 +161,16 @@ async def _load(ctx: JobContext, deps: Deps, params: Any, full: bool) -> tuple[A
     except TargetModulesMissing as exc:
         raise JobFailed("TARGET_MODULES_NOT_FOUND", str(exc)) from None
     return base, data, model
+
+
+async def _closed(writer: CheckpointWriter, *, failing: bool) -> None:
+    """Wait for the last checkpoint store; its error counts only if the job is not already
+    failing for another reason."""
+    try:
+        await asyncio.to_thread(writer.close)
+    except Exception:
+        if not failing:
+            raise
 
 
 async def _settled(future: asyncio.Future[Any]) -> None:
@@ -231,8 +248,8 @@ async def _store_model(ctx: JobContext, objects: ObjectStore, base: BaseModel, f
 class JobHooks:
     """The training thread's view of the job: throttled progress, cancellation, checkpoints."""
 
-    def __init__(self, ctx: JobContext, loop: asyncio.AbstractEventLoop, objects: ObjectStore):
-        self.ctx, self.loop, self.objects, self._last = ctx, loop, objects, 0.0
+    def __init__(self, ctx: JobContext, loop: asyncio.AbstractEventLoop, writer: CheckpointWriter):
+        self.ctx, self.loop, self.writer, self._last = ctx, loop, writer, 0.0
         self._tokens = 0.0
 
     def progress(self, figures: dict[str, float]) -> None:
@@ -261,4 +278,4 @@ class JobHooks:
         return self.ctx.cancelled.is_set()
 
     def save_checkpoint(self, step: int, blob: bytes) -> None:
-        artifacts.save_checkpoint(self.objects, self.ctx.job_id, step, blob)
+        self.writer.submit(step, blob)  # stored on the writer's thread: training goes on

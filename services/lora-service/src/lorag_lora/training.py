@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 
 import torch
 
-from lorag_lora.domain.batching import Batch, TokenRow, collate, epoch_batches
+from lorag_lora.domain.batching import TokenRow, collate, epoch_order
 
 
 class TrainingStopped(Exception):
@@ -101,15 +101,14 @@ def train(
         torch.manual_seed(plan.seed)  # dropout; a resumed run restores the saved RNG instead
     model.train()
     first, started, tokens = step, time.perf_counter(), 0
-    cached: tuple[int, list[Batch]] = (-1, [])
+    cached: tuple[int, list[list[int]]] = (-1, [])
     while step < total:
         if hooks.should_stop():
             raise TrainingStopped()
         epoch, index = divmod(step, per_epoch)
         if cached[0] != epoch:
-            cached = (epoch, epoch_batches(rows, plan.batch_size, plan.seed, epoch, plan.pad_id,
-                                           plan.batching))  # fmt: skip
-        batch = cached[1][index]
+            cached = (epoch, epoch_order(rows, plan.batch_size, plan.seed, epoch, plan.batching))
+        batch = collate([rows[i] for i in cached[1][index]], plan.pad_id)
         loss = model(
             input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
             labels=batch.labels.to(device),

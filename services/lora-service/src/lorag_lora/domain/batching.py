@@ -105,10 +105,12 @@ def packed_rows(seqs: list[TokenRow], block: int, seed: int) -> list[TokenRow]:
     return [TokenRow(ids[i : i + block], labels[i : i + block]) for i in range(0, len(ids), block)]
 
 
-def epoch_batches(
-    rows: list[TokenRow], batch_size: int, seed: int, epoch: int, pad_id: int, mode: str
-) -> list[Batch]:
-    """The batches of one epoch: shuffled by (seed, epoch); grouped by length in `group` mode."""
+def epoch_order(
+    rows: list[TokenRow], batch_size: int, seed: int, epoch: int, mode: str
+) -> list[list[int]]:
+    """The row indexes of each batch of one epoch: shuffled by (seed, epoch); grouped by length
+    in `group` mode. Batches are collated when trained on, so a run that stops mid-epoch (as
+    `max_steps` often does) pads and copies only the batches it uses."""
     rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(len(rows)))
     rng.shuffle(order)
@@ -122,18 +124,23 @@ def epoch_batches(
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if mode == "group":
         rng.shuffle(chunks)
+    return chunks
+
+
+def epoch_batches(
+    rows: list[TokenRow], batch_size: int, seed: int, epoch: int, pad_id: int, mode: str
+) -> list[Batch]:
+    """Every batch of one epoch, collated (see `epoch_order`)."""
+    chunks = epoch_order(rows, batch_size, seed, epoch, mode)
     return [collate([rows[i] for i in chunk], pad_id) for chunk in chunks]
 
 
 def collate(rows: list[TokenRow], pad_id: int) -> Batch:
     """Right-pad rows to the longest; padding has no attention and no loss."""
     width = max(len(r.input_ids) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        n = len(r.input_ids)
-        ids[i, :n] = torch.tensor(r.input_ids)
-        labels[i, :n] = torch.tensor(r.labels)
-        mask[i, :n] = 1
+    # One tensor per field from padded lists: a torch.tensor per row cost more than the copy.
+    ids = torch.tensor([r.input_ids + [pad_id] * (width - len(r.input_ids)) for r in rows])
+    labels = torch.tensor([r.labels + [IGNORE] * (width - len(r.labels)) for r in rows])
+    lengths = torch.tensor([len(r.input_ids) for r in rows])
+    mask = (torch.arange(width) < lengths[:, None]).long()
     return Batch(ids, labels, mask)
