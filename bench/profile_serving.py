@@ -1,9 +1,15 @@
-"""Where a single stream's time goes: the scheduler in process against plain `generate`.
+"""Where the serving engine's time goes, in process (no HTTP): `python -m bench.profile_serving`.
 
-`python -m bench.profile_serving`: one 64-token greedy stream on the base through the batching
-scheduler (no HTTP), best of 5, against plain `generate` on the same model, first with no adapter
-loaded, then with three adapters loaded (base rows then run through PEFT's wrapped layers). It
-prints two lines; it is a profile, not a judged figure (`bench serving` judges over HTTP).
+1. One 64-token greedy stream on the base through the batching scheduler, best of 5, against
+   plain `generate` on the same model: with no adapter loaded, then with three loaded (base
+   rows then run through PEFT's wrapped layers).
+2. A batch of 8 rows over the 3 adapters and the base: the decode thread's CPU per step with the
+   batched LoRA delta, with PEFT's per-adapter sub-batches (`adapter_names`), and with every row
+   on one adapter (one torch thread, interleaved, min and median of 6).
+3. `bench serving`'s 24 requests of 32 tokens over the 3 adapters, one at a time and from 8
+   clients, through the scheduler: the process's CPU per token on both LoRA paths, a ratio the
+   load moves less than wall-clock rates.
+It is a profile, not a judged figure (`bench serving` judges over HTTP).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from lorag_lora.adapters.models import ModelManager
 from lorag_lora.config import LoraSettings
 from lorag_lora.serving.engine import BaseRunner, Choice, Engine
 from lorag_lora.serving.sampling import Sampling
-from lorag_lora.serving.scheduler import Done
+from lorag_lora.serving.scheduler import Done, Target
 
 TOKENS, RUNS = 64, 5
 
@@ -97,6 +103,44 @@ def mixed_batch(model: object, peft: object) -> None:
               f"(median {statistics.median(ms):.2f}), one torch thread")  # fmt: skip
 
 
+async def throughput(engine: Engine, peft: object) -> None:
+    """CPU per token of bench serving's requests alone and from 8 clients, both LoRA paths."""
+    torch.set_num_threads(1)
+    questions = ["What colour is the sky?", "Tell me about roses.", "Where does the road go?"]
+    prompts = [engine.chat_ids(Choice("base", "base"), [{"role": "user", "content": q}])
+               for q in questions]  # fmt: skip
+    jobs = [(f"a{(c + i) % 3}", prompts[(c + i) % 3]) for c in range(8) for i in range(3)]
+    base = engine.served_base
+
+    async def one(runner: BaseRunner, adapter: str, prompt: list[int]) -> int:
+        target = Target(runner, base.tokenizer, base.eos_ids, base.max_positions, adapter=adapter)
+        gen = engine.scheduler.submit(target, prompt, Sampling(32, 0.0, 1.0, None, ()))
+        return sum([e.completion_tokens async for e in gen.events() if isinstance(e, Done)])
+
+    async def client(runner: BaseRunner, mine: list[tuple[str, list[int]]]) -> int:
+        return sum([await one(runner, adapter, prompt) for adapter, prompt in mine])
+
+    cpu: dict[tuple[bool, int], list[float]] = {}
+    for batched in (True, False, True, False):
+        runner = BaseRunner(engine.base.model, batched_lora=batched)
+        runner.peft = peft  # type: ignore[assignment]
+        for clients in (1, 8):
+            runner.changed()
+            share = len(jobs) // clients
+            started = time.process_time()
+            tokens = sum(await asyncio.gather(*(client(runner, jobs[c * share : (c + 1) * share])
+                                                for c in range(clients))))  # fmt: skip
+            cpu.setdefault((batched, clients), []).append(
+                (time.process_time() - started) / tokens * 1000
+            )
+        runner.changed()
+    for batched in (True, False):
+        alone, eight = min(cpu[(batched, 1)]), min(cpu[(batched, 8)])
+        label = "batched LoRA" if batched else "PEFT sub-batches"
+        print(f"24 requests, {label}: {alone:.2f} ms CPU/token one at a time, {eight:.2f} from "
+              f"8 clients: {alone / eight:.2f}x, one torch thread, no HTTP")  # fmt: skip
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -113,6 +157,7 @@ async def main() -> None:
             engine.runner.peft = peft.eval()
             await compare(engine, "3 adapters loaded, base rows")
             mixed_batch(base.model, peft)
+            await throughput(engine, peft)
         finally:
             engine.close()
 
