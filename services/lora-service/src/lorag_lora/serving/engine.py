@@ -33,6 +33,7 @@ from lorag_lora.adapters.models import BaseModel
 from lorag_lora.domain.batching import fallback_prompt
 from lorag_lora.domain.registry import WEIGHTS_FILE, parse_ref
 from lorag_lora.serving import metrics as serving_metrics
+from lorag_lora.serving.batched_lora import BatchedLora
 from lorag_lora.serving.handoff import Generation, Inbox
 from lorag_lora.serving.sampling import Sampling
 from lorag_lora.serving.scheduler import Scheduler, Target
@@ -72,12 +73,18 @@ class Served:
 
 
 class BaseRunner:
-    """The base model's forward pass; rows name their adapter once any adapter is loaded."""
+    """The base model's forward pass; rows name their adapter once any adapter is loaded.
 
-    def __init__(self, model: Any) -> None:
+    A mixed-adapter batch adds each row's LoRA delta in one gather-matmul per layer
+    (`BatchedLora`), with the adapter layers switched off; adapters it cannot batch exactly
+    (DoRA and other variants) go through PEFT's per-adapter sub-batches (`adapter_names`)."""
+
+    def __init__(self, model: Any, *, batched_lora: bool = True) -> None:
         self.model = model
         self.peft: PeftModel | None = None
+        self.batched_lora = batched_lora
         self.enabled: bool | None = None  # the adapter layers' switch; None: not known
+        self._batched: BatchedLora | None = None  # the loaded adapters, stacked per layer
         self._hooked: list[str] | None = None  # the per-row adapters the hooks pass on
         self._hooks: list[Any] = []
 
@@ -85,10 +92,15 @@ class BaseRunner:
         if self.peft is None:
             return self.model(**inputs)
         first = adapters[0]
+        inner: Any = self.peft.base_model.model  # PEFT's wrapped model
         if any(a != first for a in adapters):
+            batched = self._stacked()
+            if batched is not None:
+                self._switch(on=False)  # PEFT runs the base layers, the hooks add the deltas
+                self._hook([a or BASE_ROW for a in adapters], batched)
+                return inner(**inputs)
             self._switch(on=True)
             self._hook([a or BASE_ROW for a in adapters])
-            inner: Any = self.peft.base_model.model  # PEFT's wrapped model, hooks on
             return inner(**inputs)
         # One adapter (or none) for every row: skip PEFT's per-row split of each layer's input.
         self._hook(None)
@@ -97,16 +109,30 @@ class BaseRunner:
             self.peft.set_adapter(first)
         return self.peft(**inputs)
 
-    def _hook(self, names: list[str] | None) -> None:
-        """Give every LoRA layer the rows' adapters (`adapter_names`), as PEFT's
-        `forward(adapter_names=...)` does, but only when they change: PEFT walks every module
-        to add its hooks and again to remove them at each call, a sixth of a mixed step."""
+    def _stacked(self) -> BatchedLora | None:
+        """The loaded adapters stacked per layer (made again after a load or a drop); None
+        when batching is off or an adapter is not plain LoRA."""
+        if not self.batched_lora or self.peft is None:
+            return None
+        if self._batched is None:
+            self._batched = BatchedLora(self.peft)
+        return self._batched if self._batched.usable else None
+
+    def _hook(self, names: list[str] | None, batched: BatchedLora | None = None) -> None:
+        """Give every LoRA layer the rows' adapters, only when they change: through the
+        batched deltas, or as PEFT's `forward(adapter_names=...)` does (PEFT walks every module
+        to add its hooks and again to remove them at each call, a sixth of a mixed step)."""
         if names == self._hooked:
             return
         for handle in self._hooks:
             handle.remove()
+        if self._batched is not None:
+            self._batched.unhook()
         self._hooks, self._hooked = [], names
         if names is None or self.peft is None:
+            return
+        if batched is not None:
+            batched.hook([None if n == BASE_ROW else n for n in names])
             return
         inject = partial(_pass_adapter_names, adapter_names=names)
         for layer in self.peft.modules():
@@ -125,9 +151,10 @@ class BaseRunner:
 
     def changed(self) -> None:
         """An adapter was loaded or dropped: its layers' switch is not known, and the hooks
-        are made again for the layers there are now."""
+        and the stacked weights are made again for the adapters there are now."""
         self.enabled = None
         self._hook(None)
+        self._batched = None
 
 
 def _pass_adapter_names(module: Any, args: Any, kwargs: dict[str, Any],

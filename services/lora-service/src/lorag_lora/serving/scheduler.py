@@ -2,8 +2,9 @@
 
 Requests join between decode steps (after a prefill of their own prompt) and leave as soon as
 they finish or their client goes away. Rows on the base model are one batch whatever their
-adapter: PEFT applies each row's adapter (`adapter_names=`, "__base__" for none) in the same
-forward pass. A fine-tuned model is a whole other model, so its rows form a batch of their own.
+adapter: each row gets its own adapter's delta (none for a base row) in the same forward pass,
+one gather-matmul per LoRA layer (`batched_lora.py`; PEFT's `adapter_names=` for variants it
+cannot batch). A fine-tuned model is a whole other model, so its rows form a batch of their own.
 
 The KV cache is one tensor per layer for a batch, left-padded: each row keeps its own length,
 an attention mask hides the padding and each row gets its own positions, so a row decodes the
