@@ -10,10 +10,10 @@ import psycopg
 
 from bench.report import Figure, at_least, figure
 from lorag_core.settings import Settings
-from lorag_migration.conversion import convert_legacy_jobs, rollback
+from lorag_migration.conversion import DEFAULT_BATCH_SIZE, convert_legacy_jobs, rollback
 
 ROWS = 20_000
-BATCH_SIZE = 1000
+BATCH_SIZE = DEFAULT_BATCH_SIZE  # as `lorag migrate` runs it
 # Every type and status with realistic configs, generated in the server so seeding is not timed.
 SEED = """
 INSERT INTO legacy_training_jobs (id, minion_id, type, status, config, error_message, created_at)

@@ -37,7 +37,9 @@ from lorag_migration.domain.legacy import (
 )
 from lorag_migration.domain.report import ConversionReport
 
-DEFAULT_BATCH_SIZE = 1000
+# Planning the batch statement costs the same at any size: 5,000 rows took about a quarter less
+# server CPU than 1,000 (20,000: no better), and writers wait at most one batch.
+DEFAULT_BATCH_SIZE = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a clash's report line shows no dates
 
 

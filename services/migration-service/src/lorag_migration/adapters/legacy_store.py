@@ -22,6 +22,7 @@ from lorag_migration.adapters.fast_path import (
     PARAMS_OK,
     ROW_KEYS,
     ROW_OK,
+    STATE,
 )
 from lorag_migration.domain.legacy import (
     JOB_ID_PREFIX,
@@ -82,33 +83,36 @@ plain AS MATERIALIZED (
     SELECT l.*, p.params FROM batch l
     JOIN kinds p ON p.type = l.type AND p.params_config = l.params_config AND p.ok
     WHERE l.row_ok),
-mapped AS (SELECT {JOB_SELECT}, l.id AS legacy_id, l.type AS legacy_type,
-                  l.status AS legacy_status, l.had_record
-           FROM plain l CROSS JOIN LATERAL (SELECT l.params) p),
+mapped AS (SELECT {JOB_SELECT} FROM plain l CROSS JOIN LATERAL (SELECT l.params) p),
+keys AS (SELECT '{JOB_ID_PREFIX}' || l.id AS job_id, l.id AS legacy_id, l.type AS legacy_type,
+                l.status AS legacy_status, {STATE} AS state, l.had_record FROM plain l),
 __WRITE__
 SELECT (SELECT count(*) FROM batch), (SELECT max(id) FROM batch),
        (SELECT count(*) FROM batch) - (SELECT count(*) FROM plain),
        (SELECT jsonb_agg(jsonb_build_array(legacy_type, legacy_status, state, n)) FROM (
-            SELECT legacy_type, legacy_status, state, count(*) AS n FROM mapped m
+            SELECT legacy_type, legacy_status, state, count(*) AS n FROM keys m
             WHERE NOT m.job_id IN (SELECT job_id FROM clashed)
             GROUP BY 1, 2, 3) g),
        (SELECT jsonb_agg(jsonb_build_array(legacy_id, legacy_type, legacy_status, job_id)
                          ORDER BY legacy_id)
-        FROM mapped WHERE job_id IN (SELECT job_id FROM clashed))
+        FROM keys WHERE job_id IN (SELECT job_id FROM clashed))
 """
+# `mapped` (the jobs rows, about 1 kB each) is read once, by the jobs insert, so it is computed
+# as it is inserted; everything else reads `keys`. Stored as a CTE read several times, mapped
+# was written to and read back from a tuplestore, spilling to disk past work_mem.
 # Joins against the CTEs are avoided: their row estimates are guesses, and a nested loop over two
 # of them costs a batch squared. The legacy id is read back from the job id instead.
 WRITE = f"""
 created AS (INSERT INTO jobs ({JOB_COLUMNS}) SELECT {JOB_COLUMNS} FROM mapped
             ON CONFLICT (job_id) DO NOTHING
             RETURNING job_id, substr(job_id, {len(JOB_ID_PREFIX) + 1}) AS legacy_id),
-clashed AS (SELECT job_id FROM mapped EXCEPT ALL SELECT job_id FROM created),
+clashed AS (SELECT job_id FROM keys EXCEPT ALL SELECT job_id FROM created),
 recorded AS (INSERT INTO legacy_conversions (legacy_id, job_id, run_id, outcome, reason)
             SELECT legacy_id, job_id, %(run)s::uuid, 'converted', NULL FROM created
             UNION ALL
             SELECT legacy_id, NULL, %(run)s::uuid, 'unconvertible',
                    'job id ' || job_id || ' already belongs to another job'
-            FROM mapped WHERE job_id NOT IN (SELECT job_id FROM created)
+            FROM keys WHERE job_id NOT IN (SELECT job_id FROM created)
             {MOVE_CONVERSIONS.split("incoming_conversions", 1)[1]})
 """
 # The usual case, without ON CONFLICT (whose speculative insertion costs about as much again per
@@ -119,15 +123,15 @@ FAST_WRITE = f"""
 created AS (INSERT INTO jobs ({JOB_COLUMNS}) SELECT {JOB_COLUMNS} FROM mapped),
 clashed AS (SELECT NULL::text AS job_id WHERE false),
 recorded AS (INSERT INTO legacy_conversions (legacy_id, job_id, run_id, outcome, reason)
-             SELECT legacy_id, job_id, %(run)s::uuid, 'converted', NULL FROM mapped
+             SELECT legacy_id, job_id, %(run)s::uuid, 'converted', NULL FROM keys
              WHERE NOT had_record),
 rerecorded AS (UPDATE legacy_conversions c SET job_id = m.job_id, run_id = %(run)s::uuid,
                    outcome = 'converted', reason = NULL, recorded_at = now()
-               FROM mapped m WHERE m.had_record AND c.legacy_id = m.legacy_id)
+               FROM keys m WHERE m.had_record AND c.legacy_id = m.legacy_id)
 """
 # A dry run writes nothing: a row whose job id a job holds is one the real run would refuse.
 DRY = """clashed AS (
-    SELECT job_id FROM mapped m WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = m.job_id))"""
+    SELECT job_id FROM keys m WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = m.job_id))"""
 
 RESTORED = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEGACY_COLUMNS.split(", ")[1:])
 CONVERTED_JOBS = "SELECT job_id FROM legacy_conversions WHERE outcome = 'converted'"
