@@ -24,7 +24,7 @@ import httpx
 import psycopg
 import pytest
 
-from lorag_migration.conversion import convert_legacy_jobs
+from lorag_migration.conversion import convert_legacy_jobs, rollback
 from tests.support.processes import start_service
 
 pytestmark = pytest.mark.integration
@@ -178,7 +178,8 @@ def test_real_run_does_what_the_dry_run_said(db, tracker, reports):
     assert len(converted) == report["converted"]
     assert all(job_id == f"legacy-{legacy_id}" for legacy_id, job_id in converted)
     assert len(jobs_dump(db.conn)) == report["converted"]
-    assert len(dump(db.conn, "legacy_job_audit")) == report["converted"]
+    # no audit copies yet: an unchanged legacy row is its own (the first change copies it)
+    assert not dump(db.conn, "legacy_job_audit")
     kept = db.execute("SELECT legacy_id FROM legacy_conversions WHERE outcome = 'unconvertible'")
     assert {r[0] for r in kept} == db.bad
     assert dump(db.conn, "legacy_training_jobs") == db.original  # nothing deleted or edited
@@ -197,10 +198,15 @@ def test_a_second_run_changes_nothing(db, settings, reports):
 
 
 def test_rollback_restores_the_legacy_table_exactly(db, tracker):
-    # Rows an operator deleted or edited after conversion come back as they were audited.
-    db.execute("DELETE FROM legacy_training_jobs WHERE id = %s", (_first(db, "done"),))
-    db.execute("UPDATE legacy_training_jobs SET status = 'archived' WHERE id = %s",
-               (_first(db, "pending"),))  # fmt: skip
+    # Rows an operator deleted or edited after conversion come back as they were converted: the
+    # first change copies the row into the audit table, later changes leave that copy alone.
+    deleted, edited = _first(db, "done"), _first(db, "pending")
+    as_converted = _rows(db, "legacy_training_jobs", [deleted, edited])
+    db.execute("DELETE FROM legacy_training_jobs WHERE id = %s", (deleted,))
+    db.execute("UPDATE legacy_training_jobs SET status = 'archived' WHERE id = %s", (edited,))
+    db.execute("UPDATE legacy_training_jobs SET config = '{}', status = 'gone' WHERE id = %s",
+               (edited,))  # fmt: skip
+    assert _rows(db, "legacy_job_audit", [deleted, edited]) == as_converted
     undone = lorag_migrate(db, tracker, "--rollback")
     assert undone["legacy_rows_restored"] == 2
     assert dump(db.conn, "legacy_training_jobs") == db.original
@@ -225,8 +231,9 @@ def test_sigkill_mid_run_then_rerun_converts_each_row_exactly_once(
     doomed.kill()
     committed = db.execute("SELECT count(*) FROM jobs WHERE job_id LIKE 'legacy-%'").fetchone()[0]
     assert 0 < committed < total, "the kill must land after some batches and before the last"
-    audited = db.execute("SELECT count(*) FROM legacy_job_audit").fetchone()[0]
-    assert audited == committed  # whole batches only: jobs and audit copies commit together
+    recorded = db.execute("SELECT count(*) FROM legacy_conversions"
+                          " WHERE outcome = 'converted'").fetchone()[0]  # fmt: skip
+    assert recorded == committed  # whole batches only: jobs and their records commit together
 
     report = convert_legacy_jobs(settings.postgres_dsn, batch_size=500)
     assert report.already_converted == committed
@@ -245,3 +252,77 @@ def _first(db: Seeded, status: str) -> str:
     sql = ("SELECT min(id) FROM legacy_training_jobs"
            " WHERE status = %s AND type = 'LORA' AND NOT id = ANY(%s)")  # fmt: skip
     return db.execute(sql, (status, bad)).fetchone()[0]
+
+
+def test_a_row_fixed_after_a_run_converts_on_the_next(db, settings, reports):
+    """An unconvertible row whose config an operator fixed converts on the next run; its record
+    turns from unconvertible to converted (the update path of the batch statement)."""
+    first = convert_legacy_jobs(settings.postgres_dsn, batch_size=500)
+    assert first.converted == reports["dry"].converted
+    fixed = min(db.bad)
+    db.execute("UPDATE legacy_training_jobs SET type = 'RAG', config = %s WHERE id = %s",
+               (json.dumps({"dataset_path": "/fixed", "chunk_size": 256}), fixed))  # fmt: skip
+    assert not dump(db.conn, "legacy_job_audit")  # it was not converted: nothing to keep
+    second = convert_legacy_jobs(settings.postgres_dsn, batch_size=500)
+    assert second.converted == 1 and second.by_type == {"RAG": 1}
+    assert len(second.unconvertible) == len(db.bad) - 1
+    record = db.execute("SELECT outcome, job_id, reason, run_id::text FROM legacy_conversions"
+                        " WHERE legacy_id = %s", (fixed,)).fetchone()  # fmt: skip
+    assert record == ("converted", f"legacy-{fixed}", None, second.run_id)
+    request = db.execute("SELECT request FROM jobs WHERE job_id = %s", (f"legacy-{fixed}",))
+    assert request.fetchone()[0]["datasets"][0]["uri"] == "/fixed"
+
+
+def test_rollback_after_the_legacy_table_was_truncated(db, settings):
+    """TRUNCATE fires no row trigger: a statement trigger copies the converted rows first."""
+    before = dump(db.conn, "legacy_training_jobs")  # with the fixed row of the test above
+    converted = db.execute("SELECT count(*) FROM legacy_conversions"
+                           " WHERE outcome = 'converted'").fetchone()[0]  # fmt: skip
+    db.execute("TRUNCATE legacy_training_jobs")
+    assert len(dump(db.conn, "legacy_job_audit")) == converted
+    undone = rollback(settings.postgres_dsn)
+    # Only converted rows come back (the fixed one as it was converted): the rows still
+    # unconvertible were never the migration's to keep, as with the copies taken at conversion.
+    assert undone["legacy_rows_restored"] == converted
+    lost = db.bad - {min(db.bad)}
+    assert dump(db.conn, "legacy_training_jobs") == [
+        r for r in before if r[1:].split(",", 1)[0] not in lost
+    ]
+    assert not jobs_dump(db.conn) and not dump(db.conn, "legacy_job_audit")
+    _reseed(db)
+
+
+def test_a_job_id_taken_by_another_job_is_reported_not_converted(db, settings, reports):
+    """The batch's plain inserts meet the other job's id, and the batch is redone carefully."""
+    taken = _first(db, "done")
+    db.execute("INSERT INTO jobs (job_id, owner, state, message) VALUES (%s, 'someone',"
+               " 'QUEUED', 'not from the migration')", (f"legacy-{taken}",))  # fmt: skip
+    try:
+        dry = convert_legacy_jobs(settings.postgres_dsn, batch_size=500, dry_run=True)
+        report = convert_legacy_jobs(settings.postgres_dsn, batch_size=500)
+        assert report.outcome() == dry.outcome()
+        assert report.converted == reports["dry"].converted - 1
+        clash = [u for u in report.unconvertible if u["legacy_id"] == taken]
+        assert clash and "already belongs to another job" in clash[0]["reason"]
+        others = [u for u in report.unconvertible if u["legacy_id"] != taken]
+        assert others == reports["dry"].unconvertible
+        rollback(settings.postgres_dsn)
+        row = db.execute("SELECT owner, message FROM jobs WHERE job_id = %s", (f"legacy-{taken}",))
+        assert row.fetchone() == ("someone", "not from the migration")  # not the migration's
+        assert dump(db.conn, "legacy_training_jobs") == db.original
+    finally:
+        db.execute("DELETE FROM jobs WHERE job_id = %s", (f"legacy-{taken}",))
+
+
+def _rows(db: Seeded, table: str, ids: list[str]) -> list[str]:
+    sql = f"SELECT ({LEGACY})::text FROM {table} WHERE id = ANY(%s) ORDER BY id"
+    return [r[0] for r in db.execute(sql, (ids,))]
+
+
+def _reseed(db: Seeded) -> None:
+    """Put the legacy table back as the module seeded it, for the tests after."""
+    db.execute("TRUNCATE legacy_training_jobs, legacy_job_audit, legacy_conversions")
+    with db.conn.cursor().copy(f"COPY legacy_training_jobs ({LEGACY}) FROM STDIN") as copy:
+        for row in db.rows:
+            copy.write_row(row)
+    assert dump(db.conn, "legacy_training_jobs") == db.original

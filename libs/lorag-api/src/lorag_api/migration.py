@@ -15,7 +15,7 @@ class Convert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dry_run: bool = Field(False, description="Report what would change; change nothing.")
-    batch_size: int = Field(1000, ge=1, le=100_000, description="Legacy rows per transaction.")
+    batch_size: int = Field(5000, ge=1, le=100_000, description="Legacy rows per transaction.")
 
 
 class Unconvertible(BaseModel):

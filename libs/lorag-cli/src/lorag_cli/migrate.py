@@ -31,7 +31,7 @@ START_HINT = (
 def migrate(
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would change; change none."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
-    batch_size: int = typer.Option(1000, min=1, max=100_000, help="Legacy rows per transaction."),
+    batch_size: int = typer.Option(5000, min=1, max=100_000, help="Legacy rows per transaction."),
     rollback: bool = typer.Option(False, "--rollback", help="Undo all conversions from the audit."),
 ) -> None:
     """Convert legacy jobs (RAG, LORA, HYBRID, FINE_TUNING) into jobs; resumable and repeatable.

@@ -3,10 +3,12 @@
 Decisions: conversion leaves the legacy rows where they are and marks each in
 `legacy_conversions`, so it never loses a row; unconvertible rows are recorded there with their
 reason and are tried again by the next run (someone may have fixed their config). Each batch (keyset
-by legacy id) commits its jobs rows, audit copies and conversion records in one transaction,
-so a run killed at any point resumes with the first uncommitted batch and converts every row
-exactly once. Rollback restores the legacy table from the audit copies, deletes the converted
-jobs (and any progress they gathered since) and clears the records: the state before migration.
+by legacy id) commits its jobs rows and conversion records in one transaction, holding writers off
+the legacy table meanwhile, so a run killed at any point resumes with the first uncommitted batch
+and converts every row exactly once. A converted row is copied to `legacy_job_audit` by a trigger
+when it first changes (an unchanged row is its own audit copy). Rollback restores the rows that
+changed from those copies, deletes the converted jobs (and any progress they gathered since) and
+clears the records: the state before migration.
 
 `python -m lorag_migration.conversion [--dry-run] [--rollback] [--batch-size N]` runs it
 without the CLI (prints the report as JSON).
@@ -25,7 +27,7 @@ import psycopg
 
 from lorag_core.db import migrations
 from lorag_core.settings import Settings
-from lorag_migration.adapters.legacy_store import LegacyStore
+from lorag_migration.adapters.legacy_store import LegacyStore, PlainBatch
 from lorag_migration.domain.legacy import (
     Converted,
     LegacyJob,
@@ -35,7 +37,9 @@ from lorag_migration.domain.legacy import (
 )
 from lorag_migration.domain.report import ConversionReport
 
-DEFAULT_BATCH_SIZE = 1000
+# Planning the batch statement costs the same at any size: 5,000 rows took about a quarter less
+# server CPU than 1,000 (20,000: no better), and writers wait at most one batch.
+DEFAULT_BATCH_SIZE = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a clash's report line shows no dates
 
 
@@ -66,8 +70,9 @@ def convert_legacy_jobs(
             report.already_converted = store.count_converted()
             progress.start(store.count_not_converted())
             after: str | None = None
-            while last := _one_batch(store, report, progress, after, batch_size):
-                after = last
+            with store.batches_durable_at_the_end(enabled=not dry_run):
+                while last := _one_batch(store, report, progress, after, batch_size):
+                    after = last
     return report
 
 
@@ -78,17 +83,42 @@ def _one_batch(
 
     The server converts the plainly valid rows in one statement; only the rows it flags as
     doubtful come here for the pydantic conversion, which judges them and writes its reasons.
+    The report takes the batch in only once its transaction has committed.
     """
+    try:
+        batch = _convert_batch(store, report, after, size, fast=True)
+    except psycopg.errors.UniqueViolation:
+        # Another job holds one of the batch's job ids: redo it the careful way, which records
+        # that row as unconvertible instead of failing (rare: nothing else makes legacy- ids
+        # but the wire path for legacy-shaped requests).
+        batch = _convert_batch(store, report, after, size, fast=False)
+    if batch is None:
+        return None
+    plain, converted, left = batch
+    for legacy_type, status, state, n in plain.counts:
+        report.add_counts(legacy_type, status, state, n)
+    report.add_converted(converted)
+    report.add_unconvertible(sorted(left, key=lambda u: u.legacy.id))
+    report.batches += 1
+    progress.advance(plain.rows)
+    return plain.last_id
+
+
+def _convert_batch(
+    store: LegacyStore, report: ConversionReport, after: str | None, size: int, *, fast: bool
+) -> tuple[PlainBatch, list[Converted], list[Unconvertible]] | None:
+    """One batch's transaction: the plain rows in SQL, the doubtful ones through pydantic."""
     dry = report.dry_run
     with store.conn.transaction():
-        plain = store.convert_plain_rows(after, size, report.run_id, dry_run=dry)
+        if not dry:
+            store.hold_legacy_rows()
+        plain = store.convert_plain_rows(after, size, report.run_id, dry_run=dry, fast=fast)
         if plain.last_id is None:
             return None
-        for legacy_type, status, state, n in plain.counts:
-            report.add_counts(legacy_type, status, state, n)
         left = [_clash(*c) for c in plain.clashes]
+        converted: list[Converted] = []
         if plain.doubtful:
-            rows = store.doubtful_rows(after, plain.last_id, lock=not dry)
+            rows = store.doubtful_rows(after, plain.last_id)
             results = [convert(row) for row in rows]
             done = [r for r in results if isinstance(r, Converted)]
             unconvertible = [r for r in results if isinstance(r, Unconvertible)]
@@ -98,12 +128,9 @@ def _one_batch(
             else:
                 unconvertible += store.save_batch(report.run_id, done, unconvertible)
             clashed = {u.legacy.id for u in unconvertible}
-            report.add_converted([c for c in done if c.legacy.id not in clashed])
+            converted = [c for c in done if c.legacy.id not in clashed]
             left += unconvertible
-        report.add_unconvertible(sorted(left, key=lambda u: u.legacy.id))
-        report.batches += 1
-    progress.advance(plain.rows)
-    return plain.last_id
+    return plain, converted, left
 
 
 def _clash(legacy_id: str, legacy_type: str, status: str, job_id: str) -> Unconvertible:

@@ -281,6 +281,7 @@ PARAMS_OK = _params_ok()
 PARAMS = _case({t: p for t, (_, p) in _per_type().items()})
 FAST = f"({ROW_OK} AND {PARAMS_OK})"
 JOB_SELECT = _job_select()
+STATE = _state_sql()  # the new state of a row `l`, as JOB_SELECT names it
 # The keys that are not parameters: a batch's rows are validated and mapped once per distinct
 # (type, config without these) pair, which legacy jobs share far more often than whole configs.
 ROW_KEYS = "ARRAY['dataset_path', 'dataset_uri', 'dataset_format']"
