@@ -34,6 +34,9 @@ from lorag_core.metrics import DEAD_LETTERS
 
 E = TypeVar("E", bound=Event)
 log = logging.getLogger(__name__)
+# How long a stopping process waits for a batch in the background (a fold takes well under a
+# second; the broker's own graceful timeout for handlers is 30 s, and it runs after this).
+DRAIN_TIMEOUT_S = 10.0
 
 
 class NotForUs(Exception):
@@ -186,15 +189,23 @@ class Delivery:
         if self._draining:  # stopping: nothing may be left in the background
             await self.drain()
 
-    async def drain(self) -> None:
+    async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
         """Finish the batch handled in the background, if any, and its commit; from now on
-        handle batches inline (the process is stopping: its consumers close next)."""
+        handle batches inline (the process is stopping: its consumers close next). A batch not
+        finished within `timeout_s` is abandoned, uncommitted: it comes again."""
         self._draining = True
         flight, self._in_flight = self._in_flight, None
-        if flight is not None:
-            await flight.handled()
-        if self._committing is not None:
-            await asyncio.shield(self._committing)
+        tasks = [t for t in (flight and flight.task, self._committing) if t is not None]
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            log.warning("%s: a batch still in hand after %.0fs of stopping is abandoned "
+                        "(not committed: it comes again)", self.consumer, timeout_s)  # fmt: skip
+            task.cancel()
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: a failure was logged where it happened
 
     async def _handle_or_rewind(
         self,
