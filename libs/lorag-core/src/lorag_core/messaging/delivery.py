@@ -172,7 +172,11 @@ class Delivery:
         meanwhile is dropped and comes again after it.
         """
         records = records_of(message)
-        decoded = self._decode_all(records, event_type)  # CPU, while Postgres runs the other
+        try:
+            decoded = self._decode_all(records, event_type)  # CPU, while Postgres runs the other
+        except BaseException:  # a bug, not a bad record: as a nack, the batch comes again
+            _rewind(message.consumer, records)
+            raise
         previous, self._in_flight = self._in_flight, None
         if previous is not None and not await previous.handled():
             # Fetched before the failed batch was rewound (or from where it was rewound to):
