@@ -118,3 +118,21 @@ async def test_while_draining_a_batch_is_handled_and_committed_before_its_handle
     await pipeline.drain()
     await pipeline.pipelined_batch(batch(consumer, (1, 4)), JobProgress, handler)
     assert handled == [1] and consumer.commits == [{TopicPartition(TOPIC, 1): 5}]
+
+
+async def test_a_batch_stuck_past_the_drain_timeout_is_abandoned_uncommitted() -> None:
+    consumer = FakeConsumer()
+
+    async def stuck(events: list[JobProgress]) -> None:
+        await asyncio.sleep(3600)  # a transaction held open (frozen, or the fault injection)
+
+    pipeline = delivery()
+    await pipeline.pipelined_batch(batch(consumer, (0, 9)), JobProgress, stuck)
+    waiting = asyncio.create_task(
+        pipeline.pipelined_batch(batch(consumer, (0, 10)), JobProgress, stuck)
+    )
+    await asyncio.sleep(0.01)
+    await pipeline.drain(timeout_s=0.05)
+    await asyncio.wait_for(waiting, 1)  # the next batch's handler returns too: the process stops
+    assert consumer.commits == []
+    assert (TopicPartition(TOPIC, 0), 9) in consumer.seeks
