@@ -199,7 +199,7 @@ class Delivery:
         finished within `timeout_s` is abandoned, uncommitted: it comes again."""
         self._draining = True
         flight, self._in_flight = self._in_flight, None
-        tasks = [t for t in (flight and flight.task, self._committing) if t is not None]
+        tasks = [t for t in (flight.task if flight else None, self._committing) if t is not None]
         if not tasks:
             return
         done, pending = await asyncio.wait(tasks, timeout=timeout_s)
