@@ -65,9 +65,11 @@ async def record_request(runtime: Runtime, event: JobRequested) -> None:
 
 
 async def record_progress(runtime: Runtime, events: list[JobProgress]) -> None:
-    """Fold a batch of progress events into the jobs in one transaction."""
-    async with projection(runtime) as conn:
-        outcomes = await jobs.apply_progress(conn, events)
+    """Fold a batch of progress events into the jobs in one transaction (three round trips:
+    the idle limit with locking the jobs, the fold, the commit)."""
+    idle_ms = runtime.settings.postgres.tracker_idle_in_transaction_ms
+    async with runtime.db.connection() as conn:
+        outcomes = await jobs.apply_progress(conn, events, idle_in_transaction_ms=idle_ms)
         if _HOLD_IN_TRANSACTION_S:
             log.warning("holding the progress transaction %.0fs (fault injection)",
                         _HOLD_IN_TRANSACTION_S)  # fmt: skip
@@ -99,11 +101,12 @@ def register_job_tracker(host: ServiceHost) -> None:
         (record,) = records_of(message)
         await requests.one(record, JobRequested, lambda e: record_request(runtime, e))
 
-    @host.at_least_once(JOB_PROGRESS, progress, batch_size=PROGRESS_BATCH)
+    @host.at_least_once(JOB_PROGRESS, progress, batch_size=PROGRESS_BATCH, pipelined=True)
     async def on_job_progress(message: KafkaMessage) -> None:
-        """At least once, in batches; idempotent by (job id, sequence)."""
-        await progress.batch(
-            records_of(message), JobProgress, lambda es: record_progress(runtime, es)
+        """At least once, in batches (each folded while the next is fetched and decoded);
+        idempotent by (job id, sequence)."""
+        await progress.pipelined_batch(
+            message, JobProgress, lambda es: record_progress(runtime, es)
         )
 
     @host.at_least_once(JOB_CANCEL, cancels)

@@ -24,15 +24,24 @@ SUMMARY = (
 async def begin_attempt(
     conn: AsyncConnection[Any], consumer: str, keys: Sequence[RecordKey]
 ) -> int:
-    """Count one more start of handling for each record; the highest count among them."""
-    cur = await conn.execute(
-        'INSERT INTO delivery_attempts AS a (consumer, topic, partition, "offset", attempts)'
-        " SELECT %s, t, p, o, 1 FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS k(t, p, o)"
-        ' ON CONFLICT (consumer, topic, partition, "offset")'
-        " DO UPDATE SET attempts = a.attempts + 1, last_at = now()"
-        " RETURNING attempts",
-        (consumer, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
-    )
+    """Count one more start of handling for each record and commit (one round trip); the
+    highest count among them.
+
+    The count must outlive a crash of the consumer it counts, which a commit gives at once; it
+    need not wait for the WAL to reach the disk (only a crash of Postgres itself could lose the
+    newest counts, and then a record only gets one more try).
+    """
+    async with conn.pipeline():
+        await conn.execute("SET LOCAL synchronous_commit TO off")
+        cur = await conn.execute(
+            'INSERT INTO delivery_attempts AS a (consumer, topic, partition, "offset", attempts)'
+            " SELECT %s, t, p, o, 1 FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS k(t, p, o)"
+            ' ON CONFLICT (consumer, topic, partition, "offset")'
+            " DO UPDATE SET attempts = a.attempts + 1, last_at = now()"
+            " RETURNING attempts",
+            (consumer, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+        )
+        await conn.commit()
     return max(row["attempts"] for row in await cur.fetchall())
 
 

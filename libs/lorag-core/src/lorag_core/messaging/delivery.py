@@ -15,10 +15,12 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError
 from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
@@ -32,6 +34,9 @@ from lorag_core.metrics import DEAD_LETTERS
 
 E = TypeVar("E", bound=Event)
 log = logging.getLogger(__name__)
+# How long a stopping process waits for a batch in the background (a fold takes well under a
+# second; the broker's own graceful timeout for handlers is 30 s, and it runs after this).
+DRAIN_TIMEOUT_S = 10.0
 
 
 class NotForUs(Exception):
@@ -120,6 +125,9 @@ class Delivery:
         # (as if SIGKILLed) on every record whose payload contains the marker.
         self._hold_before_ack_s = float(os.environ.get("LORAG_FAULT_HOLD_BEFORE_ACK_S", "0"))
         self._crash_on = os.environ.get("LORAG_FAULT_CRASH_ON", "").encode()
+        self._in_flight: _Flight | None = None  # pipelined_batch's batch in the background
+        self._committing: asyncio.Task[None] | None = None  # and the commit of its offsets
+        self._draining = False
 
     @property
     def _single(self) -> str:
@@ -145,14 +153,96 @@ class Delivery:
         handler: Callable[[list[E]], Awaitable[None]],
     ) -> None:
         """Handle a batch in one go; bad records are dead-lettered, the rest handled together."""
-        good: list[tuple[ConsumerRecord, E]] = []
+        await self._handle_decoded(self._decode_all(records, event_type), handler)
+
+    async def pipelined_batch(
+        self,
+        message: Any,
+        event_type: type[E],
+        handler: Callable[[list[E]], Awaitable[None]],
+    ) -> None:
+        """Like `batch`, for a subscriber with manual acks (`at_least_once(..., pipelined=True)`):
+        a pipeline of depth two, so Kafka and decoding do not wait for Postgres.
+
+        The batch is decoded while its predecessor is still being handled, then handled in the
+        background while the consumer fetches and decodes the next one. A batch is handled only
+        after its predecessor was, and its offsets are committed only after it was handled and
+        its predecessor's offsets were committed, so a crash redelivers, never loses. A batch
+        that fails rewinds the consumer to its first records, as a nack does; the batch fetched
+        meanwhile is dropped and comes again after it.
+        """
+        records = records_of(message)
+        try:
+            decoded = self._decode_all(records, event_type)  # CPU, while Postgres runs the other
+        except BaseException:  # a bug, not a bad record: as a nack, the batch comes again
+            _rewind(message.consumer, records)
+            raise
+        previous, self._in_flight = self._in_flight, None
+        if previous is not None and not await previous.handled():
+            # Fetched before the failed batch was rewound (or from where it was rewound to):
+            # either way, everything from the failed batch's first records on comes again.
+            _rewind(message.consumer, [*previous.records, *records])
+            return
+        handling = asyncio.create_task(
+            self._handle_or_rewind(message.consumer, records, decoded, handler)
+        )
+        committing = asyncio.create_task(
+            _commit_after(handling, self._committing, message.consumer, records, self.consumer)
+        )
+        self._in_flight, self._committing = _Flight(records, handling), committing
+        if self._draining:  # stopping: nothing may be left in the background
+            await self.drain()
+
+    async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        """Finish the batch handled in the background, if any, and its commit; from now on
+        handle batches inline (the process is stopping: its consumers close next). A batch not
+        finished within `timeout_s` is abandoned, uncommitted: it comes again."""
+        self._draining = True
+        flight, self._in_flight = self._in_flight, None
+        tasks = [t for t in (flight.task if flight else None, self._committing) if t is not None]
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            log.warning("%s: a batch still in hand after %.0fs of stopping is abandoned "
+                        "(not committed: it comes again)", self.consumer, timeout_s)  # fmt: skip
+            task.cancel()
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: a failure was logged where it happened
+
+    async def _handle_or_rewind(
+        self,
+        consumer: Any,
+        records: Sequence[ConsumerRecord],
+        decoded: _Decoded[E],
+        handler: Callable[[list[E]], Awaitable[None]],
+    ) -> None:
+        try:
+            await self._handle_decoded(decoded, handler)
+        except BaseException as exc:
+            log.warning("%s: batch of %d not handled (%r); it comes again",
+                        self.consumer, len(records), exc)  # fmt: skip
+            _rewind(consumer, records)  # as a nack: the batch comes again
+            raise
+
+    def _decode_all(self, records: Sequence[ConsumerRecord], event_type: type[E]) -> _Decoded[E]:
+        decoded = _Decoded[E]()
         for record in records:
             try:
-                good.append((record, decode(record, event_type, self.max_message_bytes)))
+                decoded.good.append((record, decode(record, event_type, self.max_message_bytes)))
             except Rejected as rejected:
-                await self.dead_letter(record, rejected.code, rejected.reason)
+                decoded.refused.append((record, rejected))
             except NotForUs:
                 pass
+        return decoded
+
+    async def _handle_decoded(
+        self, decoded: _Decoded[E], handler: Callable[[list[E]], Awaitable[None]]
+    ) -> None:
+        for record, rejected in decoded.refused:
+            await self.dead_letter(record, rejected.code, rejected.reason)
+        good = decoded.good
         if not good:
             return
         try:
@@ -229,8 +319,11 @@ class Delivery:
                 for key in keys:
                     self._attempts.pop((counter, key), None)
             return
-        async with self._pool().connection() as conn:
+        async with self._pool().connection() as conn, conn.pipeline():  # one round trip
+            # Not waiting for the disk: a crash of Postgres could only leave a count over.
+            await conn.execute("SET LOCAL synchronous_commit TO off")
             await dead_letters.end_attempts(conn, counters, keys)
+            await conn.commit()
 
     async def dead_letter(
         self, record: ConsumerRecord, code: str, reason: str, attempts: int = 1
@@ -313,6 +406,73 @@ class Delivery:
             letter.reason_code,
             letter.reason[:300],
         )
+
+
+@dataclass
+class _Decoded(Generic[E]):
+    """A batch decoded: its events, and the records refused with why."""
+
+    good: list[tuple[ConsumerRecord, E]] = field(default_factory=list)
+    refused: list[tuple[ConsumerRecord, Rejected]] = field(default_factory=list)
+
+
+@dataclass
+class _Flight:
+    """A batch being handled in the background."""
+
+    records: Sequence[ConsumerRecord]
+    task: asyncio.Task[None]
+
+    async def handled(self) -> bool:
+        """Wait for it; whether it was handled or failed (and rewound)."""
+        try:
+            await asyncio.shield(self.task)
+        except asyncio.CancelledError:
+            if not self.task.done():
+                raise  # we are cancelled, not it
+            return False
+        except Exception:
+            return False  # logged where it failed; the batch comes again
+        return True
+
+
+async def _commit_after(
+    handling: asyncio.Task[None],
+    previous: asyncio.Task[None] | None,
+    consumer: Any,
+    records: Sequence[ConsumerRecord],
+    group: str,
+) -> None:
+    """Commit a batch's offsets once it was handled, after its predecessor's (off the path of
+    the next batch's handling: it needs only this one handled, not committed)."""
+    try:
+        await handling
+    except BaseException:
+        return  # rewound; its records come again
+    if previous is not None:
+        await asyncio.wait([previous])  # in order; its failure was logged, ours covers it
+    next_offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        next_offsets[tp] = max(next_offsets.get(tp, 0), r.offset + 1)
+    try:
+        await consumer.commit(next_offsets)
+    except Exception as exc:  # a rebalance took the partitions: their new owner redoes them
+        log.warning("%s: offsets %s not committed (%r); the batch comes again, and handling "
+                    "it is idempotent", group, next_offsets, exc)  # fmt: skip
+
+
+def _rewind(consumer: Any, records: Sequence[ConsumerRecord]) -> None:
+    """Seek each partition back to its earliest record here, so all of them come again."""
+    earliest: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        earliest[tp] = min(earliest.get(tp, r.offset), r.offset)
+    for tp, offset in earliest.items():
+        try:
+            consumer.seek(tp, offset)
+        except IllegalStateError:  # no longer ours: its new owner starts from the commit
+            log.info("%s[%d] was reassigned; not rewound here", tp.topic, tp.partition)
 
 
 def counted_keys(records: Sequence[ConsumerRecord]) -> list[RecordKey]:

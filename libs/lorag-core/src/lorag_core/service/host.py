@@ -114,25 +114,35 @@ class ServiceHost:
         self._on_start: list[Hook] = []
         self._after_start: list[Hook] = []
         self._on_stop: list[Hook] = []
+        self._deliveries: list[Delivery] = []
 
     def delivery(self, consumer_group: str) -> Delivery:
         """At-least-once delivery with dead letters for one of this service's consumer groups."""
-        return Delivery(
+        delivery = Delivery(
             self.broker,
             consumer_group,
             max_message_bytes=self.settings.kafka.max_message_bytes,
             max_attempts=self.settings.kafka.max_attempts,
             pool=lambda: self.runtime.db,
         )
+        self._deliveries.append(delivery)
+        return delivery
 
     def at_least_once(
-        self, topic: str, delivery: Delivery, *, batch_size: int | None = None
+        self,
+        topic: str,
+        delivery: Delivery,
+        *,
+        batch_size: int | None = None,
+        pipelined: bool = False,
     ) -> Any:
         """Subscribe a consumer group: offsets commit only after the handler returned.
 
         The handler receives raw bytes (decoding is the Delivery's, so it can dead-letter them);
         with `batch_size`, it receives up to that many records at once. Membership timeouts come
         from the Kafka settings: they bound how long a frozen member can hold its partitions.
+        `pipelined` (batches only): acks are manual, and the handler passes each batch to
+        `Delivery.pipelined_batch`, which commits a batch's offsets once it was handled.
         """
         kafka = self.settings.kafka
         membership: dict[str, Any] = {
@@ -144,8 +154,11 @@ class ServiceHost:
         if kafka.static_membership:  # KIP-345: unique per group, so the instance id will do
             membership["group_instance_id"] = self.settings.instance_id
         batching: dict[str, Any] = {"batch": True, "max_records": batch_size} if batch_size else {}
+        if pipelined and not batch_size:
+            raise ValueError("a pipelined subscriber takes batches: give batch_size")
+        acks = AckPolicy.MANUAL if pipelined else AckPolicy.NACK_ON_ERROR
         return self.broker.subscriber(
-            topic, group_id=delivery.consumer, ack_policy=AckPolicy.NACK_ON_ERROR,
+            topic, group_id=delivery.consumer, ack_policy=acks,
             auto_offset_reset="earliest", decoder=raw_body, **batching, **membership,
         )  # fmt: skip
 
@@ -222,7 +235,12 @@ class ServiceHost:
             for hook in self._after_start:
                 await hook(self.runtime)
 
+        async def drain_deliveries() -> None:  # before the consumers close
+            for delivery in self._deliveries:
+                await delivery.drain()
+
         app = FastStream(
-            self.broker, lifespan=self._lifespan, after_startup=[after_startup], logger=log
-        )
+            self.broker, lifespan=self._lifespan, after_startup=[after_startup],
+            on_shutdown=[drain_deliveries], logger=log,
+        )  # fmt: skip
         await app.run()
