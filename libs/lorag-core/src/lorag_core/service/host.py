@@ -114,6 +114,9 @@ class ServiceHost:
         self._on_start: list[Hook] = []
         self._after_start: list[Hook] = []
         self._on_stop: list[Hook] = []
+        # Ready means able to take work: the subscribers listen and the after-start hooks (the
+        # worker loops) run. The API answers earlier, while the broker still joins its groups.
+        self._started = False
 
     def delivery(self, consumer_group: str) -> Delivery:
         """At-least-once delivery with dead letters for one of this service's consumer groups."""
@@ -205,6 +208,7 @@ class ServiceHost:
 
     async def _readiness(self) -> dict[str, object]:
         checks: dict[str, object] = {"kafka": await self.broker.ping(timeout=2.0)}
+        checks["started"] = self._started or "starting: consumers and workers not yet running"
         try:
             async with self.runtime.db.connection(timeout=2) as conn:
                 await conn.execute("SELECT 1")
@@ -221,6 +225,7 @@ class ServiceHost:
         async def after_startup() -> None:
             for hook in self._after_start:
                 await hook(self.runtime)
+            self._started = True
 
         app = FastStream(
             self.broker, lifespan=self._lifespan, after_startup=[after_startup], logger=log
