@@ -53,8 +53,11 @@ class Runtime:
         return self.pool
 
 
-def runtime_of(request: Request) -> Runtime:
-    """The process's runtime, for a route (FastAPI dependency)."""
+async def runtime_of(request: Request) -> Runtime:
+    """The process's runtime, for a route (FastAPI dependency).
+
+    async: FastAPI runs a plain `def` dependency on its thread pool, a hop there and back on
+    every request for a dictionary lookup."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
