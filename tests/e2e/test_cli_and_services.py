@@ -35,7 +35,11 @@ def lorag(*args: str, check: bool = True, **env: str) -> subprocess.CompletedPro
 def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
-            return r.status == 200 and json.load(r)["checks"] == {"kafka": True, "postgres": True}
+            return r.status == 200 and json.load(r)["checks"] == {
+                "kafka": True,
+                "started": True,
+                "postgres": True,
+            }
     except OSError:
         return False
 

@@ -94,6 +94,45 @@ async def kb(settings, services) -> str:
     return name
 
 
+async def ingest(settings, kb: str, owner: str, files: dict[str, str], job_id: str) -> None:
+    """Run an EXTERNAL_RAG job of `files` into `kb` to SUCCEEDED."""
+    objects = ObjectStore.from_settings(settings.s3)
+    prefix = f"apis-{job_id}"
+    for source, text in files.items():
+        objects.put_bytes("lorag-datasets", f"{prefix}/{source}", text.encode())
+    event = JobRequested(
+        job_id=job_id, training_type="EXTERNAL_RAG", owner=owner,
+        datasets=(DatasetRef(uri=f"s3://lorag-datasets/{prefix}/"),),
+        parameters=RagParameters(kb=kb, chunk_tokens=64, chunk_overlap=8),
+    )  # fmt: skip
+    await publish_raw(
+        settings.kafka.bootstrap_servers, event.topic, event.to_bytes(), key=job_id.encode()
+    )
+    await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=180)
+
+
+async def test_the_next_call_sees_a_new_version_and_a_dropped_kb(settings, rag):
+    """The service caches live KBs' rows (lorag_rag.kb_rows): a committed version is seen by
+    the next query, and a KB whose row is deleted (by anyone, here plain SQL) is not found."""
+    name = f"cached-{RUN}"
+    await ingest(settings, name, ALICE, {"site.md": "The site is called harbor."}, f"c1-{RUN}")
+    first = await rag.query(ALICE, name, Query(question="What is the site called?", top_k=1))
+    assert "harbor" in first.hits[0].text and (await rag.show_kb(ALICE, name)).version == 1
+
+    await ingest(settings, name, ALICE, {"site.md": "The site is called meadow."}, f"c2-{RUN}")
+    assert (await rag.show_kb(ALICE, name)).version == 2
+    again = await rag.query(ALICE, name, Query(question="What is the site called?", top_k=1))
+    assert "meadow" in again.hits[0].text
+
+    async with await psycopg.AsyncConnection.connect(settings.postgres_dsn) as conn:
+        await conn.execute("DELETE FROM rag_knowledge_bases WHERE name = %s", (name,))
+        await conn.commit()
+    with pytest.raises(NotFound):
+        await rag.show_kb(ALICE, name)
+    with pytest.raises(NotFound):
+        await rag.query(ALICE, name, Query(question="What is the site called?"))
+
+
 async def test_a_kb_built_by_a_job_is_listed_shown_and_queried(rag, kb):
     listed = {k.name: k for k in await rag.list_kbs(ALICE)}
     assert kb in listed and listed[kb].owner == ALICE and listed[kb].chunk_count >= 3

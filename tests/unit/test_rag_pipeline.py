@@ -10,7 +10,7 @@ import pytest
 from lorag_core.service.worker import JobCancelled
 from lorag_rag.domain.chunking import chunk_documents
 from lorag_rag.domain.documents import Document
-from lorag_rag.embedding import chunk_embed_store
+from lorag_rag.embedding import WRITE_EVERY_S, chunk_embed_store
 from tests.unit.test_rag_domain import WordTokenizer
 
 
@@ -114,7 +114,7 @@ async def test_a_failed_write_stops_every_stage_and_is_raised():
 async def test_a_cancel_stops_within_a_batch_and_leaves_no_thread_running():
     ctx, store = Ctx(), Store()
     task = asyncio.create_task(run(ctx, Embedder(delay=0.05), store, documents()))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3 + WRITE_EVERY_S)  # the writer stores what waited that long
     ctx.cancelled.set()
     started = time.monotonic()
     with pytest.raises(JobCancelled):

@@ -30,6 +30,7 @@ def make_undo(provider: DepsProvider) -> Undo:
         await asyncio.to_thread(provider().store.drop, kb)
         async with runtime.db.connection() as conn:
             await conn.execute("DELETE FROM rag_knowledge_bases WHERE name = %s", (kb,))
+        provider().kb_rows.forget(kb)
         log.info("knowledge base %s removed", kb)
 
     return undo

@@ -177,6 +177,7 @@ async def _index(ctx: JobContext, deps: RagDeps, kb: str, row: dict[str, Any],
             summary["version"] = await registry.commit(
                 conn, kb, live, ctx.job_id, summary, manifest_of(data, chunks)
             )
+        deps.kb_rows.forget(kb)  # the next query here sees the new version, notice or not
     except registry.KbConflict:
         raise JobFailed(
             "KB_CONFLICT", f"another job committed a version of {kb!r} meanwhile", retryable=True

@@ -20,6 +20,7 @@ from lorag_rag.compensation import make_undo
 from lorag_rag.config import ChromaSettings, LlmSettings, RagSettings
 from lorag_rag.deps import RagDeps
 from lorag_rag.handlers import DepsProvider, make_runner
+from lorag_rag.kb_rows import stop_listening
 
 HEALTH_PORT = 8101
 OWNED = frozenset({TrainingType.EXTERNAL_RAG})
@@ -48,9 +49,17 @@ def register(host: ServiceHost) -> None:
             settings, embedders, store, DatasetReader(runtime.objects, settings.allowed_roots),
             LlmSettings(),
         )  # fmt: skip
+        listening["task"] = asyncio.create_task(
+            provider.deps.kb_rows.listen(runtime.settings.postgres_dsn), name="kb-changes"
+        )
         log.info("rag-service ready: model %s loaded", DEFAULT_MODEL)
 
+    async def stop(runtime: Runtime) -> None:
+        await stop_listening(listening.pop("task", None))
+
+    listening: dict[str, asyncio.Task[None]] = {}
     host.on_start(build)
+    host.on_stop(stop)
     host.api.state.rag_deps = provider  # the API's routes share the worker's model and store
     host.add_routes(kbs.router)
     register_worker(host, OWNED, make_runner(provider))

@@ -46,7 +46,11 @@ def evaluate(
 
 async def live_kb(conn: AsyncConnection[Any], kb: str, owner: str | None = None) -> dict[str, Any]:
     """The KB's registry row; another owner's KB is not found, exactly like a missing one."""
-    row = await registry.get(conn, kb)
+    return visible(await registry.get(conn, kb), kb, owner)
+
+
+def visible(row: dict[str, Any] | None, kb: str, owner: str | None) -> dict[str, Any]:
+    """The row of a committed KB the owner may see; KbNotFound otherwise."""
     if row is None or row["version"] == 0 or (owner is not None and row["owner"] != owner):
         raise KbNotFound(kb)
     return row

@@ -53,8 +53,11 @@ class Runtime:
         return self.pool
 
 
-def runtime_of(request: Request) -> Runtime:
-    """The process's runtime, for a route (FastAPI dependency)."""
+async def runtime_of(request: Request) -> Runtime:
+    """The process's runtime, for a route (FastAPI dependency).
+
+    async: FastAPI runs a plain `def` dependency on its thread pool, a hop there and back on
+    every request for a dictionary lookup."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -115,6 +118,9 @@ class ServiceHost:
         self._after_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._deliveries: list[Delivery] = []
+        # Ready means able to take work: the subscribers listen and the after-start hooks (the
+        # worker loops) run. The API answers earlier, while the broker still joins its groups.
+        self._started = False
 
     def delivery(self, consumer_group: str) -> Delivery:
         """At-least-once delivery with dead letters for one of this service's consumer groups."""
@@ -218,6 +224,7 @@ class ServiceHost:
 
     async def _readiness(self) -> dict[str, object]:
         checks: dict[str, object] = {"kafka": await self.broker.ping(timeout=2.0)}
+        checks["started"] = self._started or "starting: consumers and workers not yet running"
         try:
             async with self.runtime.db.connection(timeout=2) as conn:
                 await conn.execute("SELECT 1")
@@ -234,6 +241,7 @@ class ServiceHost:
         async def after_startup() -> None:
             for hook in self._after_start:
                 await hook(self.runtime)
+            self._started = True
 
         async def drain_deliveries() -> None:  # before the consumers close
             for delivery in self._deliveries:

@@ -40,20 +40,21 @@ class InvalidFilter(ApiError):
     status = 422
 
 
-def _deps(request: Request) -> RagDeps:
+async def _deps(request: Request) -> RagDeps:
+    """async: a plain `def` dependency would cost a thread-pool hop per request."""
     return request.app.state.rag_deps()
 
 
 DepsDep = Annotated[RagDeps, Depends(_deps)]
 
 
-async def _owned(runtime: Runtime, kb: str, owner: str) -> dict[str, Any]:
-    """The KB's row; the connection goes back to the pool before any embedding or LLM work."""
-    async with runtime.db.connection() as conn:
-        try:
-            return await retrieval.live_kb(conn, kb, owner)
-        except retrieval.KbNotFound as exc:
-            raise NotFound(str(exc), code="KB_NOT_FOUND", hint=exc.hint) from None
+async def _owned(runtime: Runtime, deps: RagDeps, kb: str, owner: str) -> dict[str, Any]:
+    """The KB's row (cached while Postgres reports its changes: `lorag_rag.kb_rows`); no
+    connection is held during any embedding or LLM work."""
+    try:
+        return retrieval.visible(await deps.kb_rows.get(runtime.db, kb), kb, owner)
+    except retrieval.KbNotFound as exc:
+        raise NotFound(str(exc), code="KB_NOT_FOUND", hint=exc.hint) from None
 
 
 @router.get("", response_model=list[KnowledgeBase], summary="The owner's knowledge bases")
@@ -68,8 +69,10 @@ async def list_kbs(owner: OwnerHeader, runtime: RuntimeDep) -> list[dict[str, An
     responses=MISSING,
     summary="One knowledge base: live version, model, size, retrieval quality",
 )
-async def show_kb(kb: str, owner: OwnerHeader, runtime: RuntimeDep) -> dict[str, Any]:
-    return await _owned(runtime, kb, owner)
+async def show_kb(
+    kb: str, owner: OwnerHeader, runtime: RuntimeDep, deps: DepsDep
+) -> dict[str, Any]:
+    return await _owned(runtime, deps, kb, owner)
 
 
 @router.post(
@@ -81,7 +84,7 @@ async def show_kb(kb: str, owner: OwnerHeader, runtime: RuntimeDep) -> dict[str,
 async def query_kb(
     kb: str, body: Query, owner: OwnerHeader, runtime: RuntimeDep, deps: DepsDep
 ) -> Hits:
-    row = await _owned(runtime, kb, owner)
+    row = await _owned(runtime, deps, kb, owner)
     try:
         found = await deps.queries.run(
             retrieval.search, deps, row, body.question, body.top_k, body.where
@@ -103,7 +106,7 @@ async def query_kb(
 async def answer_kb(
     kb: str, body: AnswerRequest, owner: OwnerHeader, runtime: RuntimeDep, deps: DepsDep
 ) -> Answer:
-    row = await _owned(runtime, kb, owner)
+    row = await _owned(runtime, deps, kb, owner)
     chat = chat_settings(body, deps.llm or LlmSettings(), runtime.settings.service_secret)
     # the owner travels with the call, so the lora-service can refuse another owner's adapter
     headers = {"X-Lorag-Owner": owner} if body.llm == "local" else None
@@ -126,7 +129,7 @@ async def answer_kb(
 async def extract_kb(
     kb: str, body: ExtractRequest, owner: OwnerHeader, runtime: RuntimeDep, deps: DepsDep
 ) -> Answer:
-    row = await _owned(runtime, kb, owner)
+    row = await _owned(runtime, deps, kb, owner)
     found, confidence = await deps.queries.run(
         retrieval.extract_from, deps, row, body.question, body.top_k, body.sentences
     )
@@ -145,7 +148,7 @@ async def extract_kb(
 async def embed_kb(
     kb: str, body: EmbedRequest, owner: OwnerHeader, runtime: RuntimeDep, deps: DepsDep
 ) -> Embeddings:
-    row = await _owned(runtime, kb, owner)
+    row = await _owned(runtime, deps, kb, owner)
     vectors = await asyncio.to_thread(retrieval.embed, deps, row, body.texts)
     return Embeddings(kb=kb, model=row["embedding_model"], vectors=vectors)
 
