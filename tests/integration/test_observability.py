@@ -95,8 +95,10 @@ async def test_an_external_rag_jobs_trace_holds_its_stages_in_order_and_metrics_
     assert all(s.tags["lorag.job_id"] == job_id and s.service == "rag-service" for s in stages)
     assert stages[0].tags["lorag.documents"] == 3 and stages[1].tags["lorag.chunk_tokens"] > 0
     assert stages[2].tags["lorag.chunks"] > 0  # cut and embedded in one pipeline
-    assert any(s.service == "migration-service" and s.name == "tracker.record_request"
-               for s in spans)  # fmt: skip
+    # Every service hosts the job tracker (one consumer group), so whichever process holds the
+    # request's partition records it: the span is in the trace, from one of this test's services.
+    trackers = [s for s in spans if s.name == "tracker.record_request"]
+    assert trackers and {s.service for s in trackers} <= {"migration-service", "rag-service"}
     assert any(s.name.startswith("job.progress") for s in spans)  # progress events joined
     assert any(s.tags.get("db.system") == "postgresql" for s in spans)  # psycopg instrumented
 
