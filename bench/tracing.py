@@ -25,7 +25,8 @@ from lorag_core.settings import Settings
 from tests.support.processes import start_service
 
 ROUND_TRIPS_PER_BLOCK = 100
-BLOCKS = 2  # on, off, on, off: drift in a shared machine's load hits both alike
+BLOCKS = 4  # on, off, on, off…: drift in a shared machine's load hits both alike (2 blocks gave
+# 1.017-1.184 over three quiet runs of the same code: too few to hold the 3% target still)
 ROUNDS = 4  # training: traced/untraced pairs, the order swapped every other round
 # Issue 12: "Target: at most 3% slower with it on" (on / off, so lower is better for latency).
 SLOWER_BY_AT_MOST = at_most(1.03, of="ratio", issue=12)
