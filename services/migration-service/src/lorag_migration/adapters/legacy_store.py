@@ -215,9 +215,11 @@ class LegacyStore:
         try:
             yield
         finally:
-            self.conn.execute("SET synchronous_commit = on")
+            self.conn.execute("RESET synchronous_commit")  # the session's own setting back
             # a transaction with an id commits durably, and with it all WAL written before
-            self.conn.execute("SELECT pg_current_xact_id()")
+            with self.conn.transaction():
+                self.conn.execute("SET LOCAL synchronous_commit = on")
+                self.conn.execute("SELECT pg_current_xact_id()")
 
     def count_converted(self) -> int:
         sql = "SELECT count(*) FROM legacy_conversions WHERE outcome = 'converted'"
