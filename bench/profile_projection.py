@@ -1,6 +1,6 @@
 """Where the tracker's fold of progress events spends its time, step by step.
 
-`python -m bench.profile_projection`: on a private stack, the events of `bench events` (2,000 jobs
+`python -m bench.profile_projection`: on a private stack, the events of `bench events` (10,000 jobs
 x 10) are consumed from Kafka, decoded and folded batch by batch exactly as the tracker does
 (attempt count, fold transaction, forget), with each step timed on its own and run one after
 the other (the tracker overlaps fetching and decoding the next batch with the fold); then the

@@ -114,6 +114,24 @@ async def test_progress_before_its_request_is_kept(settings, tracker):
     assert job["effective_type"] == "EXTERNAL_RAG" and job["last_seq"] == 2
 
 
+async def test_a_non_finite_metric_from_a_foreign_producer_is_kept_as_null(settings, tracker):
+    """JSON has no infinity; a producer outside our contracts may still write `Infinity`, which
+    the contract accepts and jsonb refuses: the event is folded with the figure as null."""
+    job_id = new_job_id()
+    body = progress(job_id, 1, JobState.RUNNING, metrics={"tokens": 5.0}).model_dump(mode="json")
+    body["metrics"] = {"loss": "Infinity", "tokens": 5.0}
+    raw = json.dumps(body).replace('"Infinity"', "Infinity").encode()
+    assert b"Infinity," in raw  # the bare literal json.dumps would write
+    await send(settings, request(job_id))
+    await publish_raw(settings.kafka.bootstrap_servers, "job.progress", raw, key=job_id.encode())
+    job = await wait_for_job(settings.postgres_dsn, job_id, state="RUNNING")
+    assert job["metrics"] == {"loss": None, "tokens": 5.0}
+    (logged,) = await fetch_all(
+        settings.postgres_dsn, "SELECT metrics FROM job_progress WHERE job_id = %s", job_id
+    )
+    assert logged["metrics"] == {"loss": None, "tokens": 5.0}
+
+
 async def test_job_changes_wake_their_waiters_at_once(settings, tracker):
     """The tracker NOTIFYs each job it moves on: waiters wake without polling."""
     changes = JobChanges(settings.postgres_dsn)
