@@ -20,6 +20,7 @@ from lorag_core.settings import Settings
 from tests.support.processes import start_service
 
 ROUND_TRIPS = 500
+WARM_UP = 20  # round trips before those timed
 RAG_INTAKE_GROUP = "lorag.rag-service"  # the rag-service's consumer group on job.requested
 # 100,000 events: the rate is taken from the first folded batch to the last, so with 20,000 the
 # first batch (up to 2,000) was a tenth of the run and startup effects moved the figure.
@@ -63,7 +64,7 @@ async def lorag_round_trips(settings: Settings, n: int) -> list[float]:
         settings.postgres_dsn, autocommit=True
     ) as conn:
         try:
-            for i in range(n + 20):
+            for i in range(n + WARM_UP):
                 job_id = f"bench-rt-{uuid.uuid4().hex[:12]}"
                 payload = JobRequested(
                     job_id=job_id, training_type="EXTERNAL_RAG", datasets=[{"uri": "s3://b/k"}]
@@ -76,7 +77,7 @@ async def lorag_round_trips(settings: Settings, n: int) -> list[float]:
                     )
                 ).fetchone():
                     await asyncio.sleep(0.001)
-                if i >= 20:  # the first few warm up connections and the consumer's fetch loop
+                if i >= WARM_UP:  # the first warm up connections and the consumer's fetch loop
                     latencies.append((time.perf_counter() - started) * 1000)
             numbers = await producer.partitions_for(JOB_REQUESTED)
         finally:

@@ -101,6 +101,11 @@ async def test_an_external_rag_jobs_trace_holds_its_stages_in_order_and_metrics_
     assert trackers and {s.service for s in trackers} <= {"migration-service", "rag-service"}
     assert any(s.name.startswith("job.progress") for s in spans)  # progress events joined
     assert any(s.tags.get("db.system") == "postgresql" for s in spans)  # psycopg instrumented
+    statements = [str(s.tags.get("db.statement", "")) for s in spans]
+    assert any("INSERT INTO jobs" in q for q in statements)  # the tracker's own work is there
+    # ... and its bookkeeping is not: attempt counts and session settings make no spans
+    assert not [q for q in statements if "delivery_attempts" in q or "synchronous_commit" in q]
+    assert not [q for q in statements if "idle_in_transaction_session_timeout" in q]
 
     after = metrics_of(rag["process"].url)
     assert finished(after, "rag-service", "EXTERNAL_RAG") == (

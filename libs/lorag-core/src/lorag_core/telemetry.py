@@ -22,6 +22,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -50,6 +51,15 @@ def job_context(job_id: str | None) -> Iterator[None]:
 _PROPAGATOR = TraceContextTextMapPropagator()
 TRACER_NAME = "lorag"
 OFF = "off"  # LORAG_OTEL_ENDPOINT=off: no export, even in the local profile
+
+
+@contextlib.contextmanager
+def untraced() -> Iterator[None]:
+    """Client calls inside this block make no spans: bookkeeping (delivery attempt counts,
+    session settings) that would fill a job's trace with rows nobody reads and cost each
+    consumed record a span apiece. The block's own work stays inside the current span."""
+    with suppress_instrumentation():
+        yield
 
 
 def current_trace_id() -> str | None:

@@ -29,7 +29,13 @@ from lorag_core.domain.job_state import Verdict
 from lorag_core.messaging.delivery import records_of
 from lorag_core.messaging.topics import JOB_CANCEL, JOB_PROGRESS, JOB_REQUESTED
 from lorag_core.service.host import Runtime, ServiceHost
-from lorag_core.telemetry import current_trace_id, job_attributes, job_context, stage_span
+from lorag_core.telemetry import (
+    current_trace_id,
+    job_attributes,
+    job_context,
+    stage_span,
+    untraced,
+)
 
 TRACKER_GROUP = "lorag.job-tracker"
 PROGRESS_BATCH = 2000
@@ -44,9 +50,11 @@ async def projection(runtime: Runtime) -> AsyncIterator[AsyncConnection[Any]]:
     """A tracker transaction that Postgres ends if it is left idle (its process frozen)."""
     idle_ms = runtime.settings.postgres.tracker_idle_in_transaction_ms
     async with runtime.db.connection() as conn:
-        await conn.execute(
-            "SELECT set_config('idle_in_transaction_session_timeout', %s, true)", (f"{idle_ms}ms",)
-        )
+        with untraced():  # a session setting, not work: no span
+            await conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+                (f"{idle_ms}ms",),
+            )
         yield conn
 
 

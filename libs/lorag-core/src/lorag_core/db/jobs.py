@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
-from pydantic_core import to_json
 from psycopg.types.json import Jsonb
+from pydantic_core import to_json
 
 from lorag_core.contracts import JobProgress, JobRequested
 from lorag_core.db.changes import CHANNEL as CHANGED_CHANNEL

@@ -31,6 +31,7 @@ from lorag_core.contracts.legacy import is_legacy_request
 from lorag_core.db import dead_letters
 from lorag_core.db.dead_letters import RecordKey
 from lorag_core.metrics import DEAD_LETTERS
+from lorag_core.telemetry import untraced
 
 E = TypeVar("E", bound=Event)
 log = logging.getLogger(__name__)
@@ -305,8 +306,9 @@ class Delivery:
                 self._attempts[counter, key] = self._attempts.get((counter, key), 0) + 1
             return max(self._attempts[counter, key] for key in keys)
         try:
-            async with self._pool().connection() as conn:
-                return await dead_letters.begin_attempt(conn, counter, keys)
+            with untraced():  # bookkeeping: no spans in the job's trace
+                async with self._pool().connection() as conn:
+                    return await dead_letters.begin_attempt(conn, counter, keys)
         except Exception as exc:  # Postgres away: the handler could not commit either; later
             log.warning("%s: cannot count the attempt (%r); will retry", self.consumer, exc)
             await asyncio.sleep(self.retry_delay_s)
@@ -319,11 +321,13 @@ class Delivery:
                 for key in keys:
                     self._attempts.pop((counter, key), None)
             return
-        async with self._pool().connection() as conn, conn.pipeline():  # one round trip
-            # Not waiting for the disk: a crash of Postgres could only leave a count over.
-            await conn.execute("SET LOCAL synchronous_commit TO off")
-            await dead_letters.end_attempts(conn, counters, keys)
-            await conn.commit()
+        # One round trip, untraced (bookkeeping: no spans in the job's trace), not waiting for
+        # the disk: a crash of Postgres could only leave a count over.
+        with untraced():
+            async with self._pool().connection() as conn, conn.pipeline():
+                await conn.execute("SET LOCAL synchronous_commit TO off")
+                await dead_letters.end_attempts(conn, counters, keys)
+                await conn.commit()
 
     async def dead_letter(
         self, record: ConsumerRecord, code: str, reason: str, attempts: int = 1
