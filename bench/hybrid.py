@@ -12,9 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from bench.report import Figure, at_most, figure
+from bench.report import Figure, at_most, cpu_seconds, figure
 from lorag_core.settings import Settings
 
 ROUNDS = 3  # saga overhead: best of
@@ -77,20 +75,21 @@ async def saga_overhead(settings: Settings, work: Path) -> list[Figure]:
         rag = RagParameters(chunk_tokens=64, chunk_overlap=8)
         lora = LoraParameters(max_steps=60, batch_size=8, max_seq_len=128)
 
-        stage_services = [psutil.Process(started[i].process.pid) for i in (1, 2)]
-        cpu_spent: list[float] = []  # CPU seconds of the stage services during the last job
+        stage_services = [started[i].process.pid for i in (1, 2)]  # the lora- and rag-service
 
-        async def timed(training_type: str, params: Any, job_id: str | None = None) -> float:
+        async def timed(
+            training_type: str, params: Any, job_id: str | None = None
+        ) -> tuple[float, float]:
+            """Seconds from request to SUCCEEDED, and the stage services' CPU seconds meanwhile."""
             job_id = job_id or f"{prefix}-{uuid.uuid4().hex[:6]}"
             event = JobRequested(
                 job_id=job_id, training_type=training_type, datasets=ref, parameters=params
             )
-            cpu = cpu_seconds(stage_services)
+            cpu = cpu_seconds(*stage_services)
             begin = time.perf_counter()
             await publish_raw(settings.kafka.bootstrap_servers, event.topic, event.to_bytes())
             await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED", timeout=900)
-            cpu_spent[:] = [cpu_seconds(stage_services) - cpu]
-            return time.perf_counter() - begin
+            return time.perf_counter() - begin, cpu_seconds(*stage_services) - cpu
 
         def named(params: Any, field: str) -> Any:
             return params.model_copy(update={field: f"{prefix}-{uuid.uuid4().hex[:6]}"})
@@ -99,20 +98,19 @@ async def saga_overhead(settings: Settings, work: Path) -> list[Figure]:
         await timed("LOCAL_LORA", named(lora.model_copy(update={"max_steps": 2}), "adapter"))
         alone, hybrid, inside, shared, stages = [], [], [], [], []
         for _ in range(ROUNDS):
-            rag_s = await timed("EXTERNAL_RAG", named(rag, "kb"))
-            rag_cpu = cpu_spent[0]
-            lora_s = await timed("LOCAL_LORA", named(lora, "adapter"))
+            rag_s, rag_cpu = await timed("EXTERNAL_RAG", named(rag, "kb"))
+            lora_s, lora_cpu = await timed("LOCAL_LORA", named(lora, "adapter"))
             alone.append(max(rag_s, lora_s))
             # Run together on this machine, the stages share its cores: if sharing costs the
             # longer stage exactly the shorter one's CPU seconds spread over the cores, the
             # hybrid ends at `shared`. A model of contention, not a bound: informational.
-            long_s, short_cpu = (lora_s, rag_cpu) if lora_s >= rag_s else (rag_s, cpu_spent[0])
+            long_s, short_cpu = (lora_s, rag_cpu) if lora_s >= rag_s else (rag_s, lora_cpu)
             shared.append(long_s + short_cpu / CORES)
             stages.append({"rag_s": rag_s, "rag_cpu_s": rag_cpu, "lora_s": lora_s,
-                           "lora_cpu_s": cpu_spent[0]})  # fmt: skip
+                           "lora_cpu_s": lora_cpu})  # fmt: skip
             saga = f"{prefix}-h{uuid.uuid4().hex[:6]}"
             params = named(HybridParameters(rag=rag, lora=lora), "minion")
-            hybrid.append(await timed("LOCAL_HYBRID", params, saga))
+            hybrid.append((await timed("LOCAL_HYBRID", params, saga))[0])
             inside.append(await longest_stage(settings.postgres_dsn, saga, fetch_all))
     finally:
         for service in reversed(started):
@@ -137,14 +135,6 @@ async def saga_overhead(settings: Settings, work: Path) -> list[Figure]:
 
 
 CORES = len(os.sched_getaffinity(0))
-
-
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        times = process.cpu_times()
-        total += times.user + times.system
-    return total
 
 
 def default_threads(env: dict[str, str]) -> dict[str, str]:

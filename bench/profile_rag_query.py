@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 
 from bench.rag import QUESTIONS, ingest, upload
+from bench.report import cpu_seconds
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore
 from tests.support.processes import start_service
@@ -33,22 +34,17 @@ N = 300
 SPY = Path(sys.executable).parent / "py-spy"  # pip install py-spy into the venv to use it
 
 
-def cpu_s(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
-
-
 async def p50(fn: Callable[[int], Awaitable[Any]], pid: int, n: int = N) -> tuple[float, float]:
     """p50 wall ms of fn, and the CPU ms per call that process `pid` spent (load-proof)."""
     out = []
     for i in range(20):
         await fn(i)
-    cpu = cpu_s(pid)
+    cpu = cpu_seconds(pid)
     for i in range(n):
         started = time.perf_counter()
         await fn(i)
         out.append((time.perf_counter() - started) * 1000)
-    return sorted(out)[len(out) // 2], (cpu_s(pid) - cpu) * 1000 / n
+    return sorted(out)[len(out) // 2], (cpu_seconds(pid) - cpu) * 1000 / n
 
 
 async def main_async(spy: Path | None) -> None:

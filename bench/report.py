@@ -152,6 +152,17 @@ def crashed(suite: str, error: BaseException) -> Figure:
     return figure(f"{suite}.completed", 0, "suites", target=at_least(1), crashed=repr(error)[:500])
 
 
+def cpu_seconds(*pids: int) -> float:
+    """User plus system CPU seconds the processes have used so far (take a difference)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-quantile (0..1) of `values`, nearest rank: what every latency figure reports."""
     ordered = sorted(values)

@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from bench.events import WARM_UP, lorag_round_trips
-from bench.report import Figure, at_most, figure, percentile
+from bench.report import Figure, at_most, cpu_seconds, figure, percentile
 from lorag_core.settings import Settings
 from tests.support.processes import start_service
 
@@ -42,11 +40,9 @@ async def round_trips(settings: Settings, work: Path, endpoint: str) -> tuple[li
         LORAG_OTEL_ENDPOINT=endpoint,
     )  # fmt: skip
     try:
-        process = psutil.Process(tracker.process.pid)
-        before = process.cpu_times()
+        before = cpu_seconds(tracker.process.pid)
         trips = await lorag_round_trips(settings, ROUND_TRIPS_PER_BLOCK)
-        after = process.cpu_times()
-        return trips, after.user + after.system - before.user - before.system
+        return trips, cpu_seconds(tracker.process.pid) - before
     finally:
         await asyncio.to_thread(tracker.stop)
 
