@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from bench.rag import QUESTIONS, ingest, upload
+from bench.rag import QUESTIONS, STDLIB_PARAMS, corpus, ingest, upload
 from bench.report import cpu_seconds
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore
@@ -47,7 +47,7 @@ async def p50(fn: Callable[[int], Awaitable[Any]], pid: int, n: int = N) -> tupl
     return sorted(out)[len(out) // 2], (cpu_seconds(pid) - cpu) * 1000 / n
 
 
-async def main_async(spy: Path | None) -> None:
+async def main_async(spy: Path | None, stdlib: bool) -> None:
     import httpx
 
     from lorag_core.db.pool import open_pool
@@ -71,11 +71,15 @@ async def main_async(spy: Path | None) -> None:
     if launcher is not None:
         service_pid = psutil.Process(rag.process.pid).children()[0].pid
     rows = [f"Fact {i}: {QUESTIONS[i % 14]} is answered in module {i}." for i in range(300)]
-    data = "\n".join(json.dumps({"text": r}) for r in rows).encode()
+    files = {"data.jsonl": "\n".join(json.dumps({"text": r}) for r in rows).encode()}
+    params: dict[str, Any] = {}
+    if stdlib:  # the KB `bench rag` queries: about 10,000 chunks of docstrings
+        files, params = await asyncio.to_thread(corpus, 10**9), STDLIB_PARAMS
     try:
-        uri = upload(ObjectStore.from_settings(settings.s3), {"data.jsonl": data})
+        uri = upload(ObjectStore.from_settings(settings.s3), files)
         kb = f"profile-{uuid.uuid4().hex[:6]}"
-        await ingest(settings, uri, kb, service_pid)
+        _, summary, _ = await ingest(settings, uri, kb, service_pid, **params)
+        print(f"KB of {summary['chunks']} chunks", flush=True)
         token = settings.service_secret
         headers = {"Authorization": f"Bearer {token}", "X-Lorag-Owner": "default"}
         pool = await open_pool(settings.postgres_dsn)
@@ -119,10 +123,18 @@ async def main_async(spy: Path | None) -> None:
             async def encode_on_thread(i: int) -> None:
                 await threads.run(encode, i)
 
+            vectors = [deps.embedders.get(row["embedding_model"]).encode_one(q) for q in QUESTIONS]
+
+            async def nearest(i: int) -> None:
+                await threads.run(
+                    deps.store.query, kb, vectors[i % len(vectors)], 5, int(row["version"])
+                )
+
             here, there = os.getpid(), service_pid
             for label, fn, pid in (
                 ("search on a query thread in this process", search, here),
                 ("encode_one on a query thread in this process", encode_on_thread, here),
+                ("Chroma top 5 on a query thread in this process", nearest, here),
                 ("GET /health (HTTP hop)", health, there),
                 ("GET /v1/kbs/{kb} (token, owner, KB lookup)", show, there),
                 ("KB lookup in this process (pool + SELECT)", lookup, here),
@@ -149,9 +161,12 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = argparse.ArgumentParser(prog="python -m bench.profile_rag_query")
     parser.add_argument("--py-spy", type=Path, dest="spy", help="raw samples of the service")
-    spy = parser.parse_args().spy
+    parser.add_argument(
+        "--stdlib", action="store_true", help="query the docstrings KB of `bench rag` (10k chunks)"
+    )
+    args = parser.parse_args()
     with servers():
-        asyncio.run(main_async(spy if spy and SPY.exists() else None))
+        asyncio.run(main_async(args.spy if args.spy and SPY.exists() else None, args.stdlib))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import psycopg
 
-from bench.report import Figure, at_least, at_most, figure, percentile
+from bench.report import Figure, at_least, at_most, cpu_seconds, figure, percentile
 from bench.stdlib_corpus import corpus
 from lorag_core.contracts import DatasetRef, JobRequested, RagParameters
 from lorag_core.messaging.topics import JOB_REQUESTED
@@ -31,6 +31,7 @@ from tests.support.processes import start_service
 
 RECORDS = 1_500
 QUERIES = 300
+CORES = len(os.sched_getaffinity(0))
 # 40-token chunks of this Python's standard-library docstrings: about 10,000 of them.
 STDLIB_PARAMS = {"chunk_tokens": 40, "chunk_overlap": 8}
 QUESTIONS = [
@@ -106,8 +107,9 @@ async def ingest(
     return elapsed, row[1]["summary"], peak[0]
 
 
-def raw_encode_rate(texts_jsonl: bytes) -> tuple[float, Any]:
-    """Baseline: chunk the same records and time a bare SentenceTransformer.encode of them."""
+def raw_encode_rate(texts_jsonl: bytes) -> tuple[float, float, Any]:
+    """Baseline: chunk the same records and time a bare SentenceTransformer.encode of them;
+    chunks/s, the cores it kept busy (CPU seconds per second), the embedder."""
     from lorag_rag.adapters.embedder import EmbedderCache
     from lorag_rag.domain.chunking import chunk_documents
     from lorag_rag.domain.formats import ReadOptions, parse_file
@@ -116,9 +118,10 @@ def raw_encode_rate(texts_jsonl: bytes) -> tuple[float, Any]:
     docs = parse_file("data.jsonl", texts_jsonl, ReadOptions()).documents
     texts = [c.text for c in chunk_documents(docs, embedder, 64, 8)]
     embedder.model.encode(texts[:64], batch_size=64)  # warm up, as the service is warm
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(os.getpid()), time.perf_counter()
     embedder.model.encode(texts, batch_size=64)
-    return len(texts) / (time.perf_counter() - started), embedder
+    seconds = time.perf_counter() - started
+    return len(texts) / seconds, (cpu_seconds(os.getpid()) - cpu) / seconds, embedder
 
 
 def upload(objects: ObjectStore, files: dict[str, bytes]) -> str:
@@ -171,7 +174,9 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
         data = dataset()
         uri, kb = upload(objects, {"data.jsonl": data}), f"bench-{uuid.uuid4().hex[:6]}"
         idle_rss = psutil.Process(rag.process.pid).memory_info().rss
+        cpu = cpu_seconds(rag.process.pid)
         first_s, first, peak = await ingest(settings, uri, kb, rag.process.pid)
+        first_cpu = cpu_seconds(rag.process.pid) - cpu
         again_s, again, _ = await ingest(settings, uri, kb, rag.process.pid)
         stdlib = await asyncio.to_thread(corpus, 10**9)
         uri, big = upload(objects, stdlib), f"bench-stdlib-{uuid.uuid4().hex[:6]}"
@@ -184,7 +189,7 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
         await asyncio.to_thread(rag.stop)
         await asyncio.to_thread(tracker.stop)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    raw_rate, embedder = await asyncio.to_thread(raw_encode_rate, data)
+    raw_rate, raw_cores, embedder = await asyncio.to_thread(raw_encode_rate, data)
     local = await asyncio.to_thread(
         in_process_latencies, embedder, work / "chroma", big, big_again["version"]
     )
@@ -195,7 +200,17 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
     figures = [
         figure("rag_ingest.chunks_per_s", first["chunks"] / first_s, "chunks/s",
                baseline=raw_rate, baseline_is="raw SentenceTransformer.encode, same chunks",
-               target=at_least(0.9, of="ratio", issue=4), n=first["chunks"]),
+               target=at_least(0.9, of="ratio", issue=4), n=first["chunks"],
+               dtype=embedder.dtype),
+        # The ratio the ingest could reach if it kept every core busy all along, when the raw
+        # encode alone already keeps them busy (raw_encode_cores near the core count): the raw
+        # encode's seconds over the seconds the service's CPU time fills on these cores. Below
+        # 0.9, the target cannot be met here without cutting the service's own CPU.
+        figure("rag_ingest.core_bound_ratio",
+               first["chunks"] / raw_rate * CORES / first_cpu, "ratio",
+               target=None, service_cpu_s=round(first_cpu, 2), cores=CORES,
+               raw_encode_s=round(first["chunks"] / raw_rate, 2),
+               raw_encode_cores=round(raw_cores, 2)),
         figure("rag_reingest_unchanged.seconds", again_s, "s", baseline=first_s,
                baseline_is="first ingest of the same dataset", ratio=first_s / again_s,
                ratio_is="baseline / value (times faster)",

@@ -1,16 +1,20 @@
 """rag-service file manifest: unchanged files kept unread; changed bytes or settings read."""
 
+import asyncio
 import json
+import threading
+import time
+from contextlib import aclosing
 from pathlib import Path
 
 from lorag_rag.adapters.datasets import DatasetFile
 from lorag_rag.domain.chunking import chunk_documents
-from lorag_rag.domain.documents import Document
+from lorag_rag.domain.documents import BadFile, Document
 from lorag_rag.domain.formats import ReadOptions
 from lorag_rag.domain.locations import LocalLocation
 from lorag_rag.domain.manifest import FileEntry, content_digest, settings_digest
 from lorag_rag.domain.plan import StoredChunk, plan_ingest
-from lorag_rag.loading import LoadedDataset, parse_one
+from lorag_rag.loading import LoadedDataset, parse_one, read_in_order, read_one
 from tests.unit.test_rag_domain import WordTokenizer
 
 SETTINGS = settings_digest(model="all-MiniLM-L6-v2", chunk_tokens=64, chunk_overlap=8)
@@ -30,7 +34,8 @@ def load(files: dict[str, bytes], manifest: dict[str, FileEntry], settings: str 
     out, reader = LoadedDataset(), Reader(files)
     for name in files:
         file = DatasetFile(name, LocalLocation(Path("/") / name))
-        parse_one(reader, file, None, ReadOptions(), out, manifest, settings)  # type: ignore[arg-type]
+        data = read_one(reader, file)  # type: ignore[arg-type]
+        parse_one(file, data, None, ReadOptions(), out, manifest, settings)
     return out
 
 
@@ -75,3 +80,51 @@ def test_plan_keeps_the_chunks_of_kept_sources_and_deletes_a_removed_ones():
     assert plan.kept == 1 and plan.unchanged == 1 and len(plan.to_embed) == 1
     assert (plan.updated, plan.deleted) == (1, 1)
     assert plan.to_delete == [s.id for s in stored if s.source in ("gone.txt", "changed.txt")]
+
+
+class SlowReader:
+    """Reads that take their file's delay, counting how many run at once; `bad*` files fail."""
+
+    def __init__(self, delays: dict[str, float]) -> None:
+        self.delays, self.running, self.most, self.started = delays, 0, 0, []
+        self.lock = threading.Lock()
+
+    def read(self, file: DatasetFile) -> bytes:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.started.append(file.name)
+        time.sleep(self.delays[file.name])
+        with self.lock:
+            self.running -= 1
+        if file.name.startswith("bad"):
+            raise BadFile(file.name, "FILE_CORRUPTED", "digest mismatch")
+        return file.name.encode()
+
+
+def files_named(*names: str) -> list[DatasetFile]:
+    return [DatasetFile(n, LocalLocation(Path("/") / n)) for n in names]
+
+
+async def test_files_read_ahead_come_back_in_order_with_bad_ones_in_place():
+    names = [f"f{i}" for i in range(12)] + ["bad.txt"]
+    # every third read is slow, so the reads after it finish first
+    reader = SlowReader({n: 0.05 if i % 3 == 0 else 0.0 for i, n in enumerate(names)})
+    async with aclosing(read_in_order(reader, files_named(*names), depth=4)) as reads:  # type: ignore[arg-type]
+        got = [data async for data in reads]
+    assert got[:-1] == [n.encode() for n in names[:-1]]
+    assert isinstance(got[-1], BadFile) and got[-1].code == "FILE_CORRUPTED"
+    assert 1 < reader.most <= 4  # reads overlap, and no more than the depth at once
+
+
+async def test_leaving_early_drops_the_reads_not_started_and_does_not_wait_for_running_ones():
+    names = [f"f{i}" for i in range(20)]
+    reader = SlowReader(dict.fromkeys(names, 0.3))
+    reads = read_in_order(reader, files_named(*names), depth=3)  # type: ignore[arg-type]
+    assert await anext(reads) == b"f0"
+    started = time.perf_counter()
+    await reads.aclose()
+    assert time.perf_counter() - started < 0.2  # the running reads end on their own threads
+    await asyncio.sleep(0.8)
+    # three at first, and f3 queued as f0 was handed on (started, or dropped by the close)
+    assert reader.started in (names[:3], names[:4])

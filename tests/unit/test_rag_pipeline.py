@@ -121,3 +121,15 @@ async def test_a_cancel_stops_within_a_batch_and_leaves_no_thread_running():
         await task
     assert time.monotonic() - started < 1.0 and not pipeline_threads()
     assert 0 < len(store.ids) < len(chunk_documents(documents(), WordTokenizer(), 4, 1))
+
+
+async def test_progress_never_goes_back_when_later_documents_cut_into_more_chunks():
+    # short documents first: the total extrapolated from them is too low until the long ones come
+    docs = [Document("a.txt", f"short {i}", part=str(i)) for i in range(150)] + [
+        Document("b.txt", f"long {i} " + "word " * 60, part=str(i)) for i in range(150)
+    ]
+    ctx = Ctx()
+    await run(ctx, Embedder(delay=0.01), Store(), docs)
+    percents = [r["percent"] for r in ctx.reports if r.get("stage") == "embedding"]
+    assert len(percents) > 5 and percents[-1] == 90.0
+    assert percents == sorted(percents), percents

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,14 @@ class RagSettings(BaseSettings):
     embed_batch_size: int = Field(default=64, ge=1, le=4096, description="Chunks per encode call.")
     torch_threads: int | None = Field(
         default=None, ge=1, description="torch intra-op threads; default: torch's own choice."
+    )
+    embed_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description=(
+            "Weights the embedding model computes in. auto: bfloat16 on a CPU with bfloat16"
+            " instructions (AMX or AVX512-BF16), about 1.5-2x faster and within 1e-4 cosine of"
+            " float32; float32 elsewhere. Vectors are stored as float32 either way."
+        ),
     )
     eval_k: int = Field(default=5, ge=1, le=100, description="k of hit rate@k and MRR@k.")
 

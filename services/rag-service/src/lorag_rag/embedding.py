@@ -50,6 +50,7 @@ class Pipeline:
     chunking_done: bool = False
     encoded: int = 0
     stored: int = 0
+    percent: float = 0.0  # the highest reported: the estimate below moves both ways
     error: BaseException | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -245,10 +246,13 @@ async def _report(ctx: JobContext, pipe: Pipeline, started: float, *, force: boo
         return
     total = pipe.total_estimate()
     rate = done / max(time.monotonic() - started, 1e-6)
+    # Documents early in a dataset may cut into more chunks or fewer than the rest, so the
+    # extrapolated total moves both ways; the job's progress never goes back.
+    pipe.percent = max(pipe.percent, EMBED_START + (EMBED_END - EMBED_START) * min(done / total, 1))
     await ctx.report(
         JobState.RUNNING,
         stage="embedding",
-        percent=EMBED_START + (EMBED_END - EMBED_START) * min(done / total, 1.0),
+        percent=pipe.percent,
         eta_seconds=max(total - done, 0) / rate if rate else None,
         metrics={"chunks_per_s": rate, "chunks_done": done, "chunks_total": total},
         force=force,

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 from collections import Counter
+from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +24,14 @@ from lorag_rag.domain.formats import ReadOptions
 from lorag_rag.domain.manifest import FileEntry, settings_digest
 from lorag_rag.domain.plan import IngestPlan, StoredChunk, plan_ingest
 from lorag_rag.embedding import chunk_embed_store
-from lorag_rag.loading import LoadedDataset, eval_uri, list_dataset, parse_one, read_eval_pairs
+from lorag_rag.loading import (
+    LoadedDataset,
+    eval_uri,
+    list_dataset,
+    parse_one,
+    read_eval_pairs,
+    read_in_order,
+)
 from lorag_rag.retrieval import evaluate
 
 KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -62,10 +70,12 @@ async def load(
     evals = eval_uri(params.eval_file, refs[0].uri) if params.eval_file else None
     files = await asyncio.to_thread(list_dataset, deps.reader, refs, evals)
     out, settings = LoadedDataset(), read_settings(deps, params)
-    for number, (file, hint) in enumerate(files, 1):
-        await ctx.check_cancelled()
-        await asyncio.to_thread(parse_one, deps.reader, file, hint, opts, out, manifest, settings)
-        await ctx.report(stage="validating", percent=5.0 * number / len(files))
+    async with aclosing(read_in_order(deps.reader, [file for file, _ in files])) as reads:
+        for number, (file, hint) in enumerate(files, 1):
+            data = await anext(reads)
+            await ctx.check_cancelled()
+            await asyncio.to_thread(parse_one, file, data, hint, opts, out, manifest, settings)
+            await ctx.report(stage="validating", percent=5.0 * number / len(files))
     if out.bad_files and all(b.code == "FILE_EMPTY" for b in out.bad_files) and not out.has_text():
         raise DatasetError("DATASET_EMPTY", f"the dataset's {len(files)} file(s) hold no text")
     if out.bad_files and (params.on_bad_file == "fail" or not out.has_text()):

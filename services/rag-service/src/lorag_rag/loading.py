@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import PurePosixPath
 
 from lorag_core.contracts import DatasetRef
@@ -49,19 +54,60 @@ def _same(file: DatasetFile, uri: str, reader: DatasetReader) -> bool:
     return reader.locate(uri) == file.location
 
 
+# Files read ahead of the one being parsed. Each read from object storage is a round trip that
+# mostly waits: a dataset of 400 small files took 0.9 s to re-ingest unchanged, reading them one
+# by one.
+READ_AHEAD = 8
+
+
+def read_one(reader: DatasetReader, file: DatasetFile) -> bytes | BadFile:
+    """The file's bytes, or why it cannot be read."""
+    try:
+        return reader.read(file)
+    except BadFile as bad:
+        return bad
+
+
+async def read_in_order(
+    reader: DatasetReader, files: Sequence[DatasetFile], depth: int = READ_AHEAD
+) -> AsyncGenerator[bytes | BadFile]:
+    """Each file's `read_one`, in order, with up to `depth` reads in flight on threads.
+
+    Close it (`contextlib.aclosing`) when leaving early: reads not started are dropped, and
+    those running end on their threads without holding up the event loop.
+    """
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(depth, thread_name_prefix="rag-read")
+    pending: deque[asyncio.Future[bytes | BadFile]] = deque()
+    queued = iter(files)
+
+    def read_next(count: int) -> None:
+        for file in islice(queued, count):
+            pending.append(loop.run_in_executor(pool, read_one, reader, file))
+
+    try:
+        read_next(depth)
+        while pending:
+            data = await pending.popleft()
+            read_next(1)  # before handing it on: `depth` reads run while the caller parses
+            yield data
+    finally:
+        for read in pending:
+            read.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def parse_one(
-    reader: DatasetReader, file: DatasetFile, hint: str | None, opts: ReadOptions,
+    file: DatasetFile, data: bytes | BadFile, hint: str | None, opts: ReadOptions,
     out: LoadedDataset, manifest: dict[str, FileEntry], settings: str,
 ) -> None:  # fmt: skip
-    """Read one file into `out`; a bad file is recorded, not raised.
+    """One file's bytes (`read_one`'s answer) into `out`; a bad file is recorded, not raised.
 
     A file the live version holds with the same bytes and settings is kept, not parsed (or, when
     it carried question/answer pairs, parsed for those alone): its chunks are never tokenised.
     """
-    try:
-        data = reader.read(file)
-    except BadFile as bad:
-        out.bad_files.append(bad)
+    if isinstance(data, BadFile):
+        out.bad_files.append(data)
         return
     digest = content_digest(data)
     if hint:

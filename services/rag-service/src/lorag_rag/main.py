@@ -39,7 +39,7 @@ def register(host: ServiceHost) -> None:
     async def build(runtime: Runtime) -> None:
         settings = RagSettings()
         assert runtime.objects is not None
-        embedders = EmbedderCache(settings.torch_threads)
+        embedders = EmbedderCache(settings.torch_threads, settings.embed_dtype)
         # Loaded before the service reports ready, so the first job does not pay for it.
         model = await asyncio.to_thread(embedders.get, DEFAULT_MODEL)
         # One encode too: torch's first call sets up its kernels, a second or so on a busy host.

@@ -1,0 +1,69 @@
+"""The embedding model's weights dtype: what `auto` picks, and that bfloat16 vectors stand in for
+float32 ones (the packaged MiniLM, on this machine's CPU)."""
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from lorag_rag.adapters.embedder import EmbedderCache, weights_dtype
+from lorag_rag.config import RagSettings
+
+QUESTIONS = [
+    "How do I open a file for appending in binary mode?",
+    "What does functools.partial return?",
+    "Return the number of items in a container.",
+]
+
+
+@pytest.fixture(scope="module")
+def embedders():
+    return {
+        dtype: EmbedderCache(dtype=dtype).get("all-MiniLM-L6-v2")
+        for dtype in ("float32", "bfloat16")
+    }
+
+
+@pytest.mark.parametrize(("amx", "avx512_bf16", "expected"), [
+    (True, False, "bfloat16"), (False, True, "bfloat16"), (False, False, "float32"),
+])  # fmt: skip
+def test_auto_is_bfloat16_only_on_a_cpu_with_bfloat16_instructions(
+    monkeypatch, amx, avx512_bf16, expected
+):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert weights_dtype("auto") == expected
+    assert weights_dtype("auto", "cuda") == "float32"
+    assert weights_dtype("float32") == "float32"
+    assert weights_dtype("bfloat16", "cuda") == "bfloat16"
+
+
+def test_an_unknown_dtype_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv("LORAG_RAG_EMBED_DTYPE", "float16")
+    with pytest.raises(ValidationError) as caught:
+        RagSettings()
+    assert "embed_dtype" in str(caught.value)
+    assert "'auto', 'float32' or 'bfloat16'" in str(caught.value)
+
+
+def test_the_weights_are_in_the_dtype_asked_for(embedders):
+    for dtype, embedder in embedders.items():
+        assert embedder.dtype == dtype
+        assert {str(p.dtype) for p in embedder.model.parameters()} == {f"torch.{dtype}"}
+
+
+def test_bfloat16_vectors_are_unit_length_float32_and_match_float32_ones(embedders):
+    exact, fast = (embedders[d].encode(QUESTIONS) for d in ("float32", "bfloat16"))
+    assert fast.dtype == np.float32 and fast.shape == exact.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-6)
+    cosines = (exact * fast).sum(axis=1)
+    assert cosines.min() > 0.9999, cosines
+    # each question is still nearest to its own float32 vector, far from the others
+    assert (np.argmax(fast @ exact.T, axis=1) == np.arange(3)).all()
+
+
+def test_one_question_gets_the_vector_a_batch_gives_it(embedders):
+    for embedder in embedders.values():
+        one = embedder.encode_one(QUESTIONS[0])
+        assert one.dtype == np.float32 and one.shape == (1, 384)
+        assert float(one[0] @ embedder.encode(QUESTIONS)[0]) > 0.9999
