@@ -266,6 +266,7 @@ async def test_the_manifest_skips_unchanged_files_and_still_sees_every_change(
     first = await ingest(files)
     again = await ingest(files)  # unchanged: nothing is tokenised, embedded or deleted
     assert (again["files_kept"], again["embedded"], again["deleted"]) == (4, 0, 0)
+    assert first["files_unread"] == 0 and again["files_unread"] == 4  # the listing's tags told
     assert again["unchanged"] == again["chunks"] == first["chunks"] and again["version"] == 2
     rows = await fetch_all(
         settings.postgres_dsn, "SELECT source, chunks FROM rag_kb_files WHERE name = %s", kb
@@ -276,10 +277,10 @@ async def test_the_manifest_skips_unchanged_files_and_still_sees_every_change(
     changed = {**files, "notes/n-0.txt": prose(400, 8).encode(), "notes/n-9.txt": b"A new note."}
     del changed["notes/n-1.txt"]
     moved = await ingest(changed)  # one changed, one removed, one added
-    assert moved["files_kept"] == 2 and moved["unchanged"] == untouched
+    assert moved["files_kept"] == moved["files_unread"] == 2 and moved["unchanged"] == untouched
     assert moved["deleted"] >= 1 and moved["embedded"] == moved["chunks"] - untouched
     finer = await ingest(changed, chunk_tokens=32)  # another chunking reads every file again
-    assert finer["files_kept"] == 0 and finer["chunks"] > moved["chunks"]
+    assert finer["files_kept"] == finer["files_unread"] == 0 and finer["chunks"] > moved["chunks"]
     # every file was read again; only the one-line note, shorter than either window, cuts to
     # the same chunk (ids come from content) and so is the one chunk left as it was
     assert finer["unchanged"] == 1 and finer["embedded"] == finer["chunks"] - 1

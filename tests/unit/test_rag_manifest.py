@@ -14,7 +14,7 @@ from lorag_rag.domain.formats import ReadOptions
 from lorag_rag.domain.locations import LocalLocation
 from lorag_rag.domain.manifest import FileEntry, content_digest, settings_digest
 from lorag_rag.domain.plan import StoredChunk, plan_ingest
-from lorag_rag.loading import LoadedDataset, parse_one, read_in_order, read_one
+from lorag_rag.loading import LoadedDataset, keep_listed, parse_one, read_in_order, read_one
 from tests.unit.test_rag_domain import WordTokenizer
 
 SETTINGS = settings_digest(model="all-MiniLM-L6-v2", chunk_tokens=64, chunk_overlap=8)
@@ -24,23 +24,32 @@ class Reader:
     """Files from a dict, counting reads; parse_one needs nothing else of a DatasetReader."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
+        self.files, self.reads = files, []
 
     def read(self, file: DatasetFile) -> bytes:
+        self.reads.append(file.name)
         return self.files[file.name]
 
 
-def load(files: dict[str, bytes], manifest: dict[str, FileEntry], settings: str = SETTINGS):
+def load(
+    files: dict[str, bytes], manifest: dict[str, FileEntry], settings: str = SETTINGS,
+    tags: dict[str, str] | None = None,
+):  # fmt: skip
+    """As the ingest loads: files the listing shows unchanged kept unread, the others read."""
     out, reader = LoadedDataset(), Reader(files)
     for name in files:
-        file = DatasetFile(name, LocalLocation(Path("/") / name))
-        data = read_one(reader, file)  # type: ignore[arg-type]
-        parse_one(file, data, None, ReadOptions(), out, manifest, settings)
+        file = DatasetFile(name, LocalLocation(Path("/") / name), (tags or {}).get(name))
+        if not keep_listed(file, None, out, manifest, settings):
+            data = read_one(reader, file)  # type: ignore[arg-type]
+            parse_one(file, data, None, ReadOptions(), out, manifest, settings)
+    out.reads = reader.reads  # type: ignore[attr-defined]
     return out
 
 
-def entry(name: str, data: bytes, chunks: int = 3, pairs: int = 0) -> FileEntry:
-    return FileEntry(name, content_digest(data), SETTINGS, chunks, pairs)
+def entry(
+    name: str, data: bytes, chunks: int = 3, pairs: int = 0, tag: str | None = None
+) -> FileEntry:
+    return FileEntry(name, content_digest(data), SETTINGS, chunks, pairs, tag)
 
 
 def test_an_unchanged_file_is_kept_unparsed_and_a_changed_one_is_read():
@@ -80,6 +89,34 @@ def test_plan_keeps_the_chunks_of_kept_sources_and_deletes_a_removed_ones():
     assert plan.kept == 1 and plan.unchanged == 1 and len(plan.to_embed) == 1
     assert (plan.updated, plan.deleted) == (1, 1)
     assert plan.to_delete == [s.id for s in stored if s.source in ("gone.txt", "changed.txt")]
+
+
+def test_a_file_the_listing_shows_unchanged_is_kept_without_being_read():
+    files = {"a.txt": b"alpha text", "b.txt": b"beta text", "c.txt": b"gamma"}
+    manifest = {
+        "a.txt": entry("a.txt", b"alpha text", tag="e1/10"),
+        "b.txt": entry("b.txt", b"old beta", tag="e2/8"),
+        "c.txt": entry("c.txt", b"gamma", tag="e3/5"),
+    }
+    # a: same tag; b: new bytes, new tag; c: the same bytes uploaded again under a new tag
+    out = load(files, manifest, tags={"a.txt": "e1/10", "b.txt": "e9/9", "c.txt": "e4/5"})
+    assert out.reads == ["b.txt", "c.txt"]
+    assert out.kept == {"a.txt", "c.txt"} and [d.source for d in out.documents] == ["b.txt"]
+    assert out.files["a.txt"] == manifest["a.txt"]
+    assert out.files["b.txt"].tag == "e9/9" and out.files["c.txt"].tag == "e4/5"  # recorded
+
+
+def test_a_listed_tag_does_not_skip_the_read_when_settings_pairs_or_tags_say_otherwise():
+    files = {"a.txt": b"alpha text"}
+    other = settings_digest(model="all-MiniLM-L6-v2", chunk_tokens=32, chunk_overlap=8)
+    cases = [
+        ({"a.txt": entry("a.txt", b"alpha text", tag="e1/10")}, other, "e1/10"),  # settings
+        ({"a.txt": entry("a.txt", b"alpha text", pairs=2, tag="e1/10")}, SETTINGS, "e1/10"),
+        ({"a.txt": entry("a.txt", b"alpha text")}, SETTINGS, "e1/10"),  # a manifest of before
+        ({"a.txt": entry("a.txt", b"alpha text", tag="e1/10")}, SETTINGS, None),  # local file
+    ]
+    for manifest, settings, tag in cases:
+        assert load(files, manifest, settings, {"a.txt": tag} if tag else None).reads == ["a.txt"]
 
 
 class SlowReader:

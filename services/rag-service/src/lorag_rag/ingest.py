@@ -27,6 +27,7 @@ from lorag_rag.embedding import chunk_embed_store
 from lorag_rag.loading import (
     LoadedDataset,
     eval_uri,
+    keep_listed,
     list_dataset,
     parse_one,
     read_eval_pairs,
@@ -59,7 +60,8 @@ async def load(
 ) -> LoadedDataset:
     """Read and validate every file; bad files fail the job or are skipped, per on_bad_file.
 
-    Files unchanged since the live version (same bytes, same settings) are kept unparsed.
+    Files unchanged since the live version (same bytes, same settings) are kept unparsed, and
+    unread when the object store's listing already shows their bytes unchanged.
     """
     assert deps.reader is not None
     opts = ReadOptions(
@@ -70,12 +72,13 @@ async def load(
     evals = eval_uri(params.eval_file, refs[0].uri) if params.eval_file else None
     files = await asyncio.to_thread(list_dataset, deps.reader, refs, evals)
     out, settings = LoadedDataset(), read_settings(deps, params)
-    async with aclosing(read_in_order(deps.reader, [file for file, _ in files])) as reads:
-        for number, (file, hint) in enumerate(files, 1):
+    unread = [(f, hint) for f, hint in files if not keep_listed(f, hint, out, manifest, settings)]
+    async with aclosing(read_in_order(deps.reader, [file for file, _ in unread])) as reads:
+        for number, (file, hint) in enumerate(unread, 1):
             data = await anext(reads)
             await ctx.check_cancelled()
             await asyncio.to_thread(parse_one, file, data, hint, opts, out, manifest, settings)
-            await ctx.report(stage="validating", percent=5.0 * number / len(files))
+            await ctx.report(stage="validating", percent=5.0 * number / len(unread))
     if out.bad_files and all(b.code == "FILE_EMPTY" for b in out.bad_files) and not out.has_text():
         raise DatasetError("DATASET_EMPTY", f"the dataset's {len(files)} file(s) hold no text")
     if out.bad_files and (params.on_bad_file == "fail" or not out.has_text()):
@@ -104,7 +107,8 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
     with stage_span("rag.validating", {"lorag.files": len(ctx.request.datasets)}) as span:
         data = await load(ctx, deps, params, manifest)
         span.set_attributes({"lorag.documents": len(data.documents), "lorag.files_kept":
-                             len(data.kept), "lorag.bad_files": len(data.bad_files)})  # fmt: skip
+                             len(data.kept), "lorag.files_unread": data.unread,
+                             "lorag.bad_files": len(data.bad_files)})  # fmt: skip
     await ctx.report(JobState.RUNNING, stage="chunking", percent=5.0, force=True)
     embedder: Embedder | None = None
     # Chunks are cut inside the embedding stage's pipeline (a producer thread feeding the
@@ -170,7 +174,8 @@ async def _index(ctx: JobContext, deps: RagDeps, kb: str, row: dict[str, Any],
         "kb": kb, "embedding_model": row["embedding_model"], "chunks": len(chunks) + plan.kept,
         "sources": data.sources, "added": plan.added, "updated": plan.updated,
         "deleted": plan.deleted, "unchanged": plan.unchanged, "embedded": len(plan.to_embed),
-        "resumed": plan.resumed, "files_kept": len(data.kept), "chunks_per_s": round(rate, 1),
+        "resumed": plan.resumed, "files_kept": len(data.kept), "files_unread": data.unread,
+        "chunks_per_s": round(rate, 1),
         "attempt": ctx.attempt, "bad_files": len(data.bad_files),
         "bad_file_list": json.dumps([f"{b.source}: {b.code}" for b in data.bad_files]),
     }  # fmt: skip

@@ -7,7 +7,7 @@ import json
 from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import PurePosixPath
 
@@ -15,7 +15,13 @@ from lorag_core.contracts import DatasetRef
 from lorag_rag.adapters.datasets import DatasetFile, DatasetReader
 from lorag_rag.domain.documents import BadFile, DatasetError, Document, QaPair
 from lorag_rag.domain.formats import ReadOptions, parse_file
-from lorag_rag.domain.manifest import FileEntry, content_digest, settings_digest, unchanged
+from lorag_rag.domain.manifest import (
+    FileEntry,
+    content_digest,
+    listed_unchanged,
+    settings_digest,
+    unchanged,
+)
 from lorag_rag.domain.text import decode_text
 
 
@@ -27,6 +33,7 @@ class LoadedDataset:
     bad_files: list[BadFile] = field(default_factory=list)
     files: dict[str, FileEntry] = field(default_factory=dict)  # the good files, for the manifest
     kept: set[str] = field(default_factory=set)  # unchanged since the live version: not chunked
+    unread: int = 0  # of the kept files, those the listing showed unchanged: not even read
 
     def has_text(self) -> bool:
         return bool(self.documents or self.kept)
@@ -97,6 +104,21 @@ async def read_in_order(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def keep_listed(
+    file: DatasetFile, hint: str | None, out: LoadedDataset, manifest: dict[str, FileEntry],
+    settings: str,
+) -> bool:  # fmt: skip
+    """Keep the file unread when the listing shows the live version's bytes (same tag, same
+    settings): True if kept."""
+    known = manifest.get(file.name)
+    if not listed_unchanged(known, file.tag, file_settings(settings, hint)):
+        return False
+    assert known is not None
+    _keep(out, known)
+    out.unread += 1
+    return True
+
+
 def parse_one(
     file: DatasetFile, data: bytes | BadFile, hint: str | None, opts: ReadOptions,
     out: LoadedDataset, manifest: dict[str, FileEntry], settings: str,
@@ -109,15 +131,11 @@ def parse_one(
     if isinstance(data, BadFile):
         out.bad_files.append(data)
         return
-    digest = content_digest(data)
-    if hint:
-        settings = settings_digest(base=settings, hint=hint)
+    digest, settings = content_digest(data), file_settings(settings, hint)
     known = manifest.get(file.name)
     if unchanged(known, digest, settings):
         assert known is not None
-        out.kept.add(file.name)
-        out.files[file.name] = known
-        out.sources += 1
+        _keep(out, replace(known, tag=file.tag))  # the tag these bytes have now
         if known.pairs:
             out.pairs.extend(parse_file(file.name, data, opts, hint).pairs)
         return
@@ -128,7 +146,18 @@ def parse_one(
         return
     out.documents.extend(parsed.documents)
     out.pairs.extend(parsed.pairs)
-    out.files[file.name] = FileEntry(file.name, digest, settings, 0, len(parsed.pairs))
+    out.files[file.name] = FileEntry(file.name, digest, settings, 0, len(parsed.pairs), file.tag)
+    out.sources += 1
+
+
+def file_settings(settings: str, hint: str | None) -> str:
+    """The settings digest of one file: a format hint reads the same bytes differently."""
+    return settings_digest(base=settings, hint=hint) if hint else settings
+
+
+def _keep(out: LoadedDataset, entry: FileEntry) -> None:
+    out.kept.add(entry.source)
+    out.files[entry.source] = entry
     out.sources += 1
 
 

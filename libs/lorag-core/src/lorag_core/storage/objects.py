@@ -167,9 +167,17 @@ class ObjectStore:
         return ObjectRef(bucket, key, hasher.hexdigest(), size)
 
     def list_keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
+        for key, _ in self.list_tagged(bucket, prefix):
+            yield key
+
+    def list_tagged(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, str | None]]:
+        """Each key under the prefix with a tag of its bytes from the listing alone: ETag and
+        size ("<etag>/<size>"; None when the server gives no ETag). New bytes under a key get a
+        new tag; the same bytes may (a multipart upload's ETag depends on its parts)."""
         for obj in self.client.list_objects(bucket, prefix=prefix, recursive=True):
             if obj.object_name is not None:
-                yield obj.object_name
+                tag = f"{obj.etag.strip(chr(34))}/{obj.size}" if obj.etag else None
+                yield obj.object_name, tag
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Remove every object under a prefix; returns how many."""

@@ -17,6 +17,9 @@ class DatasetFile:
 
     name: str
     location: Location
+    # The object store's tag of its bytes from the listing (`ObjectStore.list_tagged`); None
+    # for a local file. A manifest entry with the same tag is the same bytes, unread.
+    tag: str | None = None
 
 
 class DatasetReader:
@@ -32,10 +35,10 @@ class DatasetReader:
         """Every file under the URI, sorted; DATASET_NOT_FOUND when there are none."""
         where = self.locate(uri)
         if isinstance(where, S3Location):
-            keys = sorted(k for k in self.objects.list_keys(where.bucket, where.prefix))
+            listed = sorted(self.objects.list_tagged(where.bucket, where.prefix))
             files = [
-                DatasetFile(_relative(k, where.prefix), S3Location(where.bucket, k))
-                for k in keys
+                DatasetFile(_relative(k, where.prefix), S3Location(where.bucket, k), tag)
+                for k, tag in listed
                 if not k.endswith("/")
             ]
         elif where.path.is_file():

@@ -54,7 +54,8 @@ async def committed_by(conn: AsyncConnection[Any], job_id: str) -> Row | None:
 async def manifest(conn: AsyncConnection[Any], name: str) -> dict[str, FileEntry]:
     """The files of the KB's live version, by source (empty for a KB not yet committed)."""
     cur = await conn.execute(
-        "SELECT source, digest, settings, chunks, pairs FROM rag_kb_files WHERE name = %s", (name,)
+        "SELECT source, digest, settings, chunks, pairs, tag FROM rag_kb_files WHERE name = %s",
+        (name,),
     )
     return {r["source"]: FileEntry(**r) for r in await cur.fetchall()}
 
@@ -89,10 +90,12 @@ async def commit(
         )
         await conn.execute("DELETE FROM rag_kb_files WHERE name = %s", (name,))
         async with conn.cursor().copy(
-            "COPY rag_kb_files (name, source, digest, settings, chunks, pairs) FROM STDIN"
+            "COPY rag_kb_files (name, source, digest, settings, chunks, pairs, tag) FROM STDIN"
         ) as copy:
             for f in files:
-                await copy.write_row((name, f.source, f.digest, f.settings, f.chunks, f.pairs))
+                await copy.write_row(
+                    (name, f.source, f.digest, f.settings, f.chunks, f.pairs, f.tag)
+                )
     return version
 
 

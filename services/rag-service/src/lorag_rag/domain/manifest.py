@@ -19,6 +19,7 @@ class FileEntry:
     settings: str
     chunks: int
     pairs: int = 0
+    tag: str | None = None  # the object store's tag of the bytes read (DatasetFile.tag)
 
 
 def content_digest(data: bytes) -> str:
@@ -35,3 +36,13 @@ def settings_digest(**settings: object) -> str:
 def unchanged(entry: FileEntry | None, digest: str, settings: str) -> bool:
     """Whether a file read now is the one the live version holds, read the same way."""
     return entry is not None and entry.digest == digest and entry.settings == settings
+
+
+def listed_unchanged(entry: FileEntry | None, tag: str | None, settings: str) -> bool:
+    """Whether the listing alone shows the live version's file, read the same way: the object
+    store's tag of its bytes is the one recorded when it was read. A file that carried
+    question/answer pairs is read all the same (the pairs are not kept)."""
+    return (
+        entry is not None and tag is not None and entry.tag == tag
+        and entry.settings == settings and not entry.pairs
+    )  # fmt: skip
