@@ -108,7 +108,8 @@ async def test_nine_jobs_spread_over_the_replicas_and_each_runs_once(settings, r
 
 
 async def test_a_replica_killed_mid_job_is_taken_over_after_its_lease(settings, replicas, objects):
-    job_id = await submit(settings, upload(objects, notes(99, files=6, sentences=60)))
+    # big enough that the kill lands mid-embedding however fast the encoder (bf16: ~300/s)
+    job_id = await submit(settings, upload(objects, notes(99, files=6, sentences=400)))
     job = await wait_embedding(settings, job_id)
     victim = next(r for r in replicas if r.instance_id == job["worker"])
     victim.kill()

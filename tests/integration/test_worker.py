@@ -134,7 +134,9 @@ async def test_jobs_show_names_the_worker_that_ran_the_job(settings, tracker, ec
 async def test_a_graceful_stop_queues_the_job_again_without_using_an_attempt(
     settings, tracker, echo, logs_dir
 ):
-    job_id = await submit(settings, "steps=30")
+    # it publishes a report every 10 ms, so it is reporting as the service stops: the worker
+    # must stop while the producer is still there
+    job_id = await submit(settings, "steps=400,pause=0.01,eager")
     await wait_for_job(settings.postgres_dsn, job_id, state="RUNNING", timeout=30)
     assert await asyncio.to_thread(echo.stop) == 0
     (item,) = await work_item(settings, job_id)

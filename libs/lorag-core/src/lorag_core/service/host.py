@@ -117,6 +117,7 @@ class ServiceHost:
         self._on_start: list[Hook] = []
         self._after_start: list[Hook] = []
         self._on_stop: list[Hook] = []
+        self._before_broker_stops: list[Hook] = []
         self._deliveries: list[Delivery] = []
         # Ready means able to take work: the subscribers listen and the after-start hooks (the
         # worker loops) run. The API answers earlier, while the broker still joins its groups.
@@ -182,7 +183,14 @@ class ServiceHost:
         return hook
 
     def on_stop(self, hook: Hook) -> Hook:
+        """Run after the broker has closed, as the service stops."""
         self._on_stop.append(hook)
+        return hook
+
+    def before_broker_stops(self, hook: Hook) -> Hook:
+        """Run first as the service stops, while the broker can still publish (workers stop
+        here: a job stopped mid-report must not find the producer gone)."""
+        self._before_broker_stops.append(hook)
         return hook
 
     @asynccontextmanager
@@ -243,12 +251,14 @@ class ServiceHost:
                 await hook(self.runtime)
             self._started = True
 
-        async def drain_deliveries() -> None:  # before the consumers close
+        async def shutting_down() -> None:  # before the consumers and the producer close
+            for hook in reversed(self._before_broker_stops):
+                await hook(self.runtime)
             for delivery in self._deliveries:
                 await delivery.drain()
 
         app = FastStream(
             self.broker, lifespan=self._lifespan, after_startup=[after_startup],
-            on_shutdown=[drain_deliveries], logger=log,
+            on_shutdown=[shutting_down], logger=log,
         )  # fmt: skip
         await app.run()

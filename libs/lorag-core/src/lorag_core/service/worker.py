@@ -161,7 +161,9 @@ def register_worker(
         await asyncio.gather(*tasks, return_exceptions=True)
 
     host.after_start(start)
-    host.on_stop(stop)
+    # Before the broker closes: a job stopped while it reports would otherwise crash on the
+    # closed producer and keep its lease, instead of being queued again for another worker.
+    host.before_broker_stops(stop)
 
 
 class _Worker:
