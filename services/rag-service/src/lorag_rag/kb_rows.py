@@ -7,7 +7,8 @@ entry when the notice comes. It caches only while its listening connection is up
 LISTEN answers, and from a lost connection until LISTEN answers again, every lookup reads
 Postgres. A lookup that read Postgres while a notice came in does not cache what it read (it
 may predate the change). The service's own commit drops its entry at once, without waiting
-for the notice.
+for the notice; a change made elsewhere is seen once its notice arrives, milliseconds after
+that change's COMMIT has returned.
 """
 
 from __future__ import annotations
