@@ -47,6 +47,9 @@ LENDING_LIBS = ("lorag-core", "lorag-api")
 
 # Declared dependencies that nothing imports by name but that the package needs at run time.
 RUNTIME_ONLY: dict[tuple[str, str], str] = {
+    ("lorag-rag-service", "onnx"): (
+        "torch.onnx.export writes the question encoder's graph with it, imported by torch"
+    ),
     ("lorag-gateway", "python-multipart"): (
         "FastAPI parses form posts and dataset uploads with it, without an import by name"
     ),

@@ -1,12 +1,15 @@
-"""The embedding model's weights dtype: what `auto` picks, and that bfloat16 vectors stand in for
-float32 ones (the packaged MiniLM, on this machine's CPU)."""
+"""The embedding model's weights dtype (what `auto` picks, and that bfloat16 vectors stand in for
+float32 ones) and the ONNX Runtime question encoder (the packaged MiniLM, on this CPU)."""
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
 
-from lorag_rag.adapters.embedder import EmbedderCache, weights_dtype
+from lorag_rag.adapters.embedder import EmbedderCache, question_encoder, weights_dtype
+from lorag_rag.adapters.onnx_encoder import UnsupportedModel, supports
 from lorag_rag.config import RagSettings
 
 QUESTIONS = [
@@ -67,3 +70,52 @@ def test_one_question_gets_the_vector_a_batch_gives_it(embedders):
         one = embedder.encode_one(QUESTIONS[0])
         assert one.dtype == np.float32 and one.shape == (1, 384)
         assert float(one[0] @ embedder.encode(QUESTIONS)[0]) > 0.9999
+
+
+@pytest.fixture(scope="module")
+def torch_only():
+    return EmbedderCache(dtype="float32", query_runtime="torch").get("all-MiniLM-L6-v2")
+
+
+def test_questions_go_through_onnx_runtime_with_the_float32_models_vectors(embedders, torch_only):
+    """Exported from the float32 weights before the cast: the bfloat16 embedder's questions get
+    float32 vectors, the same as torch's float32 encode, a truncated long text included."""
+    long = " ".join(["The interpreter reads a module once and caches it."] * 60)
+    assert torch_only.query_runtime == "torch" and torch_only.question_encoder is None
+    for embedder in embedders.values():
+        assert embedder.query_runtime == "onnx"
+        for text in [*QUESTIONS, "hi", long]:
+            fast, exact = embedder.encode_one(text), torch_only.encode_one(text)
+            assert fast.dtype == np.float32 and fast.shape == (1, 384)
+            assert abs(float(np.linalg.norm(fast)) - 1.0) < 1e-6
+            assert float(fast[0] @ exact[0]) > 0.99999, text[:40]
+
+
+def test_questions_encode_alike_from_several_threads_at_once(embedders):
+    embedder = embedders["bfloat16"]
+    texts = [f"{q} ({i})" for i in range(8) for q in QUESTIONS]
+    alone = [embedder.encode_one(t) for t in texts]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(embedder.encode_one, texts))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_a_model_onnx_cannot_take_keeps_torch_or_is_refused(torch_only):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling
+
+    cls = SentenceTransformer(modules=[torch_only.model[0], Pooling(384, pooling_mode="cls")])
+    assert "pools by 'cls'" in (supports(cls) or "")
+    assert supports(torch_only.model) is None
+    assert question_encoder(cls, "auto") is None and question_encoder(cls, "torch") is None
+    with pytest.raises(UnsupportedModel, match="pools by 'cls', not 'mean'"):
+        question_encoder(cls, "onnx")
+
+
+def test_an_unknown_query_runtime_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv("LORAG_RAG_QUERY_RUNTIME", "tensorrt")
+    with pytest.raises(ValidationError) as caught:
+        RagSettings()
+    assert "query_runtime" in str(caught.value)
+    assert "'auto', 'onnx' or 'torch'" in str(caught.value)

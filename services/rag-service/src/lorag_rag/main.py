@@ -39,11 +39,14 @@ def register(host: ServiceHost) -> None:
     async def build(runtime: Runtime) -> None:
         settings = RagSettings()
         assert runtime.objects is not None
-        embedders = EmbedderCache(settings.torch_threads, settings.embed_dtype)
+        embedders = EmbedderCache(
+            settings.torch_threads, settings.embed_dtype, settings.query_runtime
+        )
         # Loaded before the service reports ready, so the first job does not pay for it.
         model = await asyncio.to_thread(embedders.get, DEFAULT_MODEL)
         # One encode too: torch's first call sets up its kernels, a second or so on a busy host.
         await asyncio.to_thread(model.encode, ["warm up"])
+        await asyncio.to_thread(model.encode_one, "warm up")
         store = await asyncio.to_thread(ChromaStore, ChromaSettings())
         provider.deps = RagDeps(
             settings, embedders, store, DatasetReader(runtime.objects, settings.allowed_roots),
@@ -52,7 +55,8 @@ def register(host: ServiceHost) -> None:
         listening["task"] = asyncio.create_task(
             provider.deps.kb_rows.listen(runtime.settings.postgres_dsn), name="kb-changes"
         )
-        log.info("rag-service ready: model %s loaded", DEFAULT_MODEL)
+        log.info("rag-service ready: model %s loaded (%s; questions through %s)",
+                 DEFAULT_MODEL, model.dtype, model.query_runtime)  # fmt: skip
 
     async def stop(runtime: Runtime) -> None:
         await stop_listening(listening.pop("task", None))

