@@ -123,6 +123,11 @@ async def main_async(spy: Path | None, stdlib: bool) -> None:
             async def encode_on_thread(i: int) -> None:
                 await threads.run(encode, i)
 
+            in_torch = EmbedderCache(query_runtime="torch").get(row["embedding_model"])
+
+            async def encode_in_torch(i: int) -> None:
+                await threads.run(in_torch.encode_one, QUESTIONS[i % len(QUESTIONS)])
+
             vectors = [deps.embedders.get(row["embedding_model"]).encode_one(q) for q in QUESTIONS]
 
             async def nearest(i: int) -> None:
@@ -134,6 +139,7 @@ async def main_async(spy: Path | None, stdlib: bool) -> None:
             for label, fn, pid in (
                 ("search on a query thread in this process", search, here),
                 ("encode_one on a query thread in this process", encode_on_thread, here),
+                ("the same in torch (LORAG_RAG_QUERY_RUNTIME=torch)", encode_in_torch, here),
                 ("Chroma top 5 on a query thread in this process", nearest, here),
                 ("GET /health (HTTP hop)", health, there),
                 ("GET /v1/kbs/{kb} (token, owner, KB lookup)", show, there),

@@ -163,7 +163,7 @@ def in_process_latencies(embedder: Any, chroma: Path, kb: str, version: int) -> 
     store, out = ChromaStore(ChromaSettings(path=chroma)), []
     for i in range(QUERIES + 20):
         started = time.perf_counter()
-        store.query(kb, embedder.encode([QUESTIONS[i % len(QUESTIONS)]]), 5, version)
+        store.query(kb, embedder.encode_one(QUESTIONS[i % len(QUESTIONS)]), 5, version)
         if i >= 20:
             out.append((time.perf_counter() - started) * 1000)
     return out

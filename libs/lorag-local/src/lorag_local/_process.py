@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,10 +36,44 @@ class LocalStackError(RuntimeError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on host right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """Return a TCP port that is free on host right now, below the kernel's ephemeral range.
+
+    The port the OS picks for bind(0) comes from the ephemeral range, which every outgoing
+    connection on the machine draws from too: between this call and the server's own bind, a
+    client may take it (a CI run lost Jaeger's OTLP port so, while Kafka's clients connected).
+    A port below the range is taken only by a server binding it by number. This process never
+    hands out the same port twice, so servers it starts side by side cannot collide either.
+    """
+    first = _ephemeral_start()
+    for _ in range(200):
+        port = _random.randrange(PORTS_FROM, first) if first > PORTS_FROM + 1000 else 0
+        with _handing_out, socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if port in _handed_out:
+                continue
+            try:
+                sock.bind((host, port))  # no SO_REUSEADDR: a port in TIME_WAIT is passed over
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise LocalStackError(f"no free TCP port on {host} after 200 tries")
+
+
+PORTS_FROM = 10000  # below: well-known and registered services' usual ports
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+_handing_out = threading.Lock()
+_random = random.SystemRandom()
+
+
+def _ephemeral_start() -> int:
+    """The lowest local port the kernel gives outgoing connections (Linux's default if unread)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
