@@ -160,7 +160,13 @@ class ServiceHost:
         }
         if kafka.static_membership:  # KIP-345: unique per group, so the instance id will do
             membership["group_instance_id"] = self.settings.instance_id
-        batching: dict[str, Any] = {"batch": True, "max_records": batch_size} if batch_size else {}
+        batching: dict[str, Any] = {}
+        if batch_size:
+            batching = {
+                "batch": True,
+                "max_records": batch_size,
+                "batch_timeout_ms": kafka.batch_wait_ms,
+            }
         if pipelined and not batch_size:
             raise ValueError("a pipelined subscriber takes batches: give batch_size")
         acks = AckPolicy.MANUAL if pipelined else AckPolicy.NACK_ON_ERROR
