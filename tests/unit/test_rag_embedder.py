@@ -41,12 +41,15 @@ def test_auto_is_bfloat16_only_on_a_cpu_with_bfloat16_instructions(
     assert weights_dtype("bfloat16", "cuda") == "bfloat16"
 
 
-def test_an_unknown_dtype_is_refused_with_the_choices(monkeypatch):
-    monkeypatch.setenv("LORAG_RAG_EMBED_DTYPE", "float16")
+@pytest.mark.parametrize(("setting", "value", "choices"), [
+    ("embed_dtype", "float16", "'auto', 'float32' or 'bfloat16'"),
+    ("query_runtime", "tensorrt", "'auto', 'onnx' or 'torch'"),
+])  # fmt: skip
+def test_an_unknown_choice_is_refused_with_the_choices(monkeypatch, setting, value, choices):
+    monkeypatch.setenv(f"LORAG_RAG_{setting.upper()}", value)
     with pytest.raises(ValidationError) as caught:
         RagSettings()
-    assert "embed_dtype" in str(caught.value)
-    assert "'auto', 'float32' or 'bfloat16'" in str(caught.value)
+    assert setting in str(caught.value) and choices in str(caught.value)
 
 
 def test_the_weights_are_in_the_dtype_asked_for(embedders):
@@ -111,11 +114,3 @@ def test_a_model_onnx_cannot_take_keeps_torch_or_is_refused(torch_only):
     assert question_encoder(cls, "auto") is None and question_encoder(cls, "torch") is None
     with pytest.raises(UnsupportedModel, match="pools by 'cls', not 'mean'"):
         question_encoder(cls, "onnx")
-
-
-def test_an_unknown_query_runtime_is_refused_with_the_choices(monkeypatch):
-    monkeypatch.setenv("LORAG_RAG_QUERY_RUNTIME", "tensorrt")
-    with pytest.raises(ValidationError) as caught:
-        RagSettings()
-    assert "query_runtime" in str(caught.value)
-    assert "'auto', 'onnx' or 'torch'" in str(caught.value)
