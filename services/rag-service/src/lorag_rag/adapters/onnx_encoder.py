@@ -1,10 +1,10 @@
 """One question at a time through ONNX Runtime: the embedding model exported to ONNX at load.
 
-A question is a dozen tokens. In eager PyTorch its encode is a few hundred small operator calls,
-each paying torch's dispatch and a pass over its weights; ONNX Runtime runs the same graph with
-fused kernels (attention, layer norm, GELU) and little per-call overhead. The session computes
-in float32 from the model's float32 weights, so its vectors are the model's own (cosine 1.0 to
-torch's float32 ones), whatever dtype the batch encoder uses for ingest.
+A question is a dozen tokens. In eager PyTorch its encode is about 800 operator calls, each
+paying torch's dispatch; ONNX Runtime runs the same graph after its own graph optimisations, with
+prepacked weights: 4.3 ms against 12.8 ms for torch in bfloat16 (`bench.profile_rag_query`).
+The session computes in float32 from the model's float32 weights, so its vectors are the
+model's own (cosine 1.0 to torch's float32 ones), whatever dtype the batch encoder uses.
 
 Only models of sentence-transformers' usual shape are exported: a Hugging Face transformer, mean
 pooling, optionally normalisation. `supports` says whether a model has it.
@@ -67,7 +67,7 @@ class OnnxQuestionEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # one short text: splitting it across cores only waits
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only: it warns about every unused initializer
+        options.log_severity_level = 3  # errors only: the service logs what matters itself
         self._session = ort.InferenceSession(
             _export(transformer.auto_model, self._inputs), options,
             providers=["CPUExecutionProvider"],
