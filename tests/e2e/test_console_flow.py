@@ -242,13 +242,21 @@ def test_console_uses_what_its_job_made(settings, stack, owners, shots, browser,
 
     page.goto(f"{stack}/#/jobs")
     page.wait_for_selector(f"#jobs-table a[href='#/jobs/{made['job_id']}']")
+    types = "#jobs-table tbody td:nth-child(2)"
+    assert set(page.locator(types).all_inner_texts()) > {"LOCAL_HYBRID"}  # its sub-jobs too
     page.select_option("#f-type", "LOCAL_HYBRID")
     page.get_by_role("button", name="Filter").click()
-    page.wait_for_function("document.getElementById('f-type').value === 'LOCAL_HYBRID'")
-    page.wait_for_selector(f"#jobs-table a[href='#/jobs/{made['job_id']}']")
-    assert set(page.locator("#jobs-table tbody td:nth-child(2)").all_inner_texts()) == {
-        "LOCAL_HYBRID"
-    }  # the sub-jobs (EXTERNAL_RAG, LOCAL_LORA) are filtered out
+    # The filtered table replaces the whole one once its request answers: until then the old
+    # table (the job's link included) is still there, so wait for the rows themselves.
+    page.wait_for_function(
+        """([types, job]) => {
+            const cells = [...document.querySelectorAll(types)];
+            return cells.length > 0 && cells.every((td) => td.textContent === "LOCAL_HYBRID")
+                && document.querySelector(`#jobs-table a[href='#/jobs/${job}']`) !== null;
+        }""",
+        arg=[types, made["job_id"]],
+    )  # the sub-jobs (EXTERNAL_RAG, LOCAL_LORA) are filtered out
+    assert set(page.locator(types).all_inner_texts()) == {"LOCAL_HYBRID"}
     assert page.evaluate("document.activeElement.id") == "filter"  # redrawn, focus kept
     seen(page, shots, "08-jobs-filtered")
 
