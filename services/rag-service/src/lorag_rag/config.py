@@ -46,8 +46,9 @@ class RagSettings(BaseSettings):
         default="auto",
         description=(
             "What encodes one question for a query. auto: ONNX Runtime when the model is a"
-            " transformer with mean pooling (exported from its float32 weights at load, about"
-            " 2x faster than torch for a short text), torch otherwise; onnx: refuse a model"
+            " transformer with mean pooling (exported from its float32 weights at load; 4.3 ms"
+            " a question against 12.8 ms in torch, bench.profile_rag_query), torch otherwise;"
+            " onnx: refuse a model"
             " that cannot be exported; torch: never export."
         ),
     )

@@ -131,21 +131,22 @@ def question_encoder(
     """What encodes one question (RagSettings.query_runtime), None meaning the model itself:
     with "auto", ONNX Runtime where the model can be exported and is on the CPU; "onnx"
     insists, and a model that cannot be exported is refused (UnsupportedModel)."""
-    from lorag_rag.adapters.onnx_encoder import OnnxQuestionEncoder, supports
+    from lorag_rag.adapters.onnx_encoder import OnnxQuestionEncoder, UnsupportedModel
 
     if runtime == "torch":
         return None
-    if runtime == "auto":
-        why = supports(model) or (None if model.device.type == "cpu" else "it is not on a CPU")
-        if why is not None:
-            log.info("questions are encoded by torch: %s", why)
-            return None
-        try:
-            return OnnxQuestionEncoder(model)
-        except Exception as exc:  # an architecture the exporter cannot trace: torch still can
-            log.warning("questions are encoded by torch: exporting to ONNX failed (%s)", exc)
-            return None
-    return OnnxQuestionEncoder(model)
+    if runtime == "onnx":
+        return OnnxQuestionEncoder(model)
+    if model.device.type != "cpu":
+        log.info("questions are encoded by torch: the model is on %s", model.device.type)
+        return None
+    try:
+        return OnnxQuestionEncoder(model)
+    except UnsupportedModel as exc:
+        log.info("questions are encoded by torch: %s", exc)
+    except Exception as exc:  # an architecture the exporter cannot trace: torch still can
+        log.warning("questions are encoded by torch: exporting to ONNX failed (%s)", exc)
+    return None
 
 
 def weights_dtype(setting: str, device: str = "cpu") -> str:
