@@ -2,6 +2,12 @@
 
 A version becomes visible only when the registry commits it: queries filter on `kb_version`, so
 chunks of an ingest in progress (or of one that was cancelled or crashed) are never returned.
+
+A chunk's text is kept in its metadata (`chunk_text`), not as Chroma's document: embedded Chroma
+indexes every document for full-text search (SQLite FTS5, trigrams), which nothing here asks for
+and which was most of a write (1,500 chunks: 2.3-2.5 s as documents, 0.87-0.97 s as metadata,
+0.55 s without text), done holding the GIL. KBs written before keep their documents and read as
+before.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from lorag_rag.domain.documents import Chunk
 from lorag_rag.domain.plan import StoredChunk
 
 VERSION_KEY = "kb_version"
+TEXT_KEY = "chunk_text"  # stored with the chunk, never handed out as its metadata
 BATCH = 1000
 
 
@@ -85,8 +92,7 @@ class ChromaStore:
             col.upsert(
                 ids=[c.id for c in part],
                 embeddings=vectors[start : start + BATCH],
-                documents=[c.text for c in part],
-                metadatas=[{**c.metadata(), VERSION_KEY: version} for c in part],
+                metadatas=[{**c.metadata(), VERSION_KEY: version, TEXT_KEY: c.text} for c in part],
             )
 
     def delete(self, kb: str, ids: list[str]) -> None:
@@ -129,16 +135,23 @@ class ChromaStore:
     def _search(
         self, kb: str, vectors: np.ndarray, n: int, where: dict[str, Any] | None
     ) -> list[list[Hit]]:
-        found = self._collection(kb).query(
+        col = self._collection(kb)
+        found = col.query(
             query_embeddings=vectors.reshape(len(vectors), -1), n_results=n, where=where,
-            include=["documents", "metadatas", "distances"],
+            include=["metadatas", "distances"],
         )  # fmt: skip
-        docs, metas, dists = found["documents"], found["metadatas"], found["distances"]
-        assert docs is not None and metas is not None and dists is not None
+        metas, dists = found["metadatas"], found["distances"]
+        assert metas is not None and dists is not None
+        rows = [[dict(m or {}) for m in row] for row in metas]
+        # chunks written before the text moved into the metadata: their documents, in one call
+        old = sorted({cid for ids, row in zip(found["ids"], rows, strict=True)
+                      for cid, m in zip(ids, row, strict=True) if TEXT_KEY not in m})  # fmt: skip
+        documents: dict[str, str | None] = {}
+        if old:
+            got = col.get(ids=old, include=["documents"])
+            documents = dict(zip(got["ids"], got["documents"] or [], strict=True))
         return [
-            [
-                Hit(cid, doc or "", 1.0 - float(dist), dict(meta or {}))
-                for cid, doc, meta, dist in zip(ids, docs[i], metas[i], dists[i], strict=True)
-            ]
-            for i, ids in enumerate(found["ids"])
-        ]
+            [Hit(cid, str(m.pop(TEXT_KEY, None) or documents.get(cid) or ""), 1.0 - float(d), m)
+             for cid, m, d in zip(ids, row, dists[i], strict=True)]
+            for i, (ids, row) in enumerate(zip(found["ids"], rows, strict=True))
+        ]  # fmt: skip
