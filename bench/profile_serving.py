@@ -147,7 +147,8 @@ async def main() -> None:
         lora = LoraSettings(models_dir=work / "models")
         torch.set_num_threads(lora.torch_threads)
         base = ModelManager(lora).load_for_serving(None)
-        engine = Engine(base, None, None, work / "adapters", 8)  # type: ignore[arg-type]
+        engine = Engine(base, None, None, work / "adapters", 8,  # type: ignore[arg-type]
+                        decode_threads=lora.decode_threads)  # fmt: skip
         try:
             await compare(engine, "no adapter loaded")
             config = LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)

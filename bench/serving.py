@@ -121,8 +121,10 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
     try:
         pristine = ModelManager(lora).load(None)
         names = await register_adapters(settings, pool, pristine, 3)
+        # configured as the lora-service configures its engine
         engine = Engine(base, ObjectStore.from_settings(settings.s3), pool, work / "adapters", 8,
-                        max_batch=16, max_queue=64)  # fmt: skip
+                        max_batch=16, max_queue=64, decode_threads=lora.decode_threads,
+                        stream_interval_s=lora.stream_interval_ms / 1000)  # fmt: skip
         keys = KeyStore(None, {}, required=False, pool_of=lambda: pool)
         port = free_port()
         server = ApiServer(create_app(lambda: engine, 128, keys), "127.0.0.1", port)

@@ -98,6 +98,7 @@ def _register_api(host: ServiceHost, settings: LoraSettings, models: ModelManage
                 settings.adapter_cache_size, max_batch=settings.max_batch,
                 max_queue=settings.max_queue, model_cache_bytes=settings.model_cache_bytes,
                 stream_interval_s=settings.stream_interval_ms / 1000,
+                decode_threads=settings.decode_threads,
             )  # fmt: skip
             log.info("serving %s", base.name)
         except Exception:

@@ -187,7 +187,8 @@ class Engine:
     def __init__(self, base: BaseModel, objects: ObjectStore, pool: AsyncConnectionPool,
                  cache_dir: Path, cache_size: int, *, max_batch: int = 16, max_queue: int = 64,
                  model_cache_bytes: int = 2 * 2**30,
-                 stream_interval_s: float = STREAM_INTERVAL_S) -> None:  # fmt: skip
+                 stream_interval_s: float = STREAM_INTERVAL_S,
+                 decode_threads: int | None = None) -> None:  # fmt: skip
         self.base, self.objects, self.pool = base, objects, pool
         self.cache_dir, self.cache_size = cache_dir, cache_size
         self.runner = BaseRunner(base.model)  # the one copy of the base weights
@@ -198,7 +199,9 @@ class Engine:
         self.in_use: dict[str, int] = {}  # adapter or model key -> requests running on it
         self._use_lock = threading.Lock()
         self._load_lock = threading.Lock()
-        self.scheduler = Scheduler(max_batch, max_queue, base.device, stream_interval_s)
+        self.scheduler = Scheduler(
+            max_batch, max_queue, base.device, stream_interval_s, decode_threads
+        )
 
     def close(self) -> None:
         self.scheduler.stop()

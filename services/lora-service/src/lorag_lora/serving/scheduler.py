@@ -140,9 +140,10 @@ class Scheduler:
     """Owns the decode thread; `submit` hands it a request, or raises QueueFull."""
 
     def __init__(self, max_batch: int, max_queue: int, device: torch.device,
-                 stream_interval_s: float = 0.0) -> None:  # fmt: skip
+                 stream_interval_s: float = 0.0, threads: int | None = None) -> None:  # fmt: skip
         self.max_batch, self.max_queue, self.device = max_batch, max_queue, device
         self.stream_interval_s = stream_interval_s
+        self.threads = threads  # the decode thread's torch intra-op threads; None: the default
         self._held: set[Inbox] = set()  # inboxes holding text back (decode thread only)
         self.model_lock = threading.Lock()  # held by the decode thread while it uses the models
         self._waiting: deque[Row] = deque()
@@ -189,6 +190,8 @@ class Scheduler:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        if self.threads is not None and self.device.type == "cpu":
+            own_torch_threads(self.threads)
         while True:
             with self._wake:
                 if not self._waiting and not self.running:
@@ -302,3 +305,14 @@ def _layers(cache: DynamicCache) -> list[Any]:
     """The cache's layers; transformers types them as a union that includes linear-attention
     layers without keys, which the causal models served here do not use."""
     return list(cache.layers)
+
+
+def own_torch_threads(n: int) -> None:
+    """Give the calling thread `n` torch intra-op threads, leaving the default for threads to
+    come (training's): torch.set_num_threads also sets the count new threads start with, so a
+    short-lived thread puts that back (its own count dies with it)."""
+    default = torch.get_num_threads()  # also starts this thread's torch threading state
+    torch.set_num_threads(n)
+    restore = threading.Thread(target=torch.set_num_threads, args=(default,))
+    restore.start()
+    restore.join()
