@@ -37,7 +37,7 @@ class LoraSettings(BaseSettings):
         default=1, ge=1,
         description="torch intra-op threads of the serving decode thread on CPU. A small model's "
         "decode step is too short to split: with 2 the team waits for any core another thread "
-        "holds (bench serving, tiny base: 8 clients 533-728 tokens/s with 2, 1,301 with 1). "
+        "holds (`bench serving`, tiny base, 8 clients: 533-728 tokens/s with 2, 854-1,221 with 1). "
         "Raise it for a base model whose step takes tens of milliseconds.",
     )  # fmt: skip
     memory_headroom: float = Field(

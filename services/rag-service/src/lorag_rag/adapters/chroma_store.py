@@ -5,9 +5,9 @@ chunks of an ingest in progress (or of one that was cancelled or crashed) are ne
 
 A chunk's text is kept in its metadata (`chunk_text`), not as Chroma's document: embedded Chroma
 indexes every document for full-text search (SQLite FTS5, trigrams), which nothing here asks for
-and which was most of a write (1,500 chunks: 2.3-2.5 s as documents, 0.87-0.97 s as metadata,
-0.55 s without text), done holding the GIL. KBs written before keep their documents and read as
-before.
+and which was about half of a write, done holding the GIL: 1,785 stdlib chunks of the default 256
+tokens took 3.33-3.57 s as documents, 1.65-2.10 s as metadata (`python -m bench.profile_ingest`,
+two runs). KBs written before keep their documents and read as before.
 """
 
 from __future__ import annotations
