@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -65,14 +65,18 @@ class Contract(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _storable_text(cls, data: Any, info: ValidationInfo) -> Any:
+    # After the fields, not before: a "before" validator needs the input as Python objects, so
+    # pydantic built a dict from the JSON and validated that, where it otherwise validates the
+    # JSON as it parses it. JobProgress.model_validate_json of a progress event of `bench events`
+    # took 8.8 us with it and 3.3 us without (timeit, same process). A nested contract checks
+    # its own fields; pydantic itself refuses a lone surrogate in a str field.
+    @model_validator(mode="after")
+    def _storable_text(self, info: ValidationInfo) -> Self:
         if info.context and info.context.get(STORABLE_CHECKED):
-            return data  # the caller checked the raw JSON already (see `storable_json`)
-        if (found := _unstorable(data)) is not None:
+            return self  # the caller checked the raw JSON already (see `storable_json`)
+        if (found := _unstorable(self.__dict__)) is not None:
             raise ValueError(f"text may not contain {found}")
-        return data
+        return self
 
 
 class Event(Contract):
