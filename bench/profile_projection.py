@@ -11,6 +11,7 @@ events/s); it is a profile, not a judged figure (`bench events` judges the track
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -145,6 +146,7 @@ async def main() -> None:
         for _, value in payloads:
             JobProgress.model_validate_json(value)
     spent_decode = spent.pop("decode alone, all events")
+    gc.freeze()  # as a started service does (lorag_core.service.host.settle_heap)
     wall = await fold_all(settings, len(events))
     n = len(events)
     print(f"tracker-like fold: {wall:.2f}s, {n / wall:,.0f} events/s")

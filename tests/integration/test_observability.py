@@ -115,7 +115,8 @@ async def test_an_external_rag_jobs_trace_holds_its_stages_in_order_and_metrics_
     assert {"lorag_jobs_started_total", "lorag_job_duration_seconds_bucket",
             "lorag_rag_chunks_indexed_total", "lorag_work_backlog",
             "faststream_received_processed_messages_total"} <= names  # fmt: skip
-    metrics_of(tracker.url)  # the tracker's process (migration-service) parses too
+    # the tracker's process (migration-service) parses too, and froze its started heap
+    assert metrics_of(tracker.url)[("lorag_gc_frozen_objects", ())] > 10_000
 
 
 async def test_a_job_resumed_after_sigkill_continues_in_the_same_trace(settings, rag):

@@ -41,6 +41,10 @@ RAG_CHUNKS = Counter("lorag_rag_chunks_indexed", "Chunks the RAG ingestion embed
 RAG_CHUNKS_PER_S = Gauge(
     "lorag_rag_chunks_per_second", "RAG ingestion throughput of the latest finished job."
 )
+GC_FROZEN = Gauge(
+    "lorag_gc_frozen_objects",
+    "Objects alive when the service had started, frozen out of the cyclic garbage collector.",
+)
 SAGA_COMPENSATIONS = Counter(
     "lorag_saga_compensations", "Saga stages compensated, by stage and action (cancel, undo).",
     ["stage", "action"],
