@@ -25,7 +25,6 @@ from psycopg import AsyncConnection
 
 from lorag_core.contracts import JobCancelRequested, JobProgress, JobRequested
 from lorag_core.db import jobs
-from lorag_core.domain.job_state import Verdict
 from lorag_core.messaging.delivery import records_of
 from lorag_core.messaging.topics import JOB_CANCEL, JOB_PROGRESS, JOB_REQUESTED
 from lorag_core.service.host import Runtime, ServiceHost
@@ -77,15 +76,14 @@ async def record_progress(runtime: Runtime, events: list[JobProgress]) -> None:
     the idle limit with locking the jobs, the fold, the commit)."""
     idle_ms = runtime.settings.postgres.tracker_idle_in_transaction_ms
     async with runtime.db.connection() as conn:
-        outcomes = await jobs.apply_progress(conn, events, idle_in_transaction_ms=idle_ms)
+        ended = await jobs.apply_progress(conn, events, idle_in_transaction_ms=idle_ms)
         if _HOLD_IN_TRANSACTION_S:
             log.warning("holding the progress transaction %.0fs (fault injection)",
                         _HOLD_IN_TRANSACTION_S)  # fmt: skip
             await asyncio.sleep(_HOLD_IN_TRANSACTION_S)
-    for outcome in outcomes:
-        if outcome.state.is_terminal and outcome.verdict is Verdict.APPLIED:
-            with job_context(outcome.job_id):
-                log.info("job finished: %s", outcome.state)
+    for job_id, state in ended:
+        with job_context(job_id):
+            log.info("job finished: %s", state)
 
 
 async def record_cancel_request(runtime: Runtime, event: JobCancelRequested) -> None:

@@ -7,7 +7,6 @@ consumer commits its effects together and acknowledges the message only afterwar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -101,14 +100,6 @@ SELECT pg_notify(%s, state || ' ' || job_id) FROM moved
 """
 
 
-@dataclass(frozen=True)
-class ProgressOutcome:
-    job_id: str
-    seq: int
-    verdict: Verdict
-    state: JobState
-
-
 async def record_requested(
     conn: AsyncConnection[Any], event: JobRequested, *, trace_id: str | None = None
 ) -> bool:
@@ -153,8 +144,9 @@ async def apply_progress(
     events: Sequence[JobProgress],
     *,
     idle_in_transaction_ms: int | None = None,
-) -> list[ProgressOutcome]:
+) -> list[tuple[str, JobState]]:
     """Fold progress events into jobs and the log; duplicates and late events change nothing.
+    Returns the jobs this batch ended (moved into a terminal state), with that state.
 
     `idle_in_transaction_ms`, when given, is set as the transaction's idle limit, pipelined
     with its first statements.
@@ -185,21 +177,20 @@ async def apply_progress(
         rows = await cur.fetchall()
     positions = {r["job_id"]: JobPosition(JobState(r["state"]), r["last_seq"]) for r in rows}
 
-    log_rows, newest, outcomes = [], {}, []
+    log_rows, newest = [], {}
     for event in sorted(events, key=lambda e: (e.job_id, e.seq)):
         position, verdict = positions[event.job_id].advance(event.seq, event.state)
         positions[event.job_id] = position
         log_rows.append(_copy_row(event, verdict))
         if verdict is Verdict.APPLIED:
             newest[event.job_id] = (event, position)
-        outcomes.append(ProgressOutcome(event.job_id, event.seq, verdict, position.state))
 
     async with conn.cursor() as c:
         async with c.copy(COPY_PROGRESS) as copy:
             for row in log_rows:
                 await copy.write_row(row)
         await c.execute(FOLD_BATCH, (*_position_arrays(newest), CHANGED_CHANNEL))
-    return outcomes
+    return [(job_id, p.state) for job_id, (_, p) in newest.items() if p.state.is_terminal]
 
 
 def _position_arrays(newest: dict[str, tuple[JobProgress, JobPosition]]) -> list[list[Any]]:
@@ -341,7 +332,7 @@ def _copy_row(event: JobProgress, verdict: Verdict) -> tuple[Any, ...]:
         event.result.model_dump_json() if event.result else None,
         event.error.model_dump_json() if event.error else None,
         verdict.value,
-        event.occurred_at,
+        event.occurred_at.isoformat(),  # text: psycopg's datetime dumper took 1.5 us a row
     )
 
 
