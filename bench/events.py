@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.report import Figure, at_least, at_most, figure, percentile
 from lorag_core.contracts import JobProgress, JobRequested
+from lorag_core.db.changes import CHANNEL as CHANGED_CHANNEL
 from lorag_core.db.jobs import INSERT_PROGRESS, _event_row
 from lorag_core.domain.job_state import JobPosition, JobState, Verdict
 from lorag_core.messaging.topics import JOB_PROGRESS, JOB_REQUESTED
@@ -26,6 +27,10 @@ RAG_INTAKE_GROUP = "lorag.rag-service"  # the rag-service's consumer group on jo
 # first batch (up to 2,000) was a tenth of the run and startup effects moved the figure.
 PROJECTION_JOBS = 10_000
 EVENTS_PER_JOB = 10
+PROJECTION_TIMEOUT_S = 300
+# Each side's best of three rounds: one round of each read 0.30-0.65 with the same code, the raw
+# baseline alone moving between 36,000 and 60,000 events/s on this 2-core VM.
+PROJECTION_ROUNDS = 3
 
 
 async def raw_kafka_round_trips(bootstrap: str, n: int) -> list[float]:
@@ -129,7 +134,15 @@ def progress_events() -> list[JobProgress]:
 
 
 async def projection_rate(settings: Settings, events: list[JobProgress], logs: Path) -> float:
-    """Publish every event with the tracker down, then time the tracker projecting them all."""
+    """Publish every event with the tracker down, then time the tracker projecting them all.
+
+    The clock is Postgres's own: a fold stamps its log rows with its transaction's start
+    (`recorded_at`), so the rate is the events of every batch but the last over the time from
+    the first batch's start to the last's. The bench waits for the tracker's notifications that
+    each job SUCCEEDED, and does not poll: it polled a count over the 10,000 jobs every 0.1 s,
+    which took 29-42 ms each time (11-20 ms of it the client's), a quarter of a core taken from
+    the tracker on a 2-core machine, where the raw baseline runs with no observer.
+    """
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5)
     await producer.start()
     try:
@@ -140,29 +153,32 @@ async def projection_rate(settings: Settings, events: list[JobProgress], logs: P
     finally:
         await producer.stop()
     job_ids = sorted({e.job_id for e in events})
-    tracker = await asyncio.to_thread(start_service, "lorag_migration", logs)
-    try:
-        async with await psycopg.AsyncConnection.connect(
-            settings.postgres_dsn, autocommit=True
-        ) as conn:
-            first: tuple[float, int] | None = None
-            while True:
-                count = (
-                    await (
-                        await conn.execute(
-                            "SELECT count(*) FROM job_progress WHERE job_id = ANY(%s)", (job_ids,)
-                        )
-                    ).fetchone()
-                )[0]
-                now = time.perf_counter()
-                if count and first is None:
-                    first = (now, count)
-                if count >= len(events):
-                    assert first is not None
-                    return (count - first[1]) / (now - first[0])
-                await asyncio.sleep(0.1)  # a light poll: the server is busy projecting
-    finally:
-        await asyncio.to_thread(tracker.stop)
+    unfinished = {e.job_id for e in events if e.state is JobState.SUCCEEDED}
+    async with await psycopg.AsyncConnection.connect(
+        settings.postgres_dsn, autocommit=True
+    ) as conn:
+        await conn.execute(f"LISTEN {CHANGED_CHANNEL}")
+        tracker = await asyncio.to_thread(start_service, "lorag_migration", logs)
+        try:
+            async with asyncio.timeout(PROJECTION_TIMEOUT_S):
+                async for note in conn.notifies():
+                    state, _, job_id = note.payload.partition(" ")
+                    if state == JobState.SUCCEEDED:
+                        unfinished.discard(job_id)
+                    if not unfinished:
+                        break
+        finally:
+            await asyncio.to_thread(tracker.stop)
+        cur = await conn.execute(
+            "SELECT recorded_at, count(*) FROM job_progress WHERE job_id = ANY(%s)"
+            " GROUP BY recorded_at ORDER BY recorded_at",
+            (job_ids,),
+        )
+        batches = await cur.fetchall()
+    assert sum(n for _, n in batches) == len(events), "every event is in the log"
+    assert len(batches) >= 3, f"{len(batches)} folds are too few to time"
+    (first, _), (last, in_last) = batches[0], batches[-1]
+    return (len(events) - in_last) / (last - first).total_seconds()
 
 
 # The baseline moves one job at a time, as the tracker's fold did before it was set-based.
@@ -232,14 +248,17 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
                target=at_most(limit, issue=2), n=len(ours))
         for q, name, limit in ((0.5, "p50", 50), (0.99, "p99", 250))
     ]  # fmt: skip
-    events = progress_events()
-    projected = await projection_rate(settings, events, work / "logs")
-    baseline = await raw_executemany_rate(settings, events)
+    projected, baseline = [], []
+    for _ in range(PROJECTION_ROUNDS):  # in turn, so a slow spell of the machine hits both
+        events = progress_events()
+        projected.append(await projection_rate(settings, events, work / "logs"))
+        baseline.append(await raw_executemany_rate(settings, events))
     # Targets: issue 2 (">= 2,000 events/s and >= 0.5 of the raw rate"), restated in issue 17.
     figures.append(
-        figure("state_projection.events_per_s", projected, "events/s", baseline=baseline,
-               baseline_is="raw executemany of the same log rows and job updates",
-               n=len(events),
+        figure("state_projection.events_per_s", max(projected), "events/s",
+               baseline=max(baseline), n=len(events),
+               baseline_is="raw executemany of the same log rows and job updates (best of 3)",
+               rounds=[round(p) for p in projected], baseline_rounds=[round(b) for b in baseline],
                target=(at_least(2000, issue=2), at_least(0.5, of="ratio", issue=17)))
     )  # fmt: skip
     return figures
