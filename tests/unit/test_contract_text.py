@@ -8,7 +8,6 @@ from pydantic import ValidationError
 
 from lorag_core.contracts import JobCancelRequested, JobProgress, JobRequested
 
-
 # pydantic itself refuses a lone surrogate in a str field ("unable to parse raw data as a unicode
 # string"); the contracts refuse it anywhere else (a dict key, say), and a NUL anywhere.
 SURROGATE = "text may not contain a lone UTF-16 surrogate|unable to parse raw data as a unicode"
