@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import ConsumerRecord
 
-from lorag_core.contracts import JobProgress
+from lorag_core.contracts import DeadLettered, JobProgress
 from lorag_core.contracts.base import storable_json
 from lorag_core.messaging.delivery import Rejected, counted_keys, decode
 
@@ -39,3 +39,16 @@ def test_clean_json_decodes_on_the_fast_path() -> None:
     raw = b'{"job_id": "j-1", "seq": 1, "state": "RUNNING", "producer": "p \\" q"}'
     assert storable_json(raw)
     assert decode(record(0, 1, raw), JobProgress, 10_000).producer == 'p " q'
+
+
+def test_a_refusal_names_no_unstorable_location_so_its_dead_letter_can_be_written() -> None:
+    # A NUL in a dict key whose value is also wrong: the field error's location would hold it.
+    body = '{"job_id": "j-1", "seq": 1, "state": "RUNNING", "producer": "p",'
+    raw = (body + ' "metrics": {"a\\u0000b": "not a number"}}').encode()
+    with pytest.raises(Rejected) as refused:
+        decode(record(0, 1, raw), JobProgress, 10_000)
+    assert refused.value.code == "INVALID_CONTRACT"
+    assert refused.value.reason == "<root>: text may not contain a NUL character"
+    DeadLettered(original_topic="job.progress", partition=0, offset=1, payload_base64="",
+                 consumer="c", reason_code="INVALID_CONTRACT", reason=refused.value.reason,
+                 attempts=1)  # fmt: skip

@@ -43,7 +43,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _unstorable(value: Any, depth: int = 0) -> str | None:
+def unstorable(value: Any, depth: int = 0) -> str | None:
     """A NUL or a lone surrogate anywhere in a payload: Postgres text and jsonb refuse both,
     so such an event could only fail in every consumer that records it, again and again."""
     if isinstance(value, str):
@@ -51,11 +51,11 @@ def _unstorable(value: Any, depth: int = 0) -> str | None:
             return "a NUL character" if bad.group() == "\x00" else "a lone UTF-16 surrogate"
     elif isinstance(value, dict) and depth < 32:
         for key, item in value.items():
-            if found := _unstorable(key, depth + 1) or _unstorable(item, depth + 1):
+            if found := unstorable(key, depth + 1) or unstorable(item, depth + 1):
                 return found
     elif isinstance(value, list | tuple) and depth < 32:
         for item in value:
-            if found := _unstorable(item, depth + 1):
+            if found := unstorable(item, depth + 1):
                 return found
     return None
 
@@ -74,7 +74,7 @@ class Contract(BaseModel):
     def _storable_text(self, info: ValidationInfo) -> Self:
         if info.context and info.context.get(STORABLE_CHECKED):
             return self  # the caller checked the raw JSON already (see `storable_json`)
-        if (found := _unstorable(self.__dict__)) is not None:
+        if (found := unstorable(self.__dict__)) is not None:
             raise ValueError(f"text may not contain {found}")
         return self
 

@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
 from lorag_core.contracts import DeadLettered, Event, JobRequested, dead_letter_topic
-from lorag_core.contracts.base import STORABLE_CHECKED, storable_json
+from lorag_core.contracts.base import STORABLE_CHECKED, storable_json, unstorable
 from lorag_core.contracts.legacy import is_legacy_request
 from lorag_core.db import dead_letters
 from lorag_core.db.dead_letters import RecordKey
@@ -86,6 +86,10 @@ def decode(record: ConsumerRecord, event_type: type[E], max_bytes: int) -> E:
         raise Rejected(
             "UNKNOWN_SCHEMA_VERSION", f"schema_version {version!r} is not supported (1 is)"
         )
+    # First, and for the whole payload: field errors name their location, and a location that
+    # holds a NUL (a dict key) would put it into the dead letter's reason, which refuses it.
+    if (found := unstorable(data)) is not None:
+        raise Rejected("INVALID_CONTRACT", f"<root>: text may not contain {found}")
     try:
         return event_type.model_validate(data)
     except ValidationError as exc:
