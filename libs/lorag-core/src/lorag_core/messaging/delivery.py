@@ -91,7 +91,7 @@ def decode(record: ConsumerRecord, event_type: type[E], max_bytes: int) -> E:
     if (found := unstorable(data)) is not None:
         raise Rejected("INVALID_CONTRACT", f"<root>: text may not contain {found}")
     try:
-        return event_type.model_validate(data)
+        return event_type.model_validate(data, context={STORABLE_CHECKED: True})  # just checked
     except ValidationError as exc:
         raise Rejected("INVALID_CONTRACT", _short(exc)) from None
 

@@ -42,8 +42,9 @@ def settle_heap() -> int:
     What a started service holds (modules, clients, models) lives as long as the process, yet
     every full collection walked all of it again, and handling messages allocates enough to set
     collections off all the time. The tracker's projection of `bench events`' 100,000
-    progress events read 18,940-26,807 events/s with the heap frozen and 16,340-20,132 without,
-    in four alternating rounds (medians 21,394 and 16,683). Returns how many objects were frozen.
+    progress events read 18,940-26,807 events/s with the heap frozen and 16,340-20,132 without
+    this call, in four alternating rounds of `bench.events.projection_rate` (medians 21,394 and
+    16,683). Returns how many objects were frozen.
     """
     gc.collect()
     gc.freeze()
