@@ -1,5 +1,5 @@
 """A started service collects its start-up garbage, then freezes what is left out of the cyclic
-collector (`settle_heap`), and says how much it froze on /metrics."""
+collector (`settle_heap`), says how much it froze on /metrics, and collects less often."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import gc
 import weakref
 
 from lorag_core import metrics
-from lorag_core.service.host import settle_heap
+from lorag_core.service.host import GC_THRESHOLDS, settle_heap
 
 
 class Node:
@@ -20,13 +20,16 @@ def test_settle_heap_frees_startup_garbage_then_freezes_the_rest() -> None:
     gone = weakref.ref(garbage)
     del garbage
     assert id(kept) in {id(o) for o in gc.get_objects()}
-    before = gc.get_freeze_count()
+    before, thresholds = gc.get_freeze_count(), gc.get_threshold()
+    assert thresholds != GC_THRESHOLDS
     try:
         frozen = settle_heap()
         assert gone() is None, "the start-up cycle was collected before the freeze"
         assert frozen == gc.get_freeze_count() > before
         assert id(kept) not in {id(o) for o in gc.get_objects()}, "frozen: no collection walks it"
         assert metrics.GC_FROZEN._value.get() == frozen
+        assert gc.get_threshold() == GC_THRESHOLDS
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
     assert gc.get_freeze_count() == 0
