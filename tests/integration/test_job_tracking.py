@@ -132,6 +132,46 @@ async def test_a_non_finite_metric_from_a_foreign_producer_is_kept_as_null(setti
     assert logged["metrics"] == {"loss": None, "tokens": 5.0}
 
 
+async def test_text_in_progress_is_logged_exactly_as_sent(settings, tracker):
+    """The log rows travel to Postgres as COPY text: a tab, a newline, a carriage return or a
+    backslash in any text field (or inside JSON) comes back as it was sent."""
+    job_id = new_job_id()
+    tricky = 'tab\there, line\nbreak, cr\r, back\\slash \\N, quote " and \\t as text'
+    events = [
+        progress(job_id, 1, JobState.RUNNING, stage=f"stage {tricky}"[:64],
+                 message=tricky, metrics={"loss": 0.25, f"k\t{tricky}": 1e-05}, eta_seconds=12.5),
+        JobProgress(job_id=job_id, seq=2, state=JobState.SUCCEEDED, producer=f"p\\\t{job_id}",
+                    result=JobResult(summary={"note": tricky, "n": 3})),
+        JobProgress(job_id=job_id, seq=3, state=JobState.FAILED, producer="late",
+                    error=JobError(code="TOO_LATE", message=tricky)),
+    ]  # fmt: skip
+    await send(settings, request(job_id), *events)
+    await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED")
+    logged = await fetch_all(
+        settings.postgres_dsn,
+        "SELECT * FROM job_progress WHERE job_id = %s AND seq > 0 ORDER BY seq",
+        job_id,
+    )
+    while len(logged) < len(events):  # the late FAILED may be folded a batch later
+        await asyncio.sleep(0.2)
+        logged = await fetch_all(
+            settings.postgres_dsn,
+            "SELECT * FROM job_progress WHERE job_id = %s AND seq > 0 ORDER BY seq",
+            job_id,
+        )
+    for row, event in zip(logged, events, strict=True):
+        assert (row["seq"], row["event_id"], row["state"]) == (event.seq, event.event_id,
+                                                               event.state.value)  # fmt: skip
+        assert (row["producer"], row["stage"], row["message"]) == (
+            event.producer, event.stage, event.message)  # fmt: skip
+        assert row["metrics"] == event.metrics
+        assert row["percent"] == event.percent and row["eta_seconds"] == event.eta_seconds
+        assert row["occurred_at"] == event.occurred_at
+        assert row["result"] == (event.result.model_dump(mode="json") if event.result else None)
+        assert row["error"] == (event.error.model_dump(mode="json") if event.error else None)
+    assert [r["verdict"] for r in logged] == ["applied", "applied", "final"]
+
+
 async def test_job_changes_wake_their_waiters_at_once(settings, tracker):
     """The tracker NOTIFYs each job it moves on: waiters wake without polling."""
     changes = JobChanges(settings.postgres_dsn)
