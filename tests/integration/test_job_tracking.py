@@ -147,18 +147,13 @@ async def test_text_in_progress_is_logged_exactly_as_sent(settings, tracker):
     ]  # fmt: skip
     await send(settings, request(job_id), *events)
     await wait_for_job(settings.postgres_dsn, job_id, state="SUCCEEDED")
-    logged = await fetch_all(
-        settings.postgres_dsn,
-        "SELECT * FROM job_progress WHERE job_id = %s AND seq > 0 ORDER BY seq",
-        job_id,
-    )
-    while len(logged) < len(events):  # the late FAILED may be folded a batch later
-        await asyncio.sleep(0.2)
-        logged = await fetch_all(
+    async with asyncio.timeout(30):  # the late FAILED may be folded a batch later
+        while len(logged := await fetch_all(
             settings.postgres_dsn,
             "SELECT * FROM job_progress WHERE job_id = %s AND seq > 0 ORDER BY seq",
             job_id,
-        )
+        )) < len(events):  # fmt: skip
+            await asyncio.sleep(0.2)
     for row, event in zip(logged, events, strict=True):
         assert (row["seq"], row["event_id"], row["state"]) == (event.seq, event.event_id,
                                                                event.state.value)  # fmt: skip

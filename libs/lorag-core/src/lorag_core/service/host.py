@@ -43,8 +43,9 @@ Hook = Callable[["Runtime"], Awaitable[None]]
 # few dozen events. The tracker's projection of `bench events`' 100,000 progress events read
 # 18,831-22,372 events/s (median 20,640) with these thresholds and 18,403-19,849 (median
 # 18,796) with Python's, in six alternating rounds of `bench.events.projection_rate` on
-# 2 cores; they won all six. Garbage in cycles lives a little longer: the tracker's peak RSS
-# over that projection rose by 1.3-1.4 MiB (157.6 to 158.9, 160.4 to 161.8; two rounds each).
+# 2 cores, this constant edited between rounds; they won all six. Garbage in cycles lives a
+# little longer: the tracker's peak RSS over that projection rose by 1.3-1.4 MiB (157.6 to
+# 158.9, 160.4 to 161.8; two rounds each).
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
