@@ -1,6 +1,7 @@
 """`free_port`: ports servers are started on, chosen where no outgoing connection can take them
 between the choice and the server's bind."""
 
+import itertools
 import socket
 
 from lorag_local import _process
@@ -20,10 +21,22 @@ def test_a_port_in_use_is_passed_over(monkeypatch):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         taken = busy.getsockname()[1]
-        picks = iter([taken, taken, taken + 1 if taken < 65535 else taken - 1])
-        monkeypatch.setattr(_process._random, "randrange", lambda *_: next(picks))
+        # The taken port twice, then any other: a neighbour may be busy too, or handed out
+        # already by an earlier test in this process (CI once drew such a neighbour).
+        others = (p for p in range(_process.PORTS_FROM, 65535) if p != taken)
+        picks = itertools.chain([taken, taken], others)
+        drawn: list[int] = []
+
+        def draw(*_: int) -> int:
+            drawn.append(next(picks))
+            return drawn[-1]
+
+        monkeypatch.setattr(_process._random, "randrange", draw)
         monkeypatch.setattr(_process, "_ephemeral_start", lambda: 65535)
-        assert free_port() != taken
+        port = free_port()
+        assert drawn[:2] == [taken, taken]
+        assert port != taken
+        assert port == drawn[-1]
 
 
 def test_without_room_below_the_range_the_os_picks(monkeypatch, tmp_path):
