@@ -203,6 +203,11 @@ class Settings(BaseSettings):
         description="Shared secret services demand of each other on their HTTP APIs "
         "(Authorization: Bearer); the gateway and admin tools present it.",
     )
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio",
+        description="The event loop a service runs on: Python's own (asyncio) or uvloop "
+        "(libuv, written in C) (LORAG_EVENT_LOOP).",
+    )
     db_migrate_on_start: bool = Field(
         default=True,
         description="Apply pending schema migrations at start. Off where a release runs them "
