@@ -24,8 +24,10 @@ def test_the_service_runs_on_the_loop_named(name, kind):
 
 
 def test_the_setting_is_read_and_checked(monkeypatch):
-    monkeypatch.setenv("LORAG_EVENT_LOOP", "uvloop")
+    monkeypatch.delenv("LORAG_EVENT_LOOP", raising=False)
     assert Settings().event_loop == "uvloop"
+    monkeypatch.setenv("LORAG_EVENT_LOOP", "asyncio")
+    assert Settings().event_loop == "asyncio"
     monkeypatch.setenv("LORAG_EVENT_LOOP", "trio")
     with pytest.raises(ValueError, match="event_loop"):
         Settings()
