@@ -203,15 +203,6 @@ class Settings(BaseSettings):
         description="Shared secret services demand of each other on their HTTP APIs "
         "(Authorization: Bearer); the gateway and admin tools present it.",
     )
-    # uvloop: a rag-service answered `bench rag`'s top-5 queries on its 11,324-chunk KB at a
-    # p50 of 11.61 ms against 12.51 on asyncio, with 0.6 ms less CPU a query (medians of four
-    # alternating rounds of bench.rag.api_latencies, a fresh service each, LORAG_EVENT_LOOP
-    # switching). The tracker's projection was unchanged (22,933 against 22,911 events/s).
-    event_loop: Literal["asyncio", "uvloop"] = Field(
-        default="uvloop",
-        description="The event loop a service runs on: uvloop (libuv, written in C) or Python's "
-        "own (asyncio) (LORAG_EVENT_LOOP).",
-    )
     db_migrate_on_start: bool = Field(
         default=True,
         description="Apply pending schema migrations at start. Off where a release runs them "

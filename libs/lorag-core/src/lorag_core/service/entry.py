@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from collections.abc import Callable
 
 from lorag_core.service.host import ServiceHost
 from lorag_core.settings import Settings
@@ -25,14 +24,4 @@ def serve(
     )
     register_job_tracker(host)
     register(host)
-    run_on(settings.event_loop, host.run())
-
-
-def run_on(loop: Literal["asyncio", "uvloop"], main: Coroutine[Any, Any, None]) -> None:
-    """Run `main` to completion on a new event loop of that kind."""
-    if loop == "uvloop":
-        import uvloop
-
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
+    asyncio.run(host.run())

@@ -235,8 +235,6 @@ class ServiceHost:
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
         settings = self.settings
-        loop = type(asyncio.get_running_loop())
-        log.info("%s starting on %s.%s", self.service, loop.__module__, loop.__qualname__)
         await prepare_schema(settings)
         self.runtime.pool = await open_pool(
             settings.postgres_dsn,
