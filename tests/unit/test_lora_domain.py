@@ -25,7 +25,7 @@ from lorag_lora.domain.datasets import DatasetInvalid, Example, parse_file
 from lorag_lora.domain.registry import AdapterRef, BadReference, created_event_id, parse_ref
 
 ENC = Encoder(
-    encode=lambda text: [ord(c) % 50 + 3 for c in text],
+    encode=lambda texts: [[ord(c) % 50 + 3 for c in text] for text in texts],
     render_prompt=lambda messages: fallback_prompt(
         [{"role": r, "content": c} for r, c in messages]
     ),

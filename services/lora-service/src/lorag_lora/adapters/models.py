@@ -62,7 +62,7 @@ class BaseModel:
             return fallback_prompt(turns)
 
         return Encoder(
-            encode=lambda text: tok.encode(text, add_special_tokens=False),
+            encode=lambda texts: tok(texts, add_special_tokens=False)["input_ids"],
             render_prompt=render, bos_id=tok.bos_token_id, eos_id=tok.eos_token_id,
             pad_id=tok.pad_token_id,
         )  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +45,7 @@ class Batch:
 class Encoder:
     """How text becomes token ids: the tokenizer's functions, kept apart from its class."""
 
-    encode: Callable[[str], list[int]]
+    encode: Callable[[list[str]], list[list[int]]]  # each text's ids, in one call
     render_prompt: Callable[[Messages], str]
     bos_id: int | None
     eos_id: int
@@ -70,10 +70,22 @@ def split(examples: list[Example], eval_ratio: float, seed: int) -> tuple[list, 
 def encode_all(
     examples: list[Example], enc: Encoder, max_len: int, policy: str
 ) -> tuple[list[TokenRow], int]:
-    """Token ids and labels of each example; returns them and how many were truncated."""
+    """Token ids and labels of each example; returns them and how many were truncated.
+
+    Every text goes to the tokenizer in one call: a fast tokenizer encodes a list faster than
+    text by text (bench lora's 4,800 paragraphs on the tiny base's tokenizer, eight alternating
+    rounds: median 0.22 s against 0.37 s).
+    """
+    texts: list[str] = []
+    for ex in examples:
+        if ex.text is not None:
+            texts.append(ex.text)
+        else:
+            texts += [enc.render_prompt(ex.messages[:-1]), ex.messages[-1][1]]
+    ids = iter(enc.encode(texts) if texts else [])
     out, too_long, longest = [], 0, 0
     for ex in examples:
-        seq = _encode(ex, enc)
+        seq = _row(ex, enc, ids)
         if len(seq.input_ids) > max_len:
             too_long, longest = too_long + 1, max(longest, len(seq.input_ids))
             seq = TokenRow(seq.input_ids[:max_len], seq.labels[:max_len])
@@ -86,13 +98,14 @@ def encode_all(
     return out, too_long
 
 
-def _encode(ex: Example, enc: Encoder) -> TokenRow:
+def _row(ex: Example, enc: Encoder, ids: Iterator[list[int]]) -> TokenRow:
+    """An example's row from its texts' ids, next in `ids` (one text, or a prompt and answer)."""
     head = [enc.bos_id] if enc.bos_id is not None else []
     if ex.text is not None:
-        ids = [*head, *enc.encode(ex.text), enc.eos_id]
-        return TokenRow(ids, list(ids))
-    prompt = head + enc.encode(enc.render_prompt(ex.messages[:-1]))
-    answer = [*enc.encode(ex.messages[-1][1]), enc.eos_id]
+        seq = [*head, *next(ids), enc.eos_id]
+        return TokenRow(seq, list(seq))
+    prompt = head + next(ids)
+    answer = [*next(ids), enc.eos_id]
     return TokenRow(prompt + answer, [IGNORE] * len(prompt) + answer)
 
 
