@@ -35,6 +35,7 @@ from lorag_lora.serving.app import create_app
 from lorag_lora.serving.engine import Choice, Engine
 
 CLIENTS, PER_CLIENT, TOKENS = 8, 3, 32
+CONCURRENT_ROUNDS = 3
 REPO = Path(__file__).resolve().parent.parent  # the client process imports `bench`
 QUESTIONS = ["What colour is the sky?", "Tell me about roses.", "Where does the road go?"]
 
@@ -148,13 +149,19 @@ async def measure(clients: Clients, engine: Engine, pristine: Any,
     await clients.chats([[(name, "Hi", 2) for name in names]])
     jobs = [(names[(c + i) % 3], QUESTIONS[(c + i) % 3], TOKENS) for c in range(CLIENTS)
             for i in range(PER_CLIENT)]  # fmt: skip
-    alone = await clients.chats([jobs])  # one client: the requests one at a time
-    alone_rate = alone["tokens"] / alone["seconds"]
-    together = await clients.chats(
-        [jobs[c * PER_CLIENT : (c + 1) * PER_CLIENT] for c in range(CLIENTS)], ttft=True
-    )
-    together_rate = together["tokens"] / together["seconds"]
-    ttfts: list[float] = together["ttfts_ms"]
+    alone_rates: list[float] = []
+    together_rates: list[float] = []
+    ttfts: list[float] = []
+    # Interleaved, best of: one round is about a second of serving, and this machine's speed
+    # swings more than that between runs minutes apart (one round each read 2.0-4.0).
+    for _ in range(CONCURRENT_ROUNDS):
+        alone = await clients.chats([jobs])  # one client: the requests one at a time
+        alone_rates.append(alone["tokens"] / alone["seconds"])
+        together = await clients.chats(
+            [jobs[c * PER_CLIENT : (c + 1) * PER_CLIENT] for c in range(CLIENTS)], ttft=True
+        )
+        together_rates.append(together["tokens"] / together["seconds"])
+        ttfts += together["ttfts_ms"]
     same = await clients.one_token([names[0]] * 40)
     switching = await clients.one_token([names[i % 2] for i in range(40)])
     switch_ms = max(0.0, percentile(switching, 0.5) - percentile(same, 0.5))
@@ -170,17 +177,22 @@ async def measure(clients: Clients, engine: Engine, pristine: Any,
         pairs.append((ours, plain))
     single, plain = max(p[0] for p in pairs), max(p[1] for p in pairs)
     return [
-        figure("lora_serving.concurrent_tokens_per_s", together_rate, "tokens/s",
-               baseline=alone_rate,
+        figure("lora_serving.concurrent_tokens_per_s", max(together_rates), "tokens/s",
+               baseline=max(alone_rates),
                baseline_is="the same requests one at a time, over HTTP from the same client "
-                           "process",
+                           f"process (best of {CONCURRENT_ROUNDS}, interleaved)",
                target=at_least(3.0, of="ratio", issue=14), n=len(jobs),
+               rounds=[round(r, 1) for r in together_rates],
+               baseline_rounds=[round(r, 1) for r in alone_rates],
                measures=f"{CLIENTS} streaming clients x {PER_CLIENT} requests of {TOKENS} "
-                        "tokens over 3 adapters, greedy, in a client process of their own"),
+                        "tokens over 3 adapters, greedy, in a client process of their own, "
+                        f"best of {CONCURRENT_ROUNDS}"),
         figure("lora_serving.ttft_p50_ms", percentile(ttfts, 0.5), "ms", target=None,
-               n=len(ttfts), measures=f"time to first token at {CLIENTS} concurrent clients"),
+               n=len(ttfts), measures=f"time to first token at {CLIENTS} concurrent clients, "
+                                     f"{CONCURRENT_ROUNDS} rounds"),
         figure("lora_serving.ttft_p99_ms", percentile(ttfts, 0.99), "ms", target=None,
-               n=len(ttfts), measures=f"time to first token at {CLIENTS} concurrent clients"),
+               n=len(ttfts), measures=f"time to first token at {CLIENTS} concurrent clients, "
+                                     f"{CONCURRENT_ROUNDS} rounds"),
         figure("lora_adapters.cached_switch_p50_ms", switch_ms, "ms",
                target=at_most(5.0, issue=14), n=len(switching),
                alternating_p50_ms=round(percentile(switching, 0.5), 2),
