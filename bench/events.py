@@ -133,8 +133,20 @@ def progress_events() -> list[JobProgress]:
     return out
 
 
+def producer_headers(traces: dict[str, str], job_id: str) -> list[tuple[str, bytes]]:
+    """The headers our services' progress events carry (FastStream's publish in a job's trace):
+    the content type, a correlation id, and a traceparent with the job's trace id."""
+    trace_id = traces.setdefault(job_id, uuid.uuid4().hex)
+    return [
+        ("content-type", b"application/json"),
+        ("correlation_id", str(uuid.uuid4()).encode()),
+        ("traceparent", f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01".encode()),
+    ]
+
+
 async def projection_rate(settings: Settings, events: list[JobProgress], logs: Path) -> float:
     """Publish every event with the tracker down, then time the tracker projecting them all.
+    Each carries the headers our services' progress events carry (`producer_headers`).
 
     The clock is Postgres's own: a fold stamps its log rows with its transaction's start
     (`recorded_at`), so the rate is the events of every batch but the last over the time from
@@ -144,11 +156,14 @@ async def projection_rate(settings: Settings, events: list[JobProgress], logs: P
     the tracker on a 2-core machine, where the raw baseline runs with no observer.
     """
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5)
+    traces: dict[str, str] = {}
     await producer.start()
     try:
-        sends = [
-            await producer.send(JOB_PROGRESS, e.to_bytes(), key=e.job_id.encode()) for e in events
-        ]
+        sends = []
+        for e in events:
+            headers = producer_headers(traces, e.job_id)
+            key = e.job_id.encode()
+            sends.append(await producer.send(JOB_PROGRESS, e.to_bytes(), key=key, headers=headers))
         await asyncio.gather(*sends)
     finally:
         await producer.stop()
