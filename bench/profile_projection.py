@@ -24,7 +24,7 @@ from lorag_core.contracts import JobProgress
 from lorag_core.db import dead_letters, jobs
 from lorag_core.db.changes import CHANNEL as CHANGED_CHANNEL
 from lorag_core.db.pool import open_pool
-from lorag_core.domain.job_state import JobPosition, JobState, Verdict
+from lorag_core.domain.job_state import JobPosition, JobState
 from lorag_core.messaging.delivery import counted_keys, decode
 from lorag_core.settings import Settings
 from lorag_core.tracker import PROGRESS_BATCH
@@ -120,18 +120,12 @@ async def timed_apply_progress(conn, events: list[JobProgress]) -> None:
             rows = await cur.fetchall()
     with step("fold: python (advance + rows)"):
         positions = {r["job_id"]: JobPosition(JobState(r["state"]), r["last_seq"]) for r in rows}
-        log_rows, newest = [], {}
-        for event in sorted(events, key=lambda e: (e.job_id, e.seq)):
-            position, verdict = positions[event.job_id].advance(event.seq, event.state)
-            positions[event.job_id] = position
-            log_rows.append(jobs._copy_row(event, verdict))
-            if verdict is Verdict.APPLIED:
-                newest[event.job_id] = (event, position)
-        arrays = jobs._position_arrays(newest)
+        folded = jobs.fold(events, positions)
+        arrays = jobs._position_arrays(folded.newest)
     async with conn.cursor() as c:
         with step("fold: COPY log rows"):
             async with c.copy(jobs.COPY_PROGRESS) as copy:
-                for row in log_rows:
+                for row in folded.log_rows:
                     await copy.write_row(row)
         with step("fold: FOLD_BATCH statement"):
             await c.execute(jobs.FOLD_BATCH, (*arrays, CHANGED_CHANNEL))

@@ -5,12 +5,14 @@ consumer to the failed batch (dropping the one fetched meanwhile) without commit
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from lorag_core.contracts import JobProgress
-from lorag_core.messaging.delivery import Delivery
+from lorag_core.messaging.delivery import Delivery, Rejected
 
 TOPIC = "job.progress"
 
@@ -136,3 +138,71 @@ async def test_a_batch_stuck_past_the_drain_timeout_is_abandoned_uncommitted() -
     await asyncio.wait_for(waiting, 1)  # the next batch's handler returns too: the process stops
     assert consumer.commits == []
     assert (TopicPartition(TOPIC, 0), 9) in consumer.seeks
+
+
+async def test_a_batch_is_prepared_while_its_predecessor_is_handled_then_its_work_runs() -> None:
+    consumer, prepared, handled = FakeConsumer(), [], []
+    release_first = asyncio.Event()
+
+    async def handler(events: list[JobProgress]) -> None:
+        handled.append(("handler", [e.job_id for e in events]))
+
+    def prepare(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
+        ids = [e.job_id for e in events]
+        prepared.append(ids)
+
+        async def work() -> None:
+            if ids == ["j-0-0"]:
+                await release_first.wait()  # Postgres is slow on the first batch
+            handled.append(("prepared", ids))
+
+        return work
+
+    pipeline = delivery()
+    await pipeline.pipelined_batch(batch(consumer, (0, 0)), JobProgress, handler, prepare)
+    second = asyncio.create_task(
+        pipeline.pipelined_batch(batch(consumer, (0, 1), (1, 0)), JobProgress, handler, prepare)
+    )
+    await asyncio.sleep(0.01)
+    assert prepared == [["j-0-0"], ["j-0-1", "j-1-0"]], "prepared before its predecessor ended"
+    assert handled == [] and not second.done()
+    release_first.set()
+    await second
+    await pipeline.drain()
+    assert handled == [("prepared", ["j-0-0"]), ("prepared", ["j-0-1", "j-1-0"])]
+    assert consumer.commits[-1] == {TopicPartition(TOPIC, 0): 2, TopicPartition(TOPIC, 1): 1}
+
+
+async def test_a_prepared_batch_a_record_poisons_goes_to_the_handler_record_by_record() -> None:
+    consumer, handled = FakeConsumer(), []
+
+    async def handler(events: list[JobProgress]) -> None:
+        handled.append([e.job_id for e in events])
+
+    def prepare(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
+        async def work() -> None:
+            raise Rejected("INVALID_CONTRACT", "one of these poisons the batch")
+
+        return work
+
+    pipeline = delivery()
+    await pipeline.pipelined_batch(batch(consumer, (0, 3), (0, 4)), JobProgress, handler, prepare)
+    await pipeline.drain()
+    assert handled == [["j-0-3"], ["j-0-4"]]
+    assert consumer.commits == [{TopicPartition(TOPIC, 0): 5}]
+
+
+async def test_a_batch_whose_preparation_fails_comes_again() -> None:
+    consumer = FakeConsumer()
+
+    async def handler(events: list[JobProgress]) -> None:
+        raise AssertionError("not handled: its preparation failed")
+
+    def prepare(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
+        raise RuntimeError("a bug")
+
+    pipeline = delivery()
+    with pytest.raises(RuntimeError):
+        await pipeline.pipelined_batch(batch(consumer, (1, 8)), JobProgress, handler, prepare)
+    await pipeline.drain()
+    assert consumer.commits == [] and consumer.seeks == [(TopicPartition(TOPIC, 1), 8)]

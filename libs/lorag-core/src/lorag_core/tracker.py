@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ from psycopg import AsyncConnection
 
 from lorag_core.contracts import JobCancelRequested, JobProgress, JobRequested
 from lorag_core.db import jobs
+from lorag_core.domain.job_state import JobPosition
 from lorag_core.messaging.delivery import records_of
 from lorag_core.messaging.topics import JOB_CANCEL, JOB_PROGRESS, JOB_REQUESTED
 from lorag_core.service.host import Runtime, ServiceHost
@@ -38,6 +39,7 @@ from lorag_core.telemetry import (
 
 TRACKER_GROUP = "lorag.job-tracker"
 PROGRESS_BATCH = 2000
+NEW_JOB = JobPosition()  # where a job's row stands before its first progress event
 log = logging.getLogger(__name__)
 # Fault injection for the stall test: hold each progress transaction open, so a test can freeze
 # the process inside one.
@@ -71,17 +73,60 @@ async def record_request(runtime: Runtime, event: JobRequested) -> None:
             log.info("request already recorded; this delivery changes nothing")
 
 
-async def record_progress(runtime: Runtime, events: list[JobProgress]) -> None:
+class Whereabouts:
+    """Where this tracker last left the jobs whose progress it folds, so that it can fold a
+    batch ahead, while Postgres still folds the one before (on a 2-core machine the fold's
+    Python work waited on Postgres, and Postgres on it). Only a guess: the fold's transaction
+    applies the batch folded ahead only if the locked jobs stand where it was folded from.
+
+    Jobs it never saw are guessed where a new job stands; finished jobs are forgotten (their
+    late events are folded in their transaction), and all are beyond JOBS_KEPT in flight.
+    """
+
+    JOBS_KEPT = 100_000
+
+    def __init__(self) -> None:
+        self._at: dict[str, JobPosition] = {}
+
+    def fold_ahead(self, events: list[JobProgress]) -> jobs.Fold:
+        start = {e.job_id: self._at.get(e.job_id, NEW_JOB) for e in events}
+        folded = jobs.fold(events, start)
+        self.learn(folded)
+        return folded
+
+    def learn(self, folded: jobs.Fold) -> None:
+        for job_id, position in folded.positions().items():
+            if position.state.is_terminal:
+                self._at.pop(job_id, None)
+            else:
+                self._at[job_id] = position
+        if len(self._at) > self.JOBS_KEPT:
+            self._at.clear()
+
+
+async def record_progress(
+    runtime: Runtime,
+    events: list[JobProgress],
+    whereabouts: Whereabouts | None = None,
+    ahead: jobs.Fold | None = None,
+) -> None:
     """Fold a batch of progress events into the jobs in one transaction (three round trips:
-    the idle limit with locking the jobs, the fold, the commit)."""
+    the idle limit with locking the jobs, the fold, the commit). `ahead`: the batch folded
+    ahead by `whereabouts`, which learns where the jobs really stood when it guessed wrong."""
     idle_ms = runtime.settings.postgres.tracker_idle_in_transaction_ms
     async with runtime.db.connection() as conn:
-        ended = await jobs.apply_progress(conn, events, idle_in_transaction_ms=idle_ms)
+        folded = await jobs.apply_progress(
+            conn, events, idle_in_transaction_ms=idle_ms, guess=ahead
+        )
         if _HOLD_IN_TRANSACTION_S:
             log.warning("holding the progress transaction %.0fs (fault injection)",
                         _HOLD_IN_TRANSACTION_S)  # fmt: skip
             await asyncio.sleep(_HOLD_IN_TRANSACTION_S)
-    for job_id, state in ended:
+    if folded is None:
+        return
+    if whereabouts is not None and folded is not ahead:
+        whereabouts.learn(folded)
+    for job_id, state in folded.ended:
         with job_context(job_id):
             log.info("job finished: %s", state)
 
@@ -107,12 +152,18 @@ def register_job_tracker(host: ServiceHost) -> None:
         (record,) = records_of(message)
         await requests.one(record, JobRequested, lambda e: record_request(runtime, e))
 
+    whereabouts = Whereabouts()
+
+    def fold_ahead(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
+        folded = whereabouts.fold_ahead(events)
+        return lambda: record_progress(runtime, events, whereabouts, folded)
+
     @host.at_least_once(JOB_PROGRESS, progress, batch_size=PROGRESS_BATCH, pipelined=True)
     async def on_job_progress(message: KafkaMessage) -> None:
-        """At least once, in batches (each folded while the next is fetched and decoded);
-        idempotent by (job id, sequence)."""
+        """At least once, in batches (each fetched, decoded and folded ahead while the one
+        before is folded in Postgres); idempotent by (job id, sequence)."""
         await progress.pipelined_batch(
-            message, JobProgress, lambda es: record_progress(runtime, es)
+            message, JobProgress, lambda es: record_progress(runtime, es, whereabouts), fold_ahead
         )
 
     @host.at_least_once(JOB_CANCEL, cancels)

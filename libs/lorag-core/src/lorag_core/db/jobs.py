@@ -6,7 +6,9 @@ consumer commits its effects together and acknowledges the message only afterwar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -139,20 +141,56 @@ async def record_requested(
     return bool(row and row["created"])
 
 
+@dataclass(frozen=True)
+class Fold:
+    """A batch of progress events folded from where its jobs stood (`start`, every job of the
+    batch): each event's log row with its verdict, and each moved job's newest event and
+    position. A pure function of the events and `start` (see `fold`)."""
+
+    start: dict[str, JobPosition]
+    log_rows: list[tuple[Any, ...]]
+    newest: dict[str, tuple[JobProgress, JobPosition]]
+
+    @property
+    def ended(self) -> list[tuple[str, JobState]]:
+        """The jobs this batch moved into a terminal state, with that state."""
+        return [(job_id, p.state) for job_id, (_, p) in self.newest.items() if p.state.is_terminal]
+
+    def positions(self) -> dict[str, JobPosition]:
+        """Where each of the batch's jobs stands after it."""
+        return self.start | {job_id: p for job_id, (_, p) in self.newest.items()}
+
+
+def fold(events: Sequence[JobProgress], start: Mapping[str, JobPosition]) -> Fold:
+    """Fold the events, each job's in sequence order, from the jobs' `start` positions."""
+    positions = dict(start)
+    log_rows, newest = [], {}
+    for event in sorted(events, key=attrgetter("job_id", "seq")):
+        position, verdict = positions[event.job_id].advance(event.seq, event.state)
+        positions[event.job_id] = position
+        log_rows.append(_copy_row(event, verdict))
+        if verdict is Verdict.APPLIED:
+            newest[event.job_id] = (event, position)
+    return Fold(dict(start), log_rows, newest)
+
+
 async def apply_progress(
     conn: AsyncConnection[Any],
     events: Sequence[JobProgress],
     *,
     idle_in_transaction_ms: int | None = None,
-) -> list[tuple[str, JobState]]:
+    guess: Fold | None = None,
+) -> Fold | None:
     """Fold progress events into jobs and the log; duplicates and late events change nothing.
-    Returns the jobs this batch ended (moved into a terminal state), with that state.
+    Returns the fold applied (None for no events): `ended` says which jobs it finished.
 
-    `idle_in_transaction_ms`, when given, is set as the transaction's idle limit, pipelined
-    with its first statements.
+    `guess`, a fold of the same events made ahead of time from where the caller believed the
+    jobs stood, is applied as it is when the jobs, locked, stand exactly there; otherwise the
+    events are folded again from where they do stand. `idle_in_transaction_ms`, when given, is
+    set as the transaction's idle limit, pipelined with its first statements.
     """
     if not events:
-        return []
+        return None
     job_ids = sorted({e.job_id for e in events})
     # Three round trips a batch: lock the jobs (pipelined), COPY the log, fold (FOLD_BATCH).
     # (The log rows could travel as one JSON or array parameter of FOLD_BATCH instead, saving
@@ -176,21 +214,14 @@ async def apply_progress(
         )
         rows = await cur.fetchall()
     positions = {r["job_id"]: JobPosition(JobState(r["state"]), r["last_seq"]) for r in rows}
-
-    log_rows, newest = [], {}
-    for event in sorted(events, key=lambda e: (e.job_id, e.seq)):
-        position, verdict = positions[event.job_id].advance(event.seq, event.state)
-        positions[event.job_id] = position
-        log_rows.append(_copy_row(event, verdict))
-        if verdict is Verdict.APPLIED:
-            newest[event.job_id] = (event, position)
+    folded = guess if guess is not None and guess.start == positions else fold(events, positions)
 
     async with conn.cursor() as c:
         async with c.copy(COPY_PROGRESS) as copy:
-            for row in log_rows:
+            for row in folded.log_rows:
                 await copy.write_row(row)
-        await c.execute(FOLD_BATCH, (*_position_arrays(newest), CHANGED_CHANNEL))
-    return [(job_id, p.state) for job_id, (_, p) in newest.items() if p.state.is_terminal]
+        await c.execute(FOLD_BATCH, (*_position_arrays(folded.newest), CHANGED_CHANNEL))
+    return folded
 
 
 def _position_arrays(newest: dict[str, tuple[JobProgress, JobPosition]]) -> list[list[Any]]:
