@@ -82,10 +82,11 @@ class Lane:
     def width(self) -> int:
         return 0 if self.cache is None else self.cache.get_seq_length()
 
-    def join(self, row: Row, cache: DynamicCache) -> None:
-        """Add a prefilled row: pad the shorter of its cache and the batch's on the left."""
+    def join(self, rows: list[Row], cache: DynamicCache) -> None:
+        """Add prefilled rows (their cache, one row each): pad the shorter of it and the
+        batch's on the left."""
         if self.cache is None:
-            self.cache, self.rows = cache, [row]
+            self.cache, self.rows = cache, list(rows)
             return
         extra = cache.get_seq_length() - self.width
         for mine, theirs in zip(_layers(self.cache), _layers(cache), strict=True):
@@ -95,7 +96,7 @@ class Lane:
             elif extra < 0:
                 b_k, b_v = F.pad(b_k, (0, 0, -extra, 0)), F.pad(b_v, (0, 0, -extra, 0))
             mine.keys, mine.values = torch.cat([a_k, b_k]), torch.cat([a_v, b_v])
-        self.rows.append(row)
+        self.rows.extend(rows)
 
     def keep(self, keep: list[int]) -> None:
         """Drop the other rows, and the padding columns no remaining row needs."""
@@ -215,34 +216,66 @@ class Scheduler:
                 self._lanes.clear()
 
     def _admit(self) -> None:
-        """Prefill waiting requests while there are free slots; they join at the next step."""
-        while self.running < self.max_batch:
+        """Prefill the waiting requests there are free slots for, each model's together in one
+        forward pass; they join their model's batch at the next step."""
+        while (free := self.max_batch - self.running) > 0:
             with self._wake:
-                if not self._waiting:
-                    return
-                row = self._waiting.popleft()
-            if row.gen.cancelled:
-                self._finish(row, None)
-                continue
-            self._flush()  # the running rows' text must not wait for this prefill
-            try:
-                cache, logits = self._prefill(row)
-            except Exception as exc:
-                self._finish(row, Failed(exc))
-                continue
-            if self._accept(row, logits[0]):
-                lane = self._lanes.setdefault(id(row.target.model), Lane(row.target.model))
-                lane.join(row, cache)
+                rows = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
+            if not rows:
+                return
+            self._flush()  # the running rows' text must not wait for these prefills
+            together: dict[int, list[Row]] = {}
+            for row in rows:
+                if row.gen.cancelled:
+                    self._finish(row, None)
+                    continue
+                try:
+                    if row.target.prepare is not None:
+                        row.target.prepare()
+                except Exception as exc:  # its adapter would not load: this request fails
+                    self._finish(row, Failed(exc))
+                    continue
+                together.setdefault(id(row.target.model), []).append(row)
+            for group in together.values():
+                self._start(group)
 
-    def _prefill(self, row: Row) -> tuple[DynamicCache, torch.Tensor]:
-        if row.target.prepare is not None:
-            row.target.prepare()
+    def _start(self, rows: list[Row]) -> None:
+        """Prefill rows of one model and let those not finished at once join its batch."""
+        try:
+            cache, logits = self._prefill(rows)
+        except Exception as exc:
+            for row in rows:
+                self._finish(row, Failed(exc))
+            return
+        started = Lane(rows[0].target.model, rows, cache)
+        keep = [i for i, row in enumerate(rows) if self._accept(row, logits[i])]
+        if len(keep) < len(rows):
+            started.keep(keep)
+        if started.cache is not None:
+            lane = self._lanes.setdefault(id(started.model), Lane(started.model))
+            lane.join(started.rows, started.cache)
+
+    def _prefill(self, rows: list[Row]) -> tuple[DynamicCache, torch.Tensor]:
+        """One forward pass over the rows' prompts, left-padded to the longest as a lane's cache
+        is (a row's own positions, a mask hiding the padding); each row's next-token logits."""
         cache = DynamicCache()
-        ids = torch.tensor([row.prompt], device=self.device)
-        model = row.target.model
-        out = model([row.target.adapter], input_ids=ids, cache=cache, use_cache=True,
-                    logits_to_keep=1)  # fmt: skip
-        row.cached = len(row.prompt)
+        model, adapters = rows[0].target.model, [r.target.adapter for r in rows]
+        if len(rows) == 1:
+            ids = torch.tensor([rows[0].prompt], device=self.device)
+            out = model(adapters, input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+        else:
+            width = max(len(r.prompt) for r in rows)
+            ids = torch.tensor([[0] * (width - len(r.prompt)) + r.prompt for r in rows],
+                               device=self.device)  # fmt: skip
+            pad = torch.tensor([width - len(r.prompt) for r in rows], device=self.device)
+            columns = torch.arange(width, device=self.device)[None, :]
+            out = model(
+                adapters, input_ids=ids, attention_mask=(columns >= pad[:, None]).long(),
+                position_ids=(columns - pad[:, None]).clamp(min=0), cache=cache, use_cache=True,
+                logits_to_keep=1,
+            )  # fmt: skip
+        for row in rows:
+            row.cached = len(row.prompt)
         return cache, out.logits[:, -1, :]
 
     def _decode(self, lane: Lane) -> None:
