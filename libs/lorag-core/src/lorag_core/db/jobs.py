@@ -229,7 +229,7 @@ def _position_arrays(newest: dict[str, tuple[JobProgress, JobPosition]]) -> list
     columns: list[list[Any]] = [[] for _ in POSITION_ARRAYS]
     for job_id, (event, position) in newest.items():
         values = (
-            job_id, position.state.value, position.seq, event.stage, event.percent,
+            job_id, position.state, position.seq, event.stage, event.percent,
             event.eta_seconds, _json(event.metrics), event.message,
             event.result.model_dump_json() if event.result else None,
             event.error.model_dump_json() if event.error else None, position.state.is_terminal,
@@ -353,7 +353,7 @@ def _copy_row(event: JobProgress, verdict: Verdict) -> tuple[Any, ...]:
         event.job_id,
         event.seq,
         event.event_id,
-        event.state.value,
+        event.state,  # a StrEnum: COPY writes it as the str it is, without the enum's .value
         event.producer,
         event.stage,
         event.percent,
@@ -362,7 +362,7 @@ def _copy_row(event: JobProgress, verdict: Verdict) -> tuple[Any, ...]:
         event.message,
         event.result.model_dump_json() if event.result else None,
         event.error.model_dump_json() if event.error else None,
-        verdict.value,
+        verdict,
         event.occurred_at.isoformat(),  # text: psycopg's datetime dumper took 1.5 us a row
     )
 
