@@ -75,6 +75,29 @@ def test_every_consumer_group_joins_with_the_membership_settings(monkeypatch):
     assert calls[0]["batch"] and calls[0]["max_records"] == 10 and "batch" not in calls[1]
 
 
+def test_the_trackers_progress_batches_fetch_room_for_a_whole_batch(monkeypatch):
+    """Kafka's default fetch (1 MiB of a partition) held about 2,000 progress events: the
+    progress subscriber asks for room for PROGRESS_BATCH of them; the other groups keep it."""
+    from lorag_core.service.host import ServiceHost
+    from lorag_core.tracker import PROGRESS_BATCH, PROGRESS_FETCH_BYTES, register_job_tracker
+
+    host = ServiceHost("probe", Settings())
+    calls: dict[str, dict] = {}
+
+    def subscriber(topic: str, **kw: object):
+        calls[topic] = kw
+        return lambda handler: handler
+
+    monkeypatch.setattr(host.broker, "subscriber", subscriber)
+    register_job_tracker(host)
+    assert set(calls) == {"job.requested", "job.progress", "job.cancel"}
+    progress = calls["job.progress"]
+    assert progress["max_records"] == PROGRESS_BATCH
+    assert progress["max_partition_fetch_bytes"] == PROGRESS_FETCH_BYTES >= PROGRESS_BATCH * 1000
+    assert "max_partition_fetch_bytes" not in calls["job.requested"]
+    assert "max_partition_fetch_bytes" not in calls["job.cancel"]
+
+
 def test_a_batch_subscriber_waits_the_batch_wait_not_faststreams_200_ms(monkeypatch):
     """FastStream sleeps a batch subscriber's timeout again after an empty wait: its 200 ms
     default delayed a job's recorded SUCCEEDED by up to 0.6 s (a bench re-ingest read 0.69 s

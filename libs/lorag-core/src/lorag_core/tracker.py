@@ -38,7 +38,15 @@ from lorag_core.telemetry import (
 )
 
 TRACKER_GROUP = "lorag.job-tracker"
-PROGRESS_BATCH = 2000
+# Progress events folded in one transaction. Per batch, the tracker waits on a few round trips
+# (the attempt count, the lock, COPY, the fold, the commit) with neither it nor Postgres busy, so
+# larger batches leave fewer such waits: bench events' 100,000 events projected 20,027-27,117
+# events/s (median 23,714) in batches of 4,000 against 18,345-24,884 (median 20,601) in batches
+# of 2,000, four alternating rounds of the tracker as a process, at the same CPU per event.
+PROGRESS_BATCH = 4000
+# A fetch brings at most this much of a partition: a progress event is about 500 bytes on the
+# wire with its headers, so Kafka's default of 1 MiB held about 2,000 of them.
+PROGRESS_FETCH_BYTES = 4 * 2**20
 NEW_JOB = JobPosition()  # where a job's row stands before its first progress event
 log = logging.getLogger(__name__)
 # Fault injection for the stall test: hold each progress transaction open, so a test can freeze
@@ -158,7 +166,13 @@ def register_job_tracker(host: ServiceHost) -> None:
         folded = whereabouts.fold_ahead(events)
         return lambda: record_progress(runtime, events, whereabouts, folded)
 
-    @host.at_least_once(JOB_PROGRESS, progress, batch_size=PROGRESS_BATCH, pipelined=True)
+    @host.at_least_once(
+        JOB_PROGRESS,
+        progress,
+        batch_size=PROGRESS_BATCH,
+        fetch_bytes=PROGRESS_FETCH_BYTES,
+        pipelined=True,
+    )
     async def on_job_progress(message: KafkaMessage) -> None:
         """At least once, in batches (each fetched, decoded and folded ahead while the one
         before is folded in Postgres); idempotent by (job id, sequence)."""

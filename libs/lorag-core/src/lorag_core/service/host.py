@@ -174,13 +174,16 @@ class ServiceHost:
         delivery: Delivery,
         *,
         batch_size: int | None = None,
+        fetch_bytes: int | None = None,
         pipelined: bool = False,
     ) -> Any:
         """Subscribe a consumer group: offsets commit only after the handler returned.
 
         The handler receives raw bytes (decoding is the Delivery's, so it can dead-letter them);
-        with `batch_size`, it receives up to that many records at once. Membership timeouts come
-        from the Kafka settings: they bound how long a frozen member can hold its partitions.
+        with `batch_size`, it receives up to that many records at once (`fetch_bytes`: the most
+        a fetch brings of one partition, Kafka's 1 MiB unless given, room enough for them).
+        Membership timeouts come from the Kafka settings: they bound how long a frozen member can
+        hold its partitions.
         `pipelined` (batches only): acks are manual, and the handler passes each batch to
         `Delivery.pipelined_batch`, which commits a batch's offsets once it was handled.
         """
@@ -200,6 +203,8 @@ class ServiceHost:
                 "max_records": batch_size,
                 "batch_timeout_ms": kafka.batch_wait_ms,
             }
+            if fetch_bytes:
+                batching["max_partition_fetch_bytes"] = fetch_bytes
         if pipelined and not batch_size:
             raise ValueError("a pipelined subscriber takes batches: give batch_size")
         acks = AckPolicy.MANUAL if pipelined else AckPolicy.NACK_ON_ERROR
