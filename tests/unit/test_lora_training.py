@@ -75,6 +75,16 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does():
     assert resumed.metrics["eval_loss"] == pytest.approx(straight.metrics["eval_loss"], rel=1e-6)
 
 
+def test_training_and_evaluation_build_no_kv_cache():
+    """A loss-only forward never reads a KV cache again: no pass asks the model for one."""
+    net, calls = model(), []
+    base = net.get_base_model()
+    base.register_forward_pre_hook(lambda _, args, kw: calls.append(kw), with_kwargs=True)
+    train(net, rows(), rows(8), PLAN, Recorder())
+    assert len(calls) == 20 + 4 * 2  # 20 steps, 4 evaluations of 2 batches each
+    assert all(kw.get("use_cache") is False for kw in calls)
+
+
 def test_the_loop_stops_when_asked():
     with pytest.raises(TrainingStopped):
         train(model(), rows(), [], PLAN, Recorder(stop_at=3))
