@@ -206,3 +206,43 @@ async def test_a_batch_whose_preparation_fails_comes_again() -> None:
         await pipeline.pipelined_batch(batch(consumer, (1, 8)), JobProgress, handler, prepare)
     await pipeline.drain()
     assert consumer.commits == [] and consumer.seeks == [(TopicPartition(TOPIC, 1), 8)]
+
+
+async def test_the_batch_being_handled_goes_on_between_slices_of_the_next_ones_decode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch's handling is statements in a row, each waiting for the thread: the next batch's
+    decode lets it go on after every DECODE_SLICE records, not only after the whole batch."""
+    from lorag_core.messaging import delivery as module
+
+    consumer, log = FakeConsumer(), []
+    real_decode = module.decode
+
+    def decode(record: ConsumerRecord, *args: object) -> object:
+        log.append("decoded")
+        return real_decode(record, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "decode", decode)
+
+    async def handler(events: list[JobProgress]) -> None:
+        if len(events) == 1:  # the first batch: one statement after another
+            for _ in range(8):
+                await asyncio.sleep(0)
+                log.append("statement")
+
+    pipeline = delivery()
+    await pipeline.pipelined_batch(batch(consumer, (0, 0)), JobProgress, handler)
+    log.clear()
+    size = 5 * module.DECODE_SLICE
+    big = batch(consumer, *[(0, o) for o in range(1, size + 1)])
+    await pipeline.pipelined_batch(big, JobProgress, handler)
+    await pipeline.drain()
+    assert log.count("decoded") == size and log.count("statement") == 8
+    runs, run = [], 0  # records decoded between two statements of the batch handled meanwhile
+    for entry in log[: max(i for i, e in enumerate(log) if e == "statement")]:
+        if entry == "decoded":
+            run += 1
+        else:
+            runs.append(run)
+            run = 0
+    assert max(runs) <= module.DECODE_SLICE and sum(runs) > 0, runs
