@@ -147,7 +147,7 @@ async def test_a_batch_is_prepared_while_its_predecessor_is_handled_then_its_wor
     async def handler(events: list[JobProgress]) -> None:
         handled.append(("handler", [e.job_id for e in events]))
 
-    def prepare(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
+    async def prepare(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
         ids = [e.job_id for e in events]
         prepared.append(ids)
 
@@ -179,7 +179,7 @@ async def test_a_prepared_batch_a_record_poisons_goes_to_the_handler_record_by_r
     async def handler(events: list[JobProgress]) -> None:
         handled.append([e.job_id for e in events])
 
-    def prepare(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
+    async def prepare(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
         async def work() -> None:
             raise Rejected("INVALID_CONTRACT", "one of these poisons the batch")
 
@@ -198,7 +198,7 @@ async def test_a_batch_whose_preparation_fails_comes_again() -> None:
     async def handler(events: list[JobProgress]) -> None:
         raise AssertionError("not handled: its preparation failed")
 
-    def prepare(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
+    async def prepare(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
         raise RuntimeError("a bug")
 
     pipeline = delivery()

@@ -1,8 +1,10 @@
 """A batch of progress is folded from where its jobs stand, and the tracker folds the next batch
 ahead from where it left the jobs: a pure fold, and a memory that only ever guesses."""
 
+import asyncio
+
 from lorag_core.contracts import JobError, JobProgress
-from lorag_core.db.jobs import fold
+from lorag_core.db.jobs import fold, fold_yielding
 from lorag_core.domain.job_state import JobPosition, JobState, Verdict
 from lorag_core.tracker import NEW_JOB, Whereabouts
 
@@ -71,3 +73,26 @@ def test_beyond_the_jobs_kept_it_forgets_them_all():
     assert where.fold_ahead([event("j0", 2)]).start == {"j0": JobPosition(RUNNING, 1)}
     where.fold_ahead([event("j3", 1)])  # the fourth job in flight
     assert where.fold_ahead([event("j1", 2)]).start == {"j1": NEW_JOB}
+
+
+async def test_folding_ahead_lets_the_event_loop_run_every_slice_and_folds_alike() -> None:
+    """The tracker folds ahead while the batch before is handled: in slices, so that batch's
+    next statement waits for one slice, not the whole fold; the fold itself is the same."""
+    events = [
+        event(f"j{i % 7}", i // 7 + 1, SUCCEEDED if i >= 112 else RUNNING) for i in range(119)
+    ]
+    start = {f"j{i}": NEW_JOB for i in range(7)}
+    turns: list[int] = []
+
+    async def other_work() -> None:
+        while True:
+            turns.append(1)
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    before = len(turns)
+    folded = await fold_yielding(events, start, every=25)
+    task.cancel()
+    assert folded == fold(events, start)
+    assert len(turns) - before == 119 // 25  # a turn after each slice of 25 but the last

@@ -47,6 +47,9 @@ PROGRESS_BATCH = 4000
 # A fetch brings at most this much of a partition: a progress event is about 500 bytes on the
 # wire with its headers, so Kafka's default of 1 MiB held about 2,000 of them.
 PROGRESS_FETCH_BYTES = 4 * 2**20
+# Progress events folded ahead between turns of the event loop (the fold's share of the work a
+# decode slice does: see DECODE_SLICE).
+FOLD_SLICE = 50
 NEW_JOB = JobPosition()  # where a job's row stands before its first progress event
 log = logging.getLogger(__name__)
 # Fault injection for the stall test: hold each progress transaction open, so a test can freeze
@@ -96,9 +99,19 @@ class Whereabouts:
     def __init__(self) -> None:
         self._at: dict[str, JobPosition] = {}
 
+    def start_of(self, events: list[JobProgress]) -> dict[str, JobPosition]:
+        """Where the events' jobs stand, as far as this tracker knows."""
+        return {e.job_id: self._at.get(e.job_id, NEW_JOB) for e in events}
+
     def fold_ahead(self, events: list[JobProgress]) -> jobs.Fold:
-        start = {e.job_id: self._at.get(e.job_id, NEW_JOB) for e in events}
-        folded = jobs.fold(events, start)
+        folded = jobs.fold(events, self.start_of(events))
+        self.learn(folded)
+        return folded
+
+    async def fold_ahead_yielding(self, events: list[JobProgress]) -> jobs.Fold:
+        """`fold_ahead` a slice at a time (FOLD_SLICE events), letting the event loop run
+        between slices: the batch before goes on with its statements meanwhile."""
+        folded = await jobs.fold_yielding(events, self.start_of(events), FOLD_SLICE)
         self.learn(folded)
         return folded
 
@@ -162,8 +175,8 @@ def register_job_tracker(host: ServiceHost) -> None:
 
     whereabouts = Whereabouts()
 
-    def fold_ahead(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
-        folded = whereabouts.fold_ahead(events)
+    async def fold_ahead(events: list[JobProgress]) -> Callable[[], Awaitable[None]]:
+        folded = await whereabouts.fold_ahead_yielding(events)
         return lambda: record_progress(runtime, events, whereabouts, folded)
 
     @host.at_least_once(

@@ -6,7 +6,8 @@ consumer commits its effects together and acknowledges the message only afterwar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -163,14 +164,41 @@ class Fold:
 
 def fold(events: Sequence[JobProgress], start: Mapping[str, JobPosition]) -> Fold:
     """Fold the events, each job's in sequence order, from the jobs' `start` positions."""
+    steps = fold_in_steps(events, start, every=len(events) + 1)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+async def fold_yielding(
+    events: Sequence[JobProgress], start: Mapping[str, JobPosition], every: int
+) -> Fold:
+    """`fold`, letting the event loop run after every `every` events."""
+    steps = fold_in_steps(events, start, every)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        await asyncio.sleep(0)
+
+
+def fold_in_steps(
+    events: Sequence[JobProgress], start: Mapping[str, JobPosition], every: int
+) -> Generator[None, None, Fold]:
+    """The fold, pausing (a bare yield) after every `every` events; it returns the Fold."""
     positions = dict(start)
     log_rows, newest = [], {}
-    for event in sorted(events, key=attrgetter("job_id", "seq")):
+    for n, event in enumerate(sorted(events, key=attrgetter("job_id", "seq")), 1):
         position, verdict = positions[event.job_id].advance(event.seq, event.state)
         positions[event.job_id] = position
         log_rows.append(_copy_row(event, verdict))
         if verdict is Verdict.APPLIED:
             newest[event.job_id] = (event, position)
+        if n % every == 0:
+            yield
     return Fold(dict(start), log_rows, newest)
 
 

@@ -177,7 +177,7 @@ class Delivery:
         message: Any,
         event_type: type[E],
         handler: Callable[[list[E]], Awaitable[None]],
-        prepare: Callable[[list[E]], Callable[[], Awaitable[None]]] | None = None,
+        prepare: Callable[[list[E]], Awaitable[Callable[[], Awaitable[None]]]] | None = None,
     ) -> None:
         """Like `batch`, for a subscriber with manual acks (`at_least_once(..., pipelined=True)`):
         a pipeline of depth two, so Kafka and decoding do not wait for Postgres.
@@ -190,7 +190,8 @@ class Delivery:
         meanwhile is dropped and comes again after it.
 
         `prepare`, when given, gets each batch's events as soon as they are decoded, so it too
-        runs while Postgres handles the predecessor; it returns the work that handles them in
+        runs while Postgres handles the predecessor (a coroutine, it too should let the event
+        loop run now and then, as the decode does); it returns the work that handles them in
         place of `handler(events)` (a batch handled record by record, to find a poisoned one,
         goes to `handler`).
         """
@@ -201,7 +202,7 @@ class Delivery:
             decoded = await self._decode_yielding(records, event_type)
             if prepare is not None and decoded.good:
                 await asyncio.sleep(0)
-                decoded.work = prepare([e for _, e in decoded.good])
+                decoded.work = await prepare([e for _, e in decoded.good])
         except BaseException:  # a bug, not a bad record: as a nack, the batch comes again
             _rewind(message.consumer, records)
             raise
