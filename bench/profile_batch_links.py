@@ -13,7 +13,6 @@ import asyncio
 import statistics
 import time
 from collections import namedtuple
-from functools import partial
 from typing import Any
 
 from faststream import StreamMessage
@@ -22,6 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from bench.events import producer_headers
 from lorag_core.messaging.broker import BoundBatchHeaders, RestoreBatchHeaders, make_broker
 from lorag_core.settings import KafkaSettings
+from tests.support.middlewares import through_middlewares
 
 RECORDS, ROUNDS, BATCHES = 2000, 7, 20
 Record = namedtuple("Record", "topic partition offset")
@@ -37,21 +37,8 @@ def batch() -> StreamMessage[Any]:
     return StreamMessage(records, [b"{}"] * RECORDS, headers=headers[0], batch_headers=headers)
 
 
-async def through(middlewares: list[Any], context: Any, msg: StreamMessage[Any]) -> None:
-    """One batch through the middlewares, the first outermost, as FastStream runs them."""
-
-    async def handler(m: StreamMessage[Any]) -> None:
-        return None
-
-    scopes = [factory(msg.raw_message, context=context) for factory in middlewares]
-    call = handler
-    for scope in reversed(scopes):
-        call = partial(scope.consume_scope, call)
-    for scope in scopes:
-        await scope.__aenter__()
-    await call(msg)
-    for scope in reversed(scopes):
-        await scope.__aexit__(None, None, None)
+async def nothing(m: StreamMessage[Any]) -> None:
+    return None
 
 
 async def main() -> None:
@@ -65,7 +52,7 @@ async def main() -> None:
         for label, chain in zip(timings, (bounded, unbounded), strict=True):
             started = time.perf_counter()
             for _ in range(BATCHES):
-                await through(chain, broker.context, msg)
+                await through_middlewares(chain, broker.context, msg, nothing)
             timings[label].append((time.perf_counter() - started) / BATCHES * 1000)
     for label, ms in timings.items():
         print(f"{label:<36} median {statistics.median(ms):6.2f} ms a batch of {RECORDS} "

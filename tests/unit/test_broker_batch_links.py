@@ -3,7 +3,6 @@ record's headers: the broker's own middleware chain, driven in its order, on a h
 
 import uuid
 from collections import namedtuple
-from functools import partial
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from lorag_core.messaging.broker import BATCH_LINKS, make_broker
 from lorag_core.settings import KafkaSettings
+from tests.support.middlewares import through_middlewares
 
 Record = namedtuple("Record", "topic partition offset")
 
@@ -49,16 +49,7 @@ async def consume(n: int) -> tuple[list[int], list[Any], StreamMessage[Any], lis
         seen.append(len(m.batch_headers))
         assert m.batch_headers == sent
 
-    # FastStream builds each middleware from the raw message: for a batch, the tuple of records
-    scopes = [factory(msg.raw_message, context=broker.context) for factory in broker.middlewares]
-    call = handler
-    for scope in reversed(scopes):  # the first middleware is the outermost, as FastStream has it
-        call = partial(scope.consume_scope, call)
-    for scope in scopes:
-        await scope.__aenter__()
-    await call(msg)
-    for scope in reversed(scopes):
-        await scope.__aexit__(None, None, None)
+    await through_middlewares(broker.middlewares, broker.context, msg, handler)
     return seen, list(exporter.get_finished_spans()), msg, sent
 
 
