@@ -265,11 +265,10 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
                raw_encode_cores=round(raw_cores, 2)),
         # The ratio an ingest that stores in an embedded Chroma could reach if chunking, the
         # job's bookkeeping and every other cost were free: embedded Chroma holds the GIL for a
-        # whole upsert (write_held_gil_s, the time a thread was kept waiting, reads about all of
-        # write_s), so no
-        # encoding goes on in the process while the same writes run. Below 0.9, the target
-        # cannot be met with the local default's embedded Chroma; a Chroma server (as the
-        # Kubernetes manifests deploy) writes in its own process.
+        # whole upsert (write_held_gil_s, the time a thread was kept waiting, reads about all
+        # of write_s), so no encoding goes on in the process while the same writes run. Below
+        # 0.9, the target cannot be met with the local default's embedded Chroma; a Chroma
+        # server (as the Kubernetes manifests deploy) writes in its own process.
         figure("rag_ingest.embedded_chroma_ceiling", raw_s / (raw_s + write_s), "ratio",
                target=None, raw_encode_s=round(raw_s, 2), write_s=round(write_s, 3),
                write_held_gil_s=round(write_held_s, 3), n=first["chunks"]),
