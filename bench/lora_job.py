@@ -8,17 +8,15 @@ timed over the loop alone. Each job's progress log splits its wall time into whe
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 import torch
 from peft import LoraConfig, get_peft_model
-from psycopg.rows import dict_row
 
+from bench.waiting import JobEnds
 from lorag_core.contracts import DatasetRef, JobRequested, LoraParameters
 from lorag_core.messaging.topics import JOB_REQUESTED
 from lorag_core.settings import Settings
@@ -113,29 +111,18 @@ async def submit_and_wait(
                            datasets=(DatasetRef(uri=uri),), parameters=params)  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
     await producer.start()
-    async with await psycopg.AsyncConnection.connect(
-        settings.postgres_dsn, autocommit=True, row_factory=dict_row
-    ) as conn:
+    async with JobEnds(settings.postgres_dsn) as ends:
         try:
             begin, wall_begin = time.perf_counter(), time.time()
             await producer.send_and_wait(JOB_REQUESTED, request.to_bytes(), key=job_id.encode())
         finally:
             await producer.stop()
-        deadline = begin + timeout
-        while True:
-            cur = await conn.execute("SELECT state, result, error FROM jobs WHERE job_id = %s",
-                                     (job_id,))  # fmt: skip
-            row = await cur.fetchone()
-            if row and row["state"] == "SUCCEEDED":
-                seconds = time.perf_counter() - begin
-                break
-            if row and row["state"] in ("FAILED", "CANCELLED"):
-                raise RuntimeError(f"bench job {job_id} ended {row['state']}: {row['error']}")
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"bench job {job_id} not SUCCEEDED in {timeout}s: {row}")
-            await asyncio.sleep(0.02)
+        row = await ends.ended(job_id, timeout)
+        seconds = time.perf_counter() - begin
+        if row["state"] != "SUCCEEDED":
+            raise RuntimeError(f"bench job {job_id} ended {row['state']}: {row['error']}")
         summary = row["result"]["summary"]
-        parts = await breakdown(conn, job_id, wall_begin, seconds, summary)
+        parts = await breakdown(ends.query, job_id, wall_begin, seconds, summary)
     return JobRun(float(summary["tokens"]), seconds, parts)
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import psycopg
 
 from bench.report import Figure, at_least, at_most, cpu_seconds, figure, percentile
 from bench.stdlib_corpus import corpus
+from bench.waiting import JobEnds
 from lorag_core.contracts import DatasetRef, JobRequested, RagParameters
 from lorag_core.messaging.topics import JOB_REQUESTED
 from lorag_core.settings import Settings
@@ -87,24 +87,18 @@ async def ingest(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    started = time.perf_counter()
-    await publish_raw(
-        settings.kafka.bootstrap_servers, JOB_REQUESTED, event.to_bytes(), key=job_id.encode()
-    )
-    async with await psycopg.AsyncConnection.connect(settings.postgres_dsn, autocommit=True) as c:
-        while True:
-            row = await (
-                await c.execute("SELECT state, result FROM jobs WHERE job_id = %s", (job_id,))
-            ).fetchone()
-            if row and row[0] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-                break
-            await asyncio.sleep(0.02)
-    elapsed = time.perf_counter() - started
+    async with JobEnds(settings.postgres_dsn) as ends:
+        started = time.perf_counter()
+        await publish_raw(
+            settings.kafka.bootstrap_servers, JOB_REQUESTED, event.to_bytes(), key=job_id.encode()
+        )
+        row = await ends.ended(job_id, timeout=900)
+        elapsed = time.perf_counter() - started
     stop.set()
     sampler.join()
-    if row[0] != "SUCCEEDED":
-        raise RuntimeError(f"bench ingest ended {row[0]}")
-    return elapsed, row[1]["summary"], peak[0]
+    if row["state"] != "SUCCEEDED":
+        raise RuntimeError(f"bench ingest ended {row['state']}: {row['error']}")
+    return elapsed, row["result"]["summary"], peak[0]
 
 
 def raw_encode_setup(texts_jsonl: bytes) -> tuple[Any, list[str]]:
