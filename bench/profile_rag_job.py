@@ -154,7 +154,7 @@ async def main_async(spy: Path | None, jobs: int) -> None:
                 )[0]
             if n == 0:
                 embedder, texts = await asyncio.to_thread(raw_encode_setup, data)
-            raw_s, _ = await asyncio.to_thread(raw_encode, embedder, texts)  # right after
+            raw_s, _, _ = await asyncio.to_thread(raw_encode, embedder, texts)  # right after
             raw = len(texts) / raw_s
             rate = summary["chunks"] / seconds
             print(f"job {n + 1}: {summary['chunks']} chunks, {seconds:.3f} s, {rate:.1f} chunks/s "

@@ -121,7 +121,7 @@ def chunks_of(texts_jsonl: bytes, embedder: Any) -> list[Any]:
     return chunk_documents(docs, embedder, 64, 8)
 
 
-def embedded_write(embedder: Any, texts_jsonl: bytes, path: Path) -> tuple[float, float]:
+def embedded_write(chunks: list[Any], vectors: Any, path: Path) -> tuple[float, float]:
     """The ingest's writes alone: the chunks' vectors stored in an embedded Chroma as its writer
     stores them (calls of WRITE_CHUNKS, the same metadata), in process. Returns the seconds the
     writes took and the seconds a thread that wakes every millisecond was kept from running
@@ -130,8 +130,6 @@ def embedded_write(embedder: Any, texts_jsonl: bytes, path: Path) -> tuple[float
     from lorag_rag.config import ChromaSettings
     from lorag_rag.embedding import WRITE_CHUNKS
 
-    chunks = chunks_of(texts_jsonl, embedder)
-    vectors = embedder.encode([c.text for c in chunks])
     store, kb = ChromaStore(ChromaSettings(path=path)), "write-floor"
     store.upsert(kb, chunks[:8], vectors[:8], 1)  # the collection exists, as in a warm service
     kept, done = [0.0], threading.Event()
@@ -155,11 +153,12 @@ def embedded_write(embedder: Any, texts_jsonl: bytes, path: Path) -> tuple[float
     return seconds, kept[0]
 
 
-def raw_encode(embedder: Any, texts: list[str]) -> tuple[float, float]:
-    """Baseline: a bare SentenceTransformer.encode of the chunks; seconds and CPU seconds."""
+def raw_encode(embedder: Any, texts: list[str]) -> tuple[float, float, Any]:
+    """Baseline: a bare SentenceTransformer.encode of the chunks; seconds, CPU seconds and the
+    vectors."""
     cpu, started = cpu_seconds(os.getpid()), time.perf_counter()
-    embedder.model.encode(texts, batch_size=64)
-    return time.perf_counter() - started, cpu_seconds(os.getpid()) - cpu
+    vectors = embedder.model.encode(texts, batch_size=64)
+    return time.perf_counter() - started, cpu_seconds(os.getpid()) - cpu, vectors
 
 
 def upload(objects: ObjectStore, files: dict[str, bytes]) -> str:
@@ -238,7 +237,9 @@ async def run(settings: Settings, work: Path) -> list[Figure]:
     finally:
         await asyncio.to_thread(rag.stop)
         await asyncio.to_thread(tracker.stop)
-    write_s, write_held_s = await asyncio.to_thread(embedded_write, embedder, data, work / "w")
+    # The same chunks (texts[i] is chunks[i].text) and the vectors the raw encode made of them.
+    chunks = chunks_of(data, embedder)
+    write_s, write_held_s = await asyncio.to_thread(embedded_write, chunks, after[2], work / "w")
     raw_s, raw_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
     raw_rate, raw_cores = len(texts) / raw_s, raw_cpu / raw_s
     local = await asyncio.to_thread(
