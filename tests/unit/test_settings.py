@@ -4,6 +4,20 @@ from pydantic import ValidationError
 from lorag_core.settings import LOCAL_POSTGRES_DSN, Settings
 
 
+def record_subscribers(monkeypatch, host, calls: list | dict) -> None:
+    """Record the keywords each of host's subscribers is built with (by topic, into a dict)."""
+    build = host.broker.subscriber
+
+    def subscriber(*topics: str, **kw: object):
+        if isinstance(calls, dict):
+            calls[topics[0]] = kw
+        else:
+            calls.append(kw)
+        return build(*topics, **kw)
+
+    monkeypatch.setattr(host.broker, "subscriber", subscriber)
+
+
 def test_local_profile_fills_in_the_local_servers_credentials(monkeypatch):
     monkeypatch.delenv("LORAG_POSTGRES_DSN", raising=False)
     monkeypatch.setenv("LORAG_PROFILE", "local")
@@ -64,7 +78,7 @@ def test_every_consumer_group_joins_with_the_membership_settings(monkeypatch):
     monkeypatch.setenv("LORAG_INSTANCE_ID", "rag-service-2")
     host = ServiceHost("probe", Settings())
     calls: list[dict] = []
-    monkeypatch.setattr(host.broker, "subscriber", lambda *topics, **kw: calls.append(kw))
+    record_subscribers(monkeypatch, host, calls)
     delivery = Delivery(host.broker, "probe.group", max_message_bytes=1024, max_attempts=1)
     host.at_least_once("job.progress", delivery, batch_size=10)
     host.at_least_once("job.requested", delivery)
@@ -83,12 +97,7 @@ def test_the_trackers_progress_batches_fetch_room_for_a_whole_batch(monkeypatch)
 
     host = ServiceHost("probe", Settings())
     calls: dict[str, dict] = {}
-
-    def subscriber(topic: str, **kw: object):
-        calls[topic] = kw
-        return lambda handler: handler
-
-    monkeypatch.setattr(host.broker, "subscriber", subscriber)
+    record_subscribers(monkeypatch, host, calls)
     register_job_tracker(host)
     assert set(calls) == {"job.requested", "job.progress", "job.cancel"}
     progress = calls["job.progress"]
@@ -98,23 +107,21 @@ def test_the_trackers_progress_batches_fetch_room_for_a_whole_batch(monkeypatch)
     assert "max_partition_fetch_bytes" not in calls["job.cancel"]
 
 
-def test_a_batch_subscriber_waits_the_batch_wait_not_faststreams_200_ms(monkeypatch):
-    """FastStream sleeps a batch subscriber's timeout again after an empty wait: its 200 ms
-    default delayed a job's recorded SUCCEEDED by up to 0.6 s (a bench re-ingest read 0.69 s
-    for 0.05 s of work)."""
+def test_a_batch_subscriber_polls_for_the_batch_wait(monkeypatch):
+    """A batch subscriber's polls wait LORAG_KAFKA_BATCH_WAIT_MS (500 ms unless set) for
+    records; other subscribers take no batch settings."""
     from lorag_core.messaging.delivery import Delivery
     from lorag_core.service.host import ServiceHost
 
-    calls: list[dict] = []
+    subscribers: list = []
     for wait in (None, "50"):
         if wait is not None:
             monkeypatch.setenv("LORAG_KAFKA_BATCH_WAIT_MS", wait)
         host = ServiceHost("probe", Settings())
-        monkeypatch.setattr(host.broker, "subscriber", lambda *topics, **kw: calls.append(kw))
         delivery = Delivery(host.broker, "probe.group", max_message_bytes=1024, max_attempts=1)
-        host.at_least_once("job.progress", delivery, batch_size=10)
-        host.at_least_once("job.requested", delivery)
-    assert [c.get("batch_timeout_ms") for c in calls] == [20, None, 50, None]
+        subscribers.append(host.at_least_once("job.progress", delivery, batch_size=10))
+        subscribers.append(host.at_least_once("job.requested", delivery))
+    assert [getattr(s, "batch_timeout_ms", None) for s in subscribers] == [500, None, 50, None]
     monkeypatch.setenv("LORAG_KAFKA_BATCH_WAIT_MS", "0")
     with pytest.raises(ValidationError, match="batch_wait_ms"):
         Settings()

@@ -79,14 +79,12 @@ class KafkaSettings(BaseSettings):
         "handler: they write to Postgres and retry with at most a few seconds of back-off.",
     )
     batch_wait_ms: int = Field(
-        default=20,
+        default=500,
         ge=1,
         le=1000,
-        description="How long a batch subscriber (the tracker's progress fold) waits for "
-        "records before it looks again. FastStream sleeps as long again after a wait that "
-        "found none, so an event arriving then waits for both: with its default of 200 ms, a "
-        "job's SUCCEEDED was recorded up to 0.6 s after it happened. Records already fetched "
-        "are taken at once, up to the batch size, whatever this is.",
+        description="How long one poll of a batch subscriber (the tracker's progress fold) "
+        "waits for records. Records are taken as soon as they are fetched, up to the batch "
+        "size, whatever this is: it sets only how often an idle subscriber wakes.",
     )
     static_membership: bool = Field(
         default=False,

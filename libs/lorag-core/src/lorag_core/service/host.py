@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from lorag_core import metrics
 from lorag_core.db import migrations, work
 from lorag_core.db.pool import open_pool
+from lorag_core.messaging.batches import wait_in_poll
 from lorag_core.messaging.broker import make_broker
 from lorag_core.messaging.delivery import Delivery, raw_body
 from lorag_core.messaging.topics import ensure_topics
@@ -208,10 +209,11 @@ class ServiceHost:
         if pipelined and not batch_size:
             raise ValueError("a pipelined subscriber takes batches: give batch_size")
         acks = AckPolicy.MANUAL if pipelined else AckPolicy.NACK_ON_ERROR
-        return self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             topic, group_id=delivery.consumer, ack_policy=acks,
             auto_offset_reset="earliest", decoder=raw_body, **batching, **membership,
         )  # fmt: skip
+        return wait_in_poll(subscriber) if batch_size else subscriber
 
     def add_routes(self, router: APIRouter) -> None:
         """Serve the router on the service port, for callers holding the service token."""
