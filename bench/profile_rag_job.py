@@ -4,10 +4,12 @@
 rag-service as `bench rag` starts them; N jobs (2 by default), each the 1,500-record dataset of
 `bench rag` into a fresh KB. For each job, the moments its rows record (accepted into the work
 queue, every progress event as its producer stamped it and as the tracker recorded it) against
-the bench's clock (published, SUCCEEDED seen). `--py-spy OUT` samples the rag-service during the
-first job (py-spy, if installed) and prints its busiest frames per thread. Then the timed queries
-of `bench rag` against a trivial route of the same service (the HTTP hop alone). A profile, not a
-judged figure.
+the bench's clock (published, SUCCEEDED seen), and the service's busiest threads during the job
+against the raw encode's: the share of the time each ran, waited for a core, or was blocked
+(`bench.schedstat`). `--py-spy OUT` samples the rag-service during the first job (py-spy, if
+installed) and prints its busiest frames per thread. Then the timed queries of `bench rag`
+against a trivial route of the same service (the HTTP hop alone). A profile, not a judged
+figure.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import psutil
 import psycopg
 
+from bench import schedstat
 from bench.rag import dataset, ingest, raw_encode, raw_encode_setup, upload
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore
@@ -139,7 +142,9 @@ async def main_async(spy: Path | None, jobs: int) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         for n in range(jobs):
             kb = f"profile-{uuid.uuid4().hex[:6]}"
-            seconds, summary, _ = await ingest(settings, uri, kb, service_pid)
+            with schedstat.Watch(service_pid) as watch:
+                seconds, summary, _ = await ingest(settings, uri, kb, service_pid)
+            job_threads = watch.busiest(seconds)
             if launcher is not None:  # py-spy writes its samples on SIGINT: one job only
                 rag.process.send_signal(signal.SIGINT)
                 await asyncio.to_thread(rag.process.wait, 60)
@@ -154,13 +159,19 @@ async def main_async(spy: Path | None, jobs: int) -> None:
                 )[0]
             if n == 0:
                 embedder, texts = await asyncio.to_thread(raw_encode_setup, data)
-            raw_s, _, _ = await asyncio.to_thread(raw_encode, embedder, texts)  # right after
+            with schedstat.Watch(os.getpid()) as watch:
+                raw_s, _, _ = await asyncio.to_thread(raw_encode, embedder, texts)  # right after
+            raw_threads = watch.busiest(raw_s)
             raw = len(texts) / raw_s
             rate = summary["chunks"] / seconds
             print(f"job {n + 1}: {summary['chunks']} chunks, {seconds:.3f} s, {rate:.1f} chunks/s "
                   f"(pipeline's own {summary['chunks_per_s']}); raw encode right after "
                   f"{raw:.1f} chunks/s: ratio {rate / raw:.3f}")  # fmt: skip
             print_phases(await phases(settings, job_id), seconds)
+            for label, shares in (("rag-service", job_threads), ("raw encode", raw_threads)):
+                print(f"  busiest threads, {label}:")
+                for share in shares:
+                    print(f"    {share}")
             if launcher is not None:
                 break
         if launcher is None:
