@@ -170,10 +170,11 @@ async def test_text_in_progress_is_logged_exactly_as_sent(settings, tracker):
 async def test_job_changes_wake_their_waiters_at_once(settings, tracker):
     """The tracker NOTIFYs each job it moves on: waiters wake without polling."""
     changes = JobChanges(settings.postgres_dsn)
+    assert not changes.listening.is_set()
     changes.start()
     try:
         job_id = f"job-chg-{uuid.uuid4().hex[:8]}"
-        await asyncio.sleep(0.5)  # the LISTEN is in place
+        await asyncio.wait_for(changes.listening.wait(), 10)  # the LISTEN is in place
         clock = asyncio.get_running_loop().time
         any_change = asyncio.create_task(changes.wait([job_id], timeout=30))
         ending = asyncio.create_task(changes.wait([job_id], timeout=30, ended=True))
@@ -188,3 +189,4 @@ async def test_job_changes_wake_their_waiters_at_once(settings, tracker):
         assert await changes.wait([other], timeout=0.5) is False  # nothing happened to it
     finally:
         await changes.stop()
+    assert not changes.listening.is_set()

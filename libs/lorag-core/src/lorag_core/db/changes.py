@@ -29,12 +29,17 @@ class _Waiter:
 
 
 class JobChanges:
-    """Wakes waiters when one of their jobs changes (or, if they ask, ends)."""
+    """Wakes waiters when one of their jobs changes (or, if they ask, ends).
+
+    `listening` is set while the LISTEN is in place: a caller that will cause a change and must
+    not miss its notification (a client publishing a request) awaits it first.
+    """
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._waiters: dict[str, set[_Waiter]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="job-changes")
@@ -75,10 +80,13 @@ class JobChanges:
                     self._dsn, autocommit=True
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
                     async for notify in conn.notifies():
                         self._wake(notify.payload)
             except asyncio.CancelledError:
+                self.listening.clear()
                 raise
             except Exception as exc:  # waiters fall back on their timeouts meanwhile
+                self.listening.clear()
                 log.warning("job changes: %s; listening again in %.0f s", exc, RECONNECT_S)
                 await asyncio.sleep(RECONNECT_S)
