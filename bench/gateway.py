@@ -141,7 +141,8 @@ async def fan_out(
                         return
 
         tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
-        await asyncio.wait_for(ready.wait(), 60)
+        async with asyncio.timeout(60):
+            await ready.wait()
         await asyncio.sleep(0.5)
         for seq in range(1, EVENTS + 1):
             state = JobState.SUCCEEDED if seq == EVENTS else JobState.RUNNING
@@ -151,7 +152,8 @@ async def fan_out(
             sent[seq] = time.perf_counter()
             await send(conn, event)
             await asyncio.sleep(0.25)
-        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        async with asyncio.timeout(60):
+            await asyncio.gather(*tasks)
     return delays
 
 

@@ -107,7 +107,8 @@ class Clients:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         try:
-            await asyncio.wait_for(self.proc.wait(), timeout=10)
+            async with asyncio.timeout(10):
+                await self.proc.wait()
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()

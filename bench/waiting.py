@@ -36,7 +36,8 @@ class JobEnds:
     async def __aenter__(self) -> Self:
         self._changes.start()
         try:
-            await asyncio.wait_for(self._changes.listening.wait(), LISTEN_TIMEOUT_S)
+            async with asyncio.timeout(LISTEN_TIMEOUT_S):
+                await self._changes.listening.wait()
             self._query = await psycopg.AsyncConnection.connect(
                 self.dsn, autocommit=True, row_factory=dict_row
             )

@@ -66,9 +66,16 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")[-6000:]
 
     def stop(self, timeout: float = 35) -> int:
+        """SIGTERM, and wait for the exit code; one that does not stop in `timeout` seconds is
+        killed (left running, it would take other tests' jobs and partitions) and reported."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            stuck = f"{self.module} did not stop within {timeout:.0f} s of SIGTERM; killed"
+            raise AssertionError(f"{stuck}:\n{self.log()}") from None
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

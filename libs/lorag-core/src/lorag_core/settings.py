@@ -201,6 +201,13 @@ class Settings(BaseSettings):
         description="Shared secret services demand of each other on their HTTP APIs "
         "(Authorization: Bearer); the gateway and admin tools present it.",
     )
+    stop_timeout_s: float = Field(
+        default=33.0,
+        gt=0,
+        description="Seconds a service may take to stop after SIGTERM (handing jobs back, "
+        "finishing in-flight messages, leaving its consumer groups); past them it logs what is "
+        "stuck and exits 70. Keep it under Kubernetes' terminationGracePeriodSeconds (35).",
+    )
     db_migrate_on_start: bool = Field(
         default=True,
         description="Apply pending schema migrations at start. Off where a release runs them "

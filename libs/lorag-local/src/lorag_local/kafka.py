@@ -87,8 +87,10 @@ async def _list_topics(bootstrap: str, timeout: float) -> list[str]:
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
-        await asyncio.wait_for(admin.start(), timeout)
-        return list(await asyncio.wait_for(admin.list_topics(), timeout))
+        async with asyncio.timeout(timeout):
+            await admin.start()
+        async with asyncio.timeout(timeout):
+            return list(await admin.list_topics())
     finally:
         await admin.close()
 

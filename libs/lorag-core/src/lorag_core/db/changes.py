@@ -56,7 +56,8 @@ class JobChanges:
         for job_id in ids:
             self._waiters[job_id].add(waiter)
         try:
-            await asyncio.wait_for(waiter.woken.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can drop a cancellation
+                await waiter.woken.wait()
             return True
         except TimeoutError:
             return False

@@ -28,6 +28,7 @@ from lorag_core.messaging.broker import make_broker
 from lorag_core.messaging.delivery import Delivery, raw_body
 from lorag_core.messaging.topics import ensure_topics
 from lorag_core.service.api import protected, service_app
+from lorag_core.service.deadline import StopDeadline
 from lorag_core.service.http import ApiServer
 from lorag_core.settings import Settings
 from lorag_core.storage import ObjectStore
@@ -292,6 +293,8 @@ class ServiceHost:
         setup_logging(self.settings.telemetry, self.service)
         logging.getLogger(f"lorag.{self.service}.broker").setLevel(logging.WARNING)
 
+        deadline = StopDeadline(self.service, self.settings.stop_timeout_s)
+
         async def after_startup() -> None:
             for hook in self._after_start:
                 await hook(self.runtime)
@@ -299,6 +302,7 @@ class ServiceHost:
             self._started = True
 
         async def shutting_down() -> None:  # before the consumers and the producer close
+            deadline.arm(asyncio.get_running_loop())
             for hook in reversed(self._before_broker_stops):
                 await hook(self.runtime)
             for delivery in self._deliveries:

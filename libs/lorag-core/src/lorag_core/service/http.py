@@ -48,4 +48,5 @@ class ApiServer:
         if self.task is not None:
             self.server.should_exit = True
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.task, timeout=10)
+                async with asyncio.timeout(10):  # then cancelled with the wait
+                    await self.task

@@ -17,7 +17,6 @@ backoff that grows with its attempts, then the next claim, a counted attempt, ru
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -166,6 +165,23 @@ def register_worker(
     host.before_broker_stops(stop)
 
 
+async def wait_woken(wake: asyncio.Event, timeout: float) -> bool:
+    """Wait until `wake` is set (True) or `timeout` seconds pass (False).
+
+    Not `asyncio.wait_for`: on Python 3.11 it returns the result, and drops the cancellation,
+    when its task is cancelled just as the awaited thing finishes. A worker loop stopped just as
+    the intake woke it then went on claiming jobs for good: its service never stopped, and kept
+    running other tests' jobs in CI. `asyncio.timeout` cancels the wait itself and keeps an outer
+    cancellation.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await wake.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 class _Worker:
     """Who claims (the instance's name) and under which rules (lease, attempt cap)."""
 
@@ -192,8 +208,7 @@ async def _loop(runtime: Runtime, run: Runner, worker: _Worker, wake: asyncio.Ev
             if item is None:
                 wake.clear()
                 # Woken by the intake, or every few seconds to take over expired leases.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=min(5.0, worker.lease_s / 2))
+                await wait_woken(wake, min(5.0, worker.lease_s / 2))
                 continue
             request = JobRequested.model_validate(item["request"])
             # The run continues the trace of the request it came from, on every attempt.

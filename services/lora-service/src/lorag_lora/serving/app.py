@@ -180,7 +180,8 @@ async def _collect(gens: list[Generation], inbox: Inbox,
     try:
         while len(dones) < len(gens):
             try:
-                events = await asyncio.wait_for(inbox.take(), DISCONNECT_POLL_S)
+                async with asyncio.timeout(DISCONNECT_POLL_S):  # not wait_for: see wait_woken
+                    events = await inbox.take()
             except TimeoutError:
                 if await request.is_disconnected():
                     raise OpenAIError(400, "the client disconnected",
