@@ -114,3 +114,37 @@ def test_a_model_onnx_cannot_take_keeps_torch_or_is_refused(torch_only):
     assert question_encoder(cls, "auto") is None and question_encoder(cls, "torch") is None
     with pytest.raises(UnsupportedModel, match="pools by 'cls', not 'mean'"):
         question_encoder(cls, "onnx")
+
+
+def in_a_lane(embedder, part: list[str]) -> tuple[int, np.ndarray]:
+    """Encode as an ingest's lane does: the thread's torch threads, and the vectors."""
+    embedder.start_lane()
+    return torch.get_num_threads(), embedder.encode(part, batch_size=16)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_lanes_encode_the_vectors_one_encode_gives(embedders, dtype):
+    """An ingest's encoder lanes (torch on one core each, at once) give what one encode of the
+    whole list gives."""
+    embedder = embedders[dtype]
+    texts = [
+        f"Record {i}: the crew checked valve {i % 7} " + "and more " * (i % 9) for i in range(48)
+    ]
+    together = embedder.encode(texts, batch_size=16)
+    with ThreadPoolExecutor(2) as pool:
+        parts = [texts[:24], texts[24:]]
+        (threads_a, a), (threads_b, b) = pool.map(in_a_lane, [embedder] * 2, parts)
+    assert threads_a == threads_b == 1
+    cosine = np.sum(np.concatenate([a, b]) * together, axis=1)
+    assert cosine.min() > 1 - 1e-4, cosine.min()
+    assert torch.get_num_threads() == embedder.lanes  # the calling thread kept its own
+
+
+@pytest.mark.parametrize(("lanes", "expected"), [(None, torch.get_num_threads()), (3, 3)])
+def test_an_ingest_runs_a_lane_per_core_unless_told(lanes, expected):
+    assert (
+        EmbedderCache(dtype="float32", query_runtime="torch", lanes=lanes)
+        .get("all-MiniLM-L6-v2")
+        .lanes
+        == expected
+    )

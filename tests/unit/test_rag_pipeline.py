@@ -17,12 +17,20 @@ from tests.unit.test_rag_domain import WordTokenizer
 class Embedder(WordTokenizer):
     """Words as tokens; vectors of zeros, optionally slow, recording each batch's size."""
 
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay, self.batches = delay, []
+    def __init__(self, delay: float = 0.0, fail_on_batch: int | None = None) -> None:
+        self.delay, self.batches, self.lanes, self.by_thread = delay, [], [], {}
+        self.fail_on_batch = fail_on_batch
+
+    def start_lane(self):
+        self.lanes.append(threading.current_thread().name)
 
     def encode(self, texts, batch_size=64):
         time.sleep(self.delay)
+        if self.fail_on_batch is not None and len(self.batches) >= self.fail_on_batch:
+            raise RuntimeError("the model ran out of memory")
         self.batches.append(len(texts))
+        name = threading.current_thread().name
+        self.by_thread[name] = self.by_thread.get(name, 0) + 1
         return np.zeros((len(texts), 4), dtype=np.float32)
 
 
@@ -67,7 +75,7 @@ def pipeline_threads() -> list[str]:
     ]
 
 
-async def run(ctx, embedder, store, docs, skip=frozenset(), batch=16):
+async def run(ctx, embedder, store, docs, skip=frozenset(), batch=16, lanes=1):
     return await chunk_embed_store(
         ctx,
         embedder,
@@ -79,6 +87,7 @@ async def run(ctx, embedder, store, docs, skip=frozenset(), batch=16):
         skip.__contains__,
         2,
         batch,  # type: ignore[arg-type]
+        lanes,
     )
 
 
@@ -133,3 +142,36 @@ async def test_progress_never_goes_back_when_later_documents_cut_into_more_chunk
     percents = [r["percent"] for r in ctx.reports if r.get("stage") == "embedding"]
     assert len(percents) > 5 and percents[-1] == 90.0
     assert percents == sorted(percents), percents
+
+
+@pytest.mark.parametrize("lanes", [2, 3])
+async def test_lanes_encode_every_chunk_once_and_all_of_them_take_part(lanes):
+    docs, embedder, store, ctx = documents(), Embedder(delay=0.005), Store(), Ctx()
+    expected = chunk_documents(docs, WordTokenizer(), 4, 1)
+    done = await run(ctx, embedder, store, docs, lanes=lanes)
+    assert sorted(store.ids) == sorted(c.id for c in expected)
+    assert len(set(store.ids)) == len(store.ids) == done.embedded
+    # each lane set itself up (one core each) and encoded batches of its own
+    assert sorted(embedder.lanes) == sorted(embedder.by_thread) and len(embedder.lanes) == lanes
+    assert all(n > 0 for n in embedder.by_thread.values())
+    assert ctx.reports[-1]["percent"] == 90.0 and not pipeline_threads()
+
+
+async def test_one_lane_keeps_the_model_s_own_threads():
+    embedder = Embedder()
+    await run(Ctx(), embedder, Store(), documents(40), lanes=1)
+    assert embedder.lanes == [] and len(embedder.by_thread) == 1
+
+
+async def test_more_lanes_than_batches_still_end():
+    docs, embedder, store = documents(6), Embedder(), Store()
+    done = await run(Ctx(), embedder, store, docs, batch=64, lanes=4)
+    assert done.embedded == len(store.ids) == len(chunk_documents(docs, WordTokenizer(), 4, 1))
+    assert len(embedder.by_thread) == 1 and not pipeline_threads()
+
+
+async def test_a_lane_that_fails_stops_the_others_and_is_raised():
+    embedder = Embedder(delay=0.005, fail_on_batch=5)
+    with pytest.raises(RuntimeError, match="ran out of memory"):
+        await run(Ctx(), embedder, Store(), documents(), lanes=2)
+    assert not pipeline_threads()

@@ -34,6 +34,12 @@ class RagSettings(BaseSettings):
     torch_threads: int | None = Field(
         default=None, ge=1, description="torch intra-op threads; default: torch's own choice."
     )
+    encode_lanes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Encoder threads of an ingest, each running torch on one core; default: as"
+        " many as torch's intra-op threads (torch_threads). 1: one encoder on all of them.",
+    )
     embed_dtype: Literal["auto", "float32", "bfloat16"] = Field(
         default="auto",
         description=(

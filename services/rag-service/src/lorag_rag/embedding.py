@@ -1,8 +1,16 @@
 """Chunking, encoding and storing as a pipeline of threads joined by bounded queues.
 
-A producer thread tokenises documents into chunks and hands the ones to embed to the encoder in
+A producer thread tokenises documents into chunks and hands the ones to embed to the encoders in
 batches of the configured size, sorted by length within a window (less padding per batch). The
-encoder thread runs the model back to back; a writer thread stores each encoded batch in Chroma.
+encoder threads run the model back to back; a writer thread stores each encoded batch in Chroma.
+
+The encoders are lanes: as many threads as the cores torch would use, each running torch on one
+core, on batches of their own. One encoder running torch on every core synchronises its OpenMP
+team at each operation, so whenever one member waits for a core (on a host shared with Kafka,
+Postgres and the service's own threads) the others wait with it; lanes never wait for each other.
+On 2 cores, `python -m bench.profile_rag_job --jobs 3` read ingest/raw-encode ratios of 0.87-1.02
+(median 0.97; 196-248 chunks/s) with two lanes and 0.67-0.94 (median 0.75; 166-227 chunks/s) with
+one encoder (LORAG_RAG_ENCODE_LANES=1), two alternating rounds of each.
 The event loop only watches: it reports progress and turns a cancel into a stop, so neither a
 progress round trip nor a Chroma write ever keeps the model waiting.
 
@@ -46,13 +54,20 @@ class Pipeline:
     documents: int
     chunks: list[Chunk] = field(default_factory=list)
     documents_done: int = 0
-    queued: int = 0  # chunks handed to the encoder
+    queued: int = 0  # chunks handed to the encoders
     chunking_done: bool = False
-    encoded: int = 0
+    lanes_running: int = 1  # encoder threads that have not yet met the end of their input
     stored: int = 0
     percent: float = 0.0  # the highest reported: the estimate below moves both ways
     error: BaseException | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def lane_done(self) -> bool:
+        """Count an encoder lane out; True for the last one (it passes the end on)."""
+        with self.lock:
+            self.lanes_running -= 1
+            return self.lanes_running == 0
 
     def fail(self, exc: BaseException) -> None:
         if self.error is None:
@@ -126,15 +141,18 @@ def _produce(
 
 def _encode(
     pipe: Pipeline, source: queue.Queue[Any], out: queue.Queue[Any], embedder: Embedder,
-    batch_size: int,
+    batch_size: int, lanes: int,
 ) -> None:  # fmt: skip
     try:
+        if lanes > 1:
+            embedder.start_lane()
         while (batch := _get(pipe, source)) is not _END:
             vectors = embedder.encode([c.text for c in batch], batch_size)
-            pipe.encoded += len(batch)
             if not _put(pipe, out, (batch, vectors)):
                 return
-        _put(pipe, out, _END)
+        _put(pipe, source, _END)  # for the lanes still encoding
+        if pipe.lane_done():
+            _put(pipe, out, _END)
     except BaseException as exc:
         pipe.fail(exc)
 
@@ -192,22 +210,24 @@ class Embedded:
 async def chunk_embed_store(
     ctx: JobContext, embedder: Embedder, store: ChromaStore, kb: str,
     documents: Sequence[Document], chunk_tokens: int, chunk_overlap: int,
-    skip: Callable[[str], bool], version: int, batch_size: int,
+    skip: Callable[[str], bool], version: int, batch_size: int, lanes: int = 1,
 ) -> Embedded:  # fmt: skip
-    """Chunk the documents, and encode and store each chunk `skip` does not name.
+    """Chunk the documents, and encode (in `lanes` threads) and store each chunk `skip` does not
+    name.
 
     Raises JobCancelled within a batch of a cancel, once every thread has stopped; a failure
     in any stage stops the others and is raised here.
     """
-    pipe = Pipeline(documents=len(documents))
+    pipe = Pipeline(documents=len(documents), lanes_running=lanes)
     to_encode: queue.Queue[Any] = queue.Queue(QUEUE_BATCHES)
     to_write: queue.Queue[Any] = queue.Queue(QUEUE_BATCHES)
     threads = [
         threading.Thread(target=_produce, name=f"chunk-{kb}", daemon=True, args=(
             pipe, to_encode, documents, embedder, chunk_tokens, chunk_overlap, skip, batch_size,
         )),
-        threading.Thread(target=_encode, name=f"encode-{kb}", daemon=True,
-                         args=(pipe, to_encode, to_write, embedder, batch_size)),
+        *(threading.Thread(target=_encode, name=f"encode-{kb}-{lane}", daemon=True,
+                           args=(pipe, to_encode, to_write, embedder, batch_size, lanes))
+          for lane in range(lanes)),
         threading.Thread(target=_write, name=f"write-{kb}", daemon=True,
                          args=(pipe, to_write, store, kb, version)),
     ]  # fmt: skip

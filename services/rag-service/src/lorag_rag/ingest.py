@@ -140,7 +140,7 @@ async def ingest(ctx: JobContext, deps: RagDeps) -> JobResult:
                 embedded = await chunk_embed_store(
                     ctx, embedder, deps.store, kb, data.documents, params.chunk_tokens,
                     params.chunk_overlap, skip.__contains__, live + 1,
-                    deps.settings.embed_batch_size,
+                    deps.settings.embed_batch_size, embedder.lanes,
                 )  # fmt: skip
                 chunks, rate = embedded.chunks, embedded.chunks_per_s
                 span.set_attributes(

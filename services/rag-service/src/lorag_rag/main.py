@@ -40,8 +40,9 @@ def register(host: ServiceHost) -> None:
         settings = RagSettings()
         assert runtime.objects is not None
         embedders = EmbedderCache(
-            settings.torch_threads, settings.embed_dtype, settings.query_runtime
-        )
+            settings.torch_threads, settings.embed_dtype, settings.query_runtime,
+            settings.encode_lanes,
+        )  # fmt: skip
         # Loaded before the service reports ready, so the first job does not pay for it.
         model = await asyncio.to_thread(embedders.get, DEFAULT_MODEL)
         # One encode too: torch's first call sets up its kernels, a second or so on a busy host.

@@ -29,9 +29,10 @@ class Embedder:
 
     def __init__(
         self, name: str, model: SentenceTransformer,
-        question_encoder: Callable[[str], np.ndarray] | None = None,
+        question_encoder: Callable[[str], np.ndarray] | None = None, lanes: int = 1,
     ) -> None:  # fmt: skip
         self.name, self.model = name, model
+        self.lanes = lanes  # encoder threads an ingest runs, each on one core (start_lane)
         self.question_encoder = question_encoder  # encode_one's runtime; None: the model's own
         self.dtype = str(model.dtype).removeprefix("torch.")  # float32 or bfloat16
         self.dimension = int(model.get_embedding_dimension() or 0)
@@ -48,6 +49,10 @@ class Embedder:
             show_progress_bar=False,  # its default follows the log level: a bar per call at INFO
         )  # fmt: skip
         return _unit(np.asarray(vectors, dtype=np.float32))  # in float32, whatever the weights
+
+    def start_lane(self) -> None:
+        """Make the calling thread an encoder lane: its encodes run torch on one core."""
+        _one_torch_thread()
 
     @property
     def query_runtime(self) -> str:
@@ -92,11 +97,13 @@ class EmbedderCache:
     """
 
     def __init__(
-        self, torch_threads: int | None = None, dtype: str = "auto", query_runtime: str = "auto"
-    ) -> None:
+        self, torch_threads: int | None = None, dtype: str = "auto", query_runtime: str = "auto",
+        lanes: int | None = None,
+    ) -> None:  # fmt: skip
         self._models: dict[str, Embedder] = {}
         self._lock = threading.Lock()
         self._torch_threads = torch_threads
+        self._lanes = lanes
         self._dtype = dtype
         self._query_runtime = query_runtime
 
@@ -122,7 +129,8 @@ class EmbedderCache:
         questions = question_encoder(model, self._query_runtime)  # from the float32 weights
         if weights_dtype(self._dtype, model.device.type) == "bfloat16":
             model.to(torch.bfloat16)
-        return Embedder(name, model, questions)
+        # as many lanes as the cores one encode would use, unless the settings say otherwise
+        return Embedder(name, model, questions, self._lanes or torch.get_num_threads())
 
 
 def question_encoder(
