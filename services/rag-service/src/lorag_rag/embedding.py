@@ -11,6 +11,7 @@ Postgres and the service's own threads) the others wait with it; lanes never wai
 On 2 cores, `python -m bench.profile_rag_job --jobs 3` read ingest/raw-encode ratios of 0.87-1.02
 (median 0.97; 196-248 chunks/s) with two lanes and 0.67-0.94 (median 0.75; 166-227 chunks/s) with
 one encoder (LORAG_RAG_ENCODE_LANES=1), two alternating rounds of each.
+
 The event loop only watches: it reports progress and turns a cancel into a stop, so neither a
 progress round trip nor a Chroma write ever keeps the model waiting.
 

@@ -181,8 +181,9 @@ class QueryThreads:
 
     One short text is too small to split across cores: with torch's default (a thread per core)
     each forward synchronises its OpenMP team, and on a busy machine a team member waiting for
-    a core makes a 10 ms encode take 100 ms or more. Ingest keeps torch's default: it runs in
-    other threads, and torch's thread count is per thread once a thread has started.
+    a core makes a 10 ms encode take 100 ms or more. An ingest's encoder lanes take one thread
+    each the same way (`Embedder.start_lane`); torch's thread count is per thread once a thread
+    has started, so neither changes it for the rest of the process.
     """
 
     def __init__(self, workers: int = 2) -> None:
